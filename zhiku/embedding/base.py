@@ -1,0 +1,28 @@
+"""The embedding seam: anything that turns texts into vectors."""
+
+from __future__ import annotations
+
+from typing import Literal, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+EmbedKind = Literal["query", "passage"]
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into L2-normalised float32 vectors of ``dim`` dimensions.
+
+    ``kind`` selects the model's query or passage form (e5 prefixes them with
+    ``query: `` / ``passage: ``). ``max_tokens`` is the longest input, in the
+    model's own tokens, that is embedded without truncation; ``count_tokens``
+    measures a text the way the model will see it.
+    """
+
+    model_name: str
+    dim: int
+    max_tokens: int
+
+    def embed(self, texts: Sequence[str], kind: EmbedKind = "passage") -> np.ndarray: ...
+
+    def count_tokens(self, text: str) -> int: ...
