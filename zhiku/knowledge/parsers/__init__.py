@@ -1,0 +1,70 @@
+"""The parser seam: one parser per file format turns uploaded bytes into text.
+
+A parser is anything with a ``name``, the ``extensions`` it handles and a ``parse`` method.
+Built-in parsers register themselves through ``register_parser``, exactly as a third-party
+one would; a new format is a new module here that calls it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any, Literal, Protocol
+
+from zhiku.errors import UnsupportedFile
+
+
+@dataclass(frozen=True)
+class ParsedDocument:
+    """Text extracted from a file. ``format`` tells the chunker whether markdown structure applies."""
+
+    text: str
+    format: Literal["text", "markdown"]
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class Parser(Protocol):
+    name: str
+    extensions: tuple[str, ...]  # with the leading dot: (".md", ".markdown")
+
+    def parse(self, data: bytes, filename: str) -> ParsedDocument:
+        """Raise ``UnsupportedFile`` (with a specific code) when the bytes cannot become text."""
+        ...
+
+
+_PARSERS: dict[str, Parser] = {}
+
+
+def register_parser(parser: Parser) -> None:
+    """Make ``parser`` handle its extensions. A later registration for an extension replaces an
+    earlier one, so a plugin can override a built-in."""
+    for extension in parser.extensions:
+        _PARSERS[_normalise(extension)] = parser
+
+
+def parser_for(filename: str) -> Parser:
+    """The parser for ``filename``'s extension (case-insensitive)."""
+    extension = PurePosixPath(filename.replace("\\", "/")).suffix.lower()
+    parser = _PARSERS.get(extension)
+    if parser is None:
+        supported = ", ".join(supported_extensions())
+        kind = f"'{extension}' files" if extension else "files without an extension"
+        raise UnsupportedFile(
+            f"{kind} are not supported; supported file types: {supported}",
+            code="unsupported_file_type",
+            detail={"extension": extension, "supported": list(supported_extensions())},
+        )
+    return parser
+
+
+def supported_extensions() -> tuple[str, ...]:
+    return tuple(sorted(_PARSERS))
+
+
+def _normalise(extension: str) -> str:
+    extension = extension.strip().lower()
+    return extension if extension.startswith(".") else f".{extension}"
+
+
+# Built-ins register on import, through the same seam as anyone else.
+from zhiku.knowledge.parsers import markdown, text  # noqa: E402, F401

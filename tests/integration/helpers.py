@@ -1,0 +1,37 @@
+"""Small helpers shared by the integration tests."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+
+def wait_collection(client: httpx.Client, collection_id: int, timeout: float = 120) -> dict:
+    """Poll until the collection is ready or failed; return its last state."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = client.get(f"/api/collections/{collection_id}")
+        assert r.status_code == 200, r.text
+        body = r.json()
+        if body["status"] in ("ready", "error"):
+            return body
+        if time.monotonic() > deadline:
+            raise AssertionError(f"collection {collection_id} still {body['status']} after {timeout}s: {body}")
+        time.sleep(0.2)
+
+
+def create_dataset(client: httpx.Client, name: str) -> int:
+    r = client.post("/api/datasets", json={"name": name})
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+def add_text(client: httpx.Client, dataset_id: int, name: str, text: str) -> dict:
+    r = client.post(f"/api/datasets/{dataset_id}/collections/text", json={"name": name, "text": text})
+    assert r.status_code == 201, r.text
+    return wait_collection(client, r.json()["id"])
+
+
+def upload(client: httpx.Client, dataset_id: int, filename: str, data: bytes) -> httpx.Response:
+    return client.post(f"/api/datasets/{dataset_id}/collections/file", files={"file": (filename, data)})

@@ -1,0 +1,69 @@
+"""The `zhiku` command as a user runs it: a real subprocess against a real database."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import cli_env
+
+pytestmark = pytest.mark.integration
+
+ZHIKU = [sys.executable, "-m", "zhiku"]
+
+DOC = """# Bicycle care
+
+## Chain
+Clean the chain every 300 kilometres and oil it lightly afterwards.
+
+## Tyres
+Road tyres hold 6 to 8 bar. Check the pressure weekly.
+"""
+
+
+def run(args: list[str], env: dict[str, str], timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run(ZHIKU + args, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_import_apps_keys_ask(fresh_db: str, tmp_path: Path) -> None:
+    env = cli_env(fresh_db, tmp_path / "data")
+    doc = tmp_path / "bike.md"
+    doc.write_text(DOC)
+    bad = tmp_path / "broken.txt"
+    bad.write_bytes(b"\x00\x01\x02\xff" * 100)
+
+    ok = run(["import", str(doc), "--dataset", "bikes"], env)
+    assert ok.returncode == 0, ok.stderr
+    assert "ready" in ok.stdout and "bike.md" in ok.stdout
+
+    failed = run(["import", str(bad), "--dataset", "bikes"], env)
+    assert failed.returncode == 1
+    assert "broken.txt" in failed.stderr and "binary" in failed.stderr
+
+    created = run(["apps", "create", "mechanic", "--dataset", "bikes", "--prompt", "Be brief."], env)
+    assert created.returncode == 0, created.stderr
+
+    missing = run(["apps", "create", "other", "--dataset", "no-such-dataset"], env)
+    assert missing.returncode == 1 and "no-such-dataset" in missing.stderr
+
+    key = run(["keys", "create", "--name", "ci", "--app", "mechanic"], env)
+    assert key.returncode == 0, key.stderr
+    assert key.stdout.strip().splitlines()[-1].startswith("zk-")
+
+    answer = run(["ask", "--app", "mechanic", "How often should I clean the chain?"], env)
+    assert answer.returncode == 0, answer.stderr
+    assert "300 kilometres" in answer.stdout and "Sources:" in answer.stdout and "bike.md" in answer.stdout
+
+    reset = run(["users", "reset-password"], env)
+    assert reset.returncode == 0 and len(reset.stdout.strip().splitlines()[-1]) >= 12
+
+
+def test_unreachable_database_exits_with_one_line(tmp_path: Path) -> None:
+    env = cli_env("postgresql://u:p@127.0.0.1:9/x", tmp_path)
+    result = run(["keys", "create", "--name", "x"], env, timeout=60)
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and "cannot connect to PostgreSQL" in lines[0], result.stderr

@@ -1,0 +1,3 @@
+from zhiku.cli import app
+
+app(prog_name="zhiku")

@@ -1,0 +1,152 @@
+"""Users, root bootstrap, sessions and API keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Literal
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from zhiku.auth.secrets import hash_password, hash_token, new_password, new_token, verify_password
+from zhiku.db.models import ApiKey, App, Session, Team, TeamMember, User
+from zhiku.errors import InvalidInput, NotFound, Unauthorized
+
+ROOT_USERNAME = "root"
+SESSION_PREFIX = "zks-"
+API_KEY_PREFIX = "zk-"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a logged-in user, or an API key (team-wide or bound to one app)."""
+
+    kind: Literal["session", "api_key"]
+    team_id: int
+    user_id: int | None
+    role: str
+    app_id: int | None = None
+    key_id: int | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role in ("root", "admin")
+
+
+@dataclass(frozen=True)
+class RootBootstrap:
+    created: bool
+    generated_password: str | None  # set only when we made one up; print it once
+
+
+async def ensure_root(session: AsyncSession, configured_password: str | None) -> RootBootstrap:
+    """Create ``root`` on first start; apply ``DEFAULT_ROOT_PSW`` on every start when it is set."""
+    root = (await session.execute(select(User).where(User.username == ROOT_USERNAME))).scalar_one_or_none()
+    if root is None:
+        password = configured_password or new_password()
+        team = Team(name="root's team")
+        session.add(team)
+        await session.flush()
+        root = User(username=ROOT_USERNAME, password_hash=hash_password(password), role="root",
+                    team_id=team.id)
+        session.add(root)
+        await session.flush()
+        session.add(TeamMember(team_id=team.id, user_id=root.id, role="owner"))
+        await session.commit()
+        return RootBootstrap(created=True, generated_password=None if configured_password else password)
+    if configured_password and not verify_password(root.password_hash, configured_password):
+        root.password_hash = hash_password(configured_password)
+        await session.commit()
+    return RootBootstrap(created=False, generated_password=None)
+
+
+async def reset_password(session: AsyncSession, username: str, password: str | None) -> str:
+    user = (await session.execute(select(User).where(User.username == username))).scalar_one_or_none()
+    if user is None:
+        raise NotFound(f"user {username!r} does not exist", code="user_not_found")
+    password = password or new_password()
+    user.password_hash = hash_password(password)
+    await session.execute(delete(Session).where(Session.user_id == user.id))
+    await session.commit()
+    return password
+
+
+async def login(session: AsyncSession, username: str, password: str, ttl_hours: int) -> tuple[str, User]:
+    user = (await session.execute(select(User).where(User.username == username))).scalar_one_or_none()
+    if user is None or user.status != "active" or not verify_password(user.password_hash, password):
+        raise Unauthorized("wrong username or password", code="invalid_credentials")
+    token = new_token(SESSION_PREFIX)
+    session.add(Session(token_hash=hash_token(token), user_id=user.id,
+                        expires_at=datetime.now(timezone.utc) + timedelta(hours=ttl_hours)))
+    await session.commit()
+    return token, user
+
+
+async def logout(session: AsyncSession, token: str) -> None:
+    await session.execute(delete(Session).where(Session.token_hash == hash_token(token)))
+    await session.commit()
+
+
+async def authenticate(session: AsyncSession, token: str) -> Principal:
+    """Resolve a bearer token or session cookie value to a principal, or raise 401."""
+    if not token:
+        raise Unauthorized("missing credentials: send 'Authorization: Bearer <key>' or log in")
+    digest = hash_token(token)
+    if token.startswith(SESSION_PREFIX):
+        row = (await session.execute(
+            select(Session, User).join(User, User.id == Session.user_id).where(Session.token_hash == digest)
+        )).first()
+        if row is None or row.Session.expires_at < datetime.now(timezone.utc) or row.User.status != "active":
+            raise Unauthorized("session expired or invalid: log in again", code="invalid_session")
+        return Principal(kind="session", team_id=row.User.team_id, user_id=row.User.id, role=row.User.role)
+    key = (await session.execute(select(ApiKey).where(ApiKey.key_hash == digest))).scalar_one_or_none()
+    if key is None:
+        raise Unauthorized("invalid API key", code="invalid_api_key")
+    await session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=datetime.now(timezone.utc)))
+    await session.commit()
+    return Principal(kind="api_key", team_id=key.team_id, user_id=key.created_by, role="user",
+                     app_id=key.app_id, key_id=key.id)
+
+
+@dataclass(frozen=True)
+class CreatedKey:
+    id: int
+    name: str
+    key: str  # shown once
+    app_id: int | None
+
+
+async def create_api_key(session: AsyncSession, principal: Principal, name: str,
+                         app_id: int | None = None) -> CreatedKey:
+    if not name.strip():
+        raise InvalidInput("an API key needs a name", code="name_required")
+    if app_id is not None:
+        app = await session.get(App, app_id)
+        if app is None or app.team_id != principal.team_id:
+            raise NotFound(f"app {app_id} does not exist", code="app_not_found")
+    key = new_token(API_KEY_PREFIX)
+    row = ApiKey(team_id=principal.team_id, app_id=app_id, name=name.strip(), key_hash=hash_token(key),
+                 key_prefix=key[:8], created_by=principal.user_id)
+    session.add(row)
+    await session.commit()
+    return CreatedKey(id=row.id, name=row.name, key=key, app_id=app_id)
+
+
+async def list_api_keys(session: AsyncSession, principal: Principal) -> list[ApiKey]:
+    rows = await session.execute(select(ApiKey).where(ApiKey.team_id == principal.team_id).order_by(ApiKey.id))
+    return list(rows.scalars())
+
+
+async def delete_api_key(session: AsyncSession, principal: Principal, key_id: int) -> None:
+    result = await session.execute(
+        delete(ApiKey).where(ApiKey.id == key_id, ApiKey.team_id == principal.team_id))
+    if result.rowcount == 0:
+        raise NotFound(f"API key {key_id} does not exist", code="api_key_not_found")
+    await session.commit()
+
+
+async def root_principal(session: AsyncSession) -> Principal:
+    """The principal the local CLI acts as: having the database is having root."""
+    root = (await session.execute(select(User).where(User.username == ROOT_USERNAME))).scalar_one()
+    return Principal(kind="session", team_id=root.team_id, user_id=root.id, role="root")

@@ -1,0 +1,75 @@
+"""Datasets (knowledge bases): create, list, get, rename, delete."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from zhiku.auth.service import Principal
+from zhiku.db.models import Dataset
+from zhiku.embedding.registry import EmbedderRegistry
+from zhiku.errors import Conflict, NotFound
+from zhiku.knowledge.schemas import DatasetCreate, DatasetPublic, DatasetUpdate
+from zhiku.retrieval.vectors import ensure_vector_index
+
+
+async def load_dataset(session: AsyncSession, principal: Principal, dataset_id: int) -> Dataset:
+    dataset = await session.get(Dataset, dataset_id)
+    if dataset is None or dataset.team_id != principal.team_id:
+        raise NotFound(f"dataset {dataset_id} does not exist", code="dataset_not_found")
+    return dataset
+
+
+async def find_dataset_by_name(session: AsyncSession, principal: Principal, name: str) -> Dataset | None:
+    return (await session.execute(
+        select(Dataset).where(Dataset.team_id == principal.team_id, Dataset.name == name))).scalar_one_or_none()
+
+
+async def create_dataset(session: AsyncSession, principal: Principal, embedders: EmbedderRegistry,
+                         data: DatasetCreate) -> DatasetPublic:
+    embedder = embedders.get(data.embedding_model)
+    dataset = Dataset(team_id=principal.team_id, name=data.name.strip(), description=data.description,
+                      embedding_model=embedder.model_name, vector_dim=embedder.dim, chunk_size=data.chunk_size)
+    session.add(dataset)
+    try:
+        await session.flush()
+    except IntegrityError:
+        await session.rollback()
+        raise Conflict(f"a dataset named {data.name!r} already exists", code="dataset_exists") from None
+    await ensure_vector_index(session, dataset.embedding_model, dataset.vector_dim)
+    await session.commit()
+    return DatasetPublic.model_validate(dataset)
+
+
+async def list_datasets(session: AsyncSession, principal: Principal) -> list[DatasetPublic]:
+    rows = await session.execute(select(Dataset).where(Dataset.team_id == principal.team_id).order_by(Dataset.id))
+    return [DatasetPublic.model_validate(d) for d in rows.scalars()]
+
+
+async def get_dataset(session: AsyncSession, principal: Principal, dataset_id: int) -> DatasetPublic:
+    return DatasetPublic.model_validate(await load_dataset(session, principal, dataset_id))
+
+
+async def update_dataset(session: AsyncSession, principal: Principal, dataset_id: int,
+                         data: DatasetUpdate) -> DatasetPublic:
+    dataset = await load_dataset(session, principal, dataset_id)
+    if data.name is not None:
+        dataset.name = data.name.strip()
+    if data.description is not None:
+        dataset.description = data.description
+    dataset.updated_at = func.now()
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        raise Conflict(f"a dataset named {data.name!r} already exists", code="dataset_exists") from None
+    await session.refresh(dataset)
+    return DatasetPublic.model_validate(dataset)
+
+
+async def delete_dataset(session: AsyncSession, principal: Principal, dataset_id: int) -> None:
+    """Delete a dataset with its collections, chunks, vectors and jobs (cascades in one transaction)."""
+    dataset = await load_dataset(session, principal, dataset_id)
+    await session.delete(dataset)
+    await session.commit()

@@ -1,0 +1,150 @@
+"""Import jobs: parse → chunk → embed, each safe to run twice.
+
+``parse`` turns the stored file into chunks in one transaction (a rerun after a
+crash finds the collection past ``parsing`` and does nothing). ``embed`` takes
+batches of not-yet-embedded chunks with ``FOR UPDATE SKIP LOCKED``, so several
+workers share one collection, and a batch's vectors, flags and counter commit
+together: a killed worker leaves no half-embedded batch behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from typing import Sequence
+
+from sqlalchemy import delete, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from zhiku.db.models import Chunk, ChunkVector, Collection, Dataset
+from zhiku.embedding.base import Embedder
+from zhiku.knowledge.chunker import split_text
+from zhiku.knowledge.collections import EMBED_JOB, PARSE_JOB
+from zhiku.knowledge.files import BlobStore
+from zhiku.knowledge.index_text import chunk_text, windows
+from zhiku.knowledge.parsers import ParsedDocument, parser_for
+from zhiku.errors import UnsupportedFile
+from zhiku.retrieval.segment import index_document
+from zhiku.worker import queue
+from zhiku.worker.queue import ClaimedJob
+from zhiku.worker.runner import JobContext, JobHandler
+
+# Several embed jobs per collection let several workers share a big file.
+MAX_EMBED_JOBS_PER_COLLECTION = 4
+# Room for the model's "passage: " prefix inside its input limit.
+PREFIX_TOKENS = 4
+
+
+def _parse_and_chunk(collection: Collection, data: bytes) -> tuple[ParsedDocument, list[dict]]:
+    filename = collection.meta.get("filename") or collection.name
+    if collection.type == "text":
+        doc = ParsedDocument(text=data.decode("utf-8"), format="markdown", metadata={"encoding": "utf-8"})
+    else:
+        doc = parser_for(filename).parse(data, filename)
+    pieces = split_text(doc.text, chunk_size=collection.chunk_size,
+                        overlap_ratio=0.0 if collection.training_mode == "qa" else 0.2,
+                        markdown=doc.format == "markdown")
+    if not pieces:
+        raise UnsupportedFile(f"{filename} contains no text to index", code="empty_file")
+    rows = [{"chunk_index": i, "q": p.text, "a": "", "headings": list(p.headings),
+             "fulltext": index_document(p.text)} for i, p in enumerate(pieces)]
+    return doc, rows
+
+
+async def run_parse(ctx: JobContext, job: ClaimedJob) -> None:
+    blobs = BlobStore(ctx.settings.files_dir)
+    async with ctx.db.sessions() as session:
+        collection = await session.get(Collection, job.collection_id)
+        if collection is None or collection.status not in ("pending", "parsing"):
+            return  # deleted, or an earlier run of this job already chunked it
+        collection.status = "parsing"
+        await session.commit()
+        data = blobs.read(collection.file_id) if collection.file_id else b""
+        doc, rows = await asyncio.to_thread(_parse_and_chunk, collection, data)
+
+    async with ctx.db.sessions() as session:
+        collection = (await session.execute(
+            select(Collection).where(Collection.id == job.collection_id).with_for_update())).scalar_one_or_none()
+        if collection is None or collection.status != "parsing":
+            return
+        await session.execute(delete(Chunk).where(Chunk.collection_id == collection.id))
+        for row in rows:
+            row.update(dataset_id=collection.dataset_id, collection_id=collection.id)
+        for start in range(0, len(rows), 1000):
+            await session.execute(insert(Chunk), rows[start:start + 1000])
+        collection.status = "indexing"
+        collection.chunk_count = len(rows)
+        collection.indexed_count = 0
+        collection.error = collection.error_code = None
+        collection.meta = {**collection.meta, **doc.metadata, "characters": len(doc.text)}
+        jobs = min(MAX_EMBED_JOBS_PER_COLLECTION, math.ceil(len(rows) / ctx.settings.embed_batch_size))
+        for _ in range(jobs):
+            await queue.enqueue(session, EMBED_JOB, collection_id=collection.id,
+                                max_attempts=ctx.settings.job_max_attempts)
+        await session.commit()
+
+
+async def embed_chunk_rows(session: AsyncSession, embedder: Embedder, dataset_id: int,
+                           rows: Sequence[tuple[int, str, str]]) -> None:
+    """Replace the default vectors of these chunks (id, q, a) and mark them embedded, in the caller's transaction."""
+    limit = embedder.max_tokens - PREFIX_TOKENS
+    texts: list[str] = []
+    owners: list[tuple[int, int]] = []
+    for chunk_id, q, a in rows:
+        for part, window in enumerate(windows(chunk_text(q, a), embedder.count_tokens, limit)):
+            texts.append(window)
+            owners.append((chunk_id, part))
+    vectors = await asyncio.to_thread(embedder.embed, texts, "passage")
+    ids = [r[0] for r in rows]
+    await session.execute(delete(ChunkVector).where(ChunkVector.chunk_id.in_(ids), ChunkVector.kind == "default"))
+    if texts:
+        await session.execute(insert(ChunkVector), [
+            {"chunk_id": cid, "dataset_id": dataset_id, "model": embedder.model_name, "kind": "default",
+             "part": part, "text": t, "embedding": vec}
+            for (cid, part), t, vec in zip(owners, texts, vectors)])
+    await session.execute(update(Chunk).where(Chunk.id.in_(ids)).values(embedded=1))
+
+
+async def run_embed(ctx: JobContext, job: ClaimedJob) -> None:
+    while True:
+        async with ctx.db.sessions() as session:
+            collection = await session.get(Collection, job.collection_id)
+            if collection is None:
+                return
+            dataset = await session.get(Dataset, collection.dataset_id)
+            assert dataset is not None
+            embedder = ctx.embedders.get(dataset.embedding_model)
+            rows = (await session.execute(
+                select(Chunk.id, Chunk.q, Chunk.a)
+                .where(Chunk.collection_id == collection.id, Chunk.embedded == 0)
+                .order_by(Chunk.chunk_index).limit(ctx.settings.embed_batch_size)
+                .with_for_update(skip_locked=True))).all()
+            if not rows:
+                break
+            await embed_chunk_rows(session, embedder, dataset.id, [tuple(r) for r in rows])
+            await session.execute(update(Collection).where(Collection.id == collection.id)
+                                  .values(indexed_count=Collection.indexed_count + len(rows)))
+            await session.commit()
+    async with ctx.db.sessions() as session:
+        await mark_ready_if_done(session, job.collection_id)
+        await session.commit()
+
+
+async def mark_ready_if_done(session: AsyncSession, collection_id: int | None) -> None:
+    await session.execute(text(
+        "UPDATE collections SET status = 'ready', updated_at = now() WHERE id = :id AND status = 'indexing' "
+        "AND NOT EXISTS (SELECT 1 FROM chunks WHERE collection_id = :id AND embedded = 0)"), {"id": collection_id})
+
+
+async def mark_collection_failed(ctx: JobContext, job: ClaimedJob, code: str, reason: str) -> None:
+    async with ctx.db.sessions() as session:
+        await session.execute(update(Collection).where(Collection.id == job.collection_id)
+                              .values(status="error", error_code=code, error=reason))
+        await session.commit()
+
+
+def import_handlers() -> dict[str, JobHandler]:
+    return {
+        PARSE_JOB: JobHandler(run=run_parse, on_final_failure=mark_collection_failed),
+        EMBED_JOB: JobHandler(run=run_embed, on_final_failure=mark_collection_failed),
+    }

@@ -1,0 +1,75 @@
+"""Process wiring: everything a Zhiku process holds, built once from settings.
+
+The web app, the worker and the CLI commands all start from ``open_platform``,
+so they share one way of reaching the database, the embedders and the models.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from zhiku.apps.models import ChatModel
+from zhiku.auth.service import RootBootstrap, ensure_root
+from zhiku.config import Settings
+from zhiku.db.engine import Database, open_database
+from zhiku.db.migrate import migrate
+from zhiku.embedding.bundled import load_bundled_embedder
+from zhiku.embedding.registry import EmbedderRegistry
+from zhiku.knowledge.files import BlobStore
+from zhiku.worker.runner import JobContext, Worker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Platform:
+    settings: Settings
+    db: Database
+    embedders: EmbedderRegistry
+    blobs: BlobStore
+    chat_model: ChatModel | None
+    root: RootBootstrap = field(default_factory=lambda: RootBootstrap(created=False, generated_password=None))
+
+    def job_context(self) -> JobContext:
+        return JobContext(db=self.db, settings=self.settings, embedders=self.embedders)
+
+    def worker(self) -> Worker:
+        from zhiku.knowledge.indexing import import_handlers
+
+        return Worker(self.job_context(), import_handlers())
+
+    async def close(self) -> None:
+        aclose = getattr(self.chat_model, "aclose", None)
+        if aclose is not None:
+            await aclose()
+        await self.db.dispose()
+
+
+def build_embedders(settings: Settings) -> EmbedderRegistry:
+    registry = EmbedderRegistry(default=settings.embedding_model)
+    registry.register(load_bundled_embedder())
+    return registry
+
+
+def build_chat_model(settings: Settings) -> ChatModel | None:
+    if not settings.chat_model_configured:
+        return None
+    from zhiku.apps.openai_chat import OpenAIChatModel
+
+    return OpenAIChatModel(settings.openai_base_url, settings.chat_api_key, timeout=settings.chat_timeout_seconds)
+
+
+async def open_platform(settings: Settings, *, embedders: EmbedderRegistry | None = None) -> Platform:
+    """Start or join the database, apply migrations, make sure root exists, load the models."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = open_database(settings)
+    try:
+        await migrate(db)
+        async with db.sessions() as session:
+            root = await ensure_root(session, settings.root_password)
+    except BaseException:
+        await db.dispose()
+        raise
+    return Platform(settings=settings, db=db, embedders=embedders or build_embedders(settings),
+                    blobs=BlobStore(settings.files_dir), chat_model=build_chat_model(settings), root=root)

@@ -1,0 +1,173 @@
+"""The search pipeline: query embedding and jieba full text in parallel → RRF → filters → quotes.
+
+Candidate counts, the RRF k formula, the similarity threshold, dedup and the
+token budget follow FastGPT (REFERENCE.md); the pure parts live in ``fusion``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from zhiku.db.models import Chunk, Collection, Dataset
+from zhiku.embedding.registry import EmbedderRegistry
+from zhiku.errors import InvalidInput
+from zhiku.retrieval.fusion import (
+    Candidate,
+    ScoreItem,
+    apply_token_budget,
+    dedup,
+    filter_similarity,
+    rrf_fuse,
+    rrf_k,
+)
+from zhiku.retrieval.segment import query_terms, to_tsquery_text
+from zhiku.retrieval.vectors import HNSW_EF_SEARCH, vector_cast
+from zhiku.tokens import count_tokens
+
+SearchMode = Literal["embedding", "fullText", "mixed"]
+# FastGPT's names for the same modes.
+MODE_ALIASES: dict[str, SearchMode] = {
+    "embedding": "embedding", "fullText": "fullText", "fullTextRecall": "fullText",
+    "mixed": "mixed", "mixedRecall": "mixed",
+}
+# Candidate counts per list (FastGPT: 100 / 100 / 80 vector + 60 full text).
+EMBEDDING_ONLY_LIMIT = 100
+FULLTEXT_ONLY_LIMIT = 100
+MIXED_VECTOR_LIMIT = 80
+MIXED_FULLTEXT_LIMIT = 60
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    mode: SearchMode = "mixed"
+    similarity: float = 0.4
+    max_tokens: int = 5000
+    embedding_weight: float = 0.5
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any] | None) -> "SearchSettings":
+        raw = raw or {}
+        mode = raw.get("mode", raw.get("searchMode", cls.mode))
+        if mode not in MODE_ALIASES:
+            raise InvalidInput(f"unknown search mode {mode!r} (use embedding, fullText or mixed)",
+                               code="invalid_search_mode")
+        return cls(mode=MODE_ALIASES[mode],
+                   similarity=float(raw.get("similarity", cls.similarity)),
+                   max_tokens=int(raw.get("max_tokens", raw.get("limit", cls.max_tokens))),
+                   embedding_weight=float(raw.get("embedding_weight", raw.get("embeddingWeight",
+                                                                               cls.embedding_weight))))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"mode": self.mode, "similarity": self.similarity, "max_tokens": self.max_tokens,
+                "embedding_weight": self.embedding_weight}
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    quotes: list[Candidate]
+    mode: SearchMode
+    duration_ms: float
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+async def _vector_candidates(sessions: async_sessionmaker[AsyncSession], embedders: EmbedderRegistry,
+                             datasets: list[Dataset], query: str, limit: int) -> list[tuple[int, float]]:
+    by_model: dict[tuple[str, int], list[int]] = {}
+    for ds in datasets:
+        by_model.setdefault((ds.embedding_model, ds.vector_dim), []).append(ds.id)
+    hits: dict[int, float] = {}
+    for (model, dim), ids in by_model.items():
+        embedder = embedders.get(model)
+        vector = (await asyncio.to_thread(embedder.embed, [query], "query"))[0]
+        cast = vector_cast(dim)
+        literal = "[" + ",".join(f"{x:.7g}" for x in vector.tolist()) + "]"
+        async with sessions() as session:
+            await session.execute(text(f"SET LOCAL hnsw.ef_search = {HNSW_EF_SEARCH}"))
+            await session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
+            rows = await session.execute(text(
+                f"SELECT chunk_id, 1 - (embedding::{cast} <=> CAST(:q AS {cast})) AS score FROM chunk_vectors "
+                f"WHERE model = :model AND dataset_id = ANY(:ids) "
+                f"ORDER BY embedding::{cast} <=> CAST(:q AS {cast}) LIMIT :limit"),
+                {"q": literal, "model": model, "ids": ids, "limit": limit * 2})
+            for chunk_id, score in rows:
+                # a long chunk has several windows: it scores as its best one
+                if score > hits.get(chunk_id, -2.0):
+                    hits[chunk_id] = float(score)
+    ranked = sorted(hits.items(), key=lambda kv: kv[1], reverse=True)
+    return ranked[:limit]
+
+
+async def _fulltext_candidates(sessions: async_sessionmaker[AsyncSession], dataset_ids: list[int], query: str,
+                               limit: int) -> list[tuple[int, float]]:
+    tsquery = to_tsquery_text(query_terms(query))
+    if not tsquery:
+        return []
+    async with sessions() as session:
+        rows = await session.execute(text(
+            "SELECT c.id, ts_rank_cd(c.fts, tq, 1) AS score FROM chunks c, to_tsquery('simple', :tsq) tq "
+            "WHERE c.dataset_id = ANY(:ids) AND c.fts @@ tq ORDER BY score DESC, c.id LIMIT :limit"),
+            {"tsq": tsquery, "ids": dataset_ids, "limit": limit})
+        return [(int(r[0]), float(r[1])) for r in rows]
+
+
+async def _load_candidates(sessions: async_sessionmaker[AsyncSession], ranked: list[tuple[int, float]],
+                           score_type: str) -> list[Candidate]:
+    if not ranked:
+        return []
+    ids = [cid for cid, _ in ranked]
+    async with sessions() as session:
+        rows = await session.execute(
+            select(Chunk.id, Chunk.q, Chunk.a, Chunk.dataset_id, Chunk.collection_id, Chunk.chunk_index,
+                   Collection.name).join(Collection, Collection.id == Chunk.collection_id)
+            .where(Chunk.id.in_(ids)))
+        by_id = {r[0]: r for r in rows}
+    out = []
+    for rank, (cid, score) in enumerate(ranked):
+        r = by_id.get(cid)
+        if r is None:  # deleted between the two queries
+            continue
+        out.append(Candidate(chunk_id=r[0], q=r[1], a=r[2], dataset_id=r[3], collection_id=r[4],
+                             chunk_index=r[5], source_name=r[6],
+                             scores=(ScoreItem(type=score_type, value=score, index=rank),)))  # type: ignore[arg-type]
+    return out
+
+
+async def search(sessions: async_sessionmaker[AsyncSession], embedders: EmbedderRegistry,
+                 datasets: list[Dataset], query: str, settings: SearchSettings) -> SearchResult:
+    query = query.strip()
+    if not query:
+        raise InvalidInput("the search text is empty", code="empty_query")
+    started = time.perf_counter()
+    if not datasets:
+        return SearchResult(quotes=[], mode=settings.mode, duration_ms=0.0)
+    ids = [d.id for d in datasets]
+    if settings.mode == "embedding":
+        ranked = await _vector_candidates(sessions, embedders, datasets, query, EMBEDDING_ONLY_LIMIT)
+        candidates = filter_similarity(await _load_candidates(sessions, ranked, "embedding"),
+                                       settings.similarity, "embedding")
+    elif settings.mode == "fullText":
+        ranked = await _fulltext_candidates(sessions, ids, query, FULLTEXT_ONLY_LIMIT)
+        candidates = await _load_candidates(sessions, ranked, "fullText")
+    else:
+        vec_ranked, ft_ranked = await asyncio.gather(
+            _vector_candidates(sessions, embedders, datasets, query, MIXED_VECTOR_LIMIT),
+            _fulltext_candidates(sessions, ids, query, MIXED_FULLTEXT_LIMIT))
+        vec, ft = await asyncio.gather(_load_candidates(sessions, vec_ranked, "embedding"),
+                                       _load_candidates(sessions, ft_ranked, "fullText"))
+        k_vec, k_ft = rrf_k(settings.embedding_weight)
+        candidates = rrf_fuse([(vec, k_vec), (ft, k_ft)])
+    quotes = apply_token_budget(dedup(candidates), settings.max_tokens, count_tokens)
+    return SearchResult(quotes=quotes, mode=settings.mode, duration_ms=(time.perf_counter() - started) * 1000)
+
+
+def quote_dict(c: Candidate) -> dict[str, Any]:
+    """A quote in FastGPT's quoteList shape, with the score breakdown."""
+    return {"id": str(c.chunk_id), "q": c.q, "a": c.a, "datasetId": str(c.dataset_id),
+            "collectionId": str(c.collection_id), "sourceName": c.source_name, "chunkIndex": c.chunk_index,
+            "score": [{"type": s.type, "value": round(s.value, 6), "index": s.index} for s in c.scores]}

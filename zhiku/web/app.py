@@ -1,0 +1,20 @@
+"""The FastAPI app factory. The platform is opened by the caller (CLI or test) and passed in."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from zhiku import __version__
+from zhiku.platform import Platform
+from zhiku.web.errors import install_error_handlers
+from zhiku.web.routers import apps, auth, chat, chunks, collections, datasets, health, keys
+
+
+def create_app(platform: Platform) -> FastAPI:
+    app = FastAPI(title="Zhiku", version=__version__, docs_url="/api/docs", openapi_url="/api/openapi.json",
+                  redoc_url=None)
+    app.state.platform = platform
+    install_error_handlers(app)
+    for module in (health, auth, keys, datasets, collections, chunks, apps, chat):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,63 @@
+"""Request dependencies as ``Annotated`` aliases; tests swap them with ``app.dependency_overrides``."""
+
+from __future__ import annotations
+
+from typing import Annotated, AsyncIterator
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from zhiku.auth.service import Principal, authenticate
+from zhiku.config import Settings
+from zhiku.errors import Forbidden
+from zhiku.platform import Platform
+
+SESSION_COOKIE = "zhiku_session"
+
+
+def get_platform(request: Request) -> Platform:
+    return request.app.state.platform
+
+
+PlatformDep = Annotated[Platform, Depends(get_platform)]
+
+
+def get_settings(platform: PlatformDep) -> Settings:
+    return platform.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+async def get_session(platform: PlatformDep) -> AsyncIterator[AsyncSession]:
+    async with platform.db.sessions() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+def credential_of(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return request.cookies.get(SESSION_COOKIE, "")
+
+
+async def get_principal(request: Request, session: SessionDep) -> Principal:
+    return await authenticate(session, credential_of(request))
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+async def get_team_principal(principal: CurrentPrincipal) -> Principal:
+    """Management routes: a login or a team-wide key; an app-bound key may only chat."""
+    if principal.app_id is not None:
+        raise Forbidden("this API key is bound to one app and can only be used for its chat",
+                        code="app_key_scope")
+    return principal
+
+
+TeamPrincipal = Annotated[Principal, Depends(get_team_principal)]

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from zhiku.knowledge import datasets
+from zhiku.knowledge.schemas import DatasetCreate, DatasetPublic, DatasetUpdate
+from zhiku.retrieval.search import SearchSettings, quote_dict, search
+from zhiku.web.deps import PlatformDep, SessionDep, TeamPrincipal
+
+router = APIRouter(prefix="/api/datasets", tags=["datasets"])
+
+
+@router.post("", status_code=201)
+async def create_dataset(body: DatasetCreate, session: SessionDep, principal: TeamPrincipal,
+                         platform: PlatformDep) -> DatasetPublic:
+    return await datasets.create_dataset(session, principal, platform.embedders, body)
+
+
+@router.get("")
+async def list_datasets(session: SessionDep, principal: TeamPrincipal) -> list[DatasetPublic]:
+    return await datasets.list_datasets(session, principal)
+
+
+@router.get("/{dataset_id}")
+async def get_dataset(dataset_id: int, session: SessionDep, principal: TeamPrincipal) -> DatasetPublic:
+    return await datasets.get_dataset(session, principal, dataset_id)
+
+
+@router.patch("/{dataset_id}")
+async def update_dataset(dataset_id: int, body: DatasetUpdate, session: SessionDep,
+                         principal: TeamPrincipal) -> DatasetPublic:
+    return await datasets.update_dataset(session, principal, dataset_id, body)
+
+
+@router.delete("/{dataset_id}", status_code=204)
+async def delete_dataset(dataset_id: int, session: SessionDep, principal: TeamPrincipal) -> None:
+    await datasets.delete_dataset(session, principal, dataset_id)
+
+
+class SearchTest(BaseModel):
+    text: str = Field(min_length=1)
+    mode: str | None = Field(None, alias="searchMode")
+    similarity: float | None = None
+    limit: int | None = Field(None, ge=1, description="token budget")
+    embedding_weight: float | None = Field(None, ge=0, le=1, alias="embeddingWeight")
+    model_config = {"populate_by_name": True}
+
+
+@router.post("/{dataset_id}/search")
+async def search_test(dataset_id: int, body: SearchTest, session: SessionDep, principal: TeamPrincipal,
+                      platform: PlatformDep) -> dict:
+    """Search one dataset and show every quote with its score breakdown (FastGPT's search test)."""
+    dataset = await datasets.load_dataset(session, principal, dataset_id)
+    raw = {k: v for k, v in {"mode": body.mode, "similarity": body.similarity, "limit": body.limit,
+                              "embedding_weight": body.embedding_weight}.items() if v is not None}
+    settings = SearchSettings.from_dict(raw)
+    result = await search(platform.db.sessions, platform.embedders, [dataset], body.text, settings)
+    return {"mode": result.mode, "durationMs": round(result.duration_ms, 2), "settings": settings.to_dict(),
+            "quotes": [quote_dict(q) for q in result.quotes]}

@@ -1,0 +1,105 @@
+"""The job runner shared by every queue: ``zhiku worker``, and a task inside ``zhiku serve``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from typing import Awaitable, Callable
+
+from zhiku.config import Settings
+from zhiku.db.engine import Database
+from zhiku.embedding.registry import EmbedderRegistry
+from zhiku.errors import ZhikuError
+from zhiku.worker import queue
+from zhiku.worker.queue import ClaimedJob
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class JobContext:
+    db: Database
+    settings: Settings
+    embedders: EmbedderRegistry
+
+
+@dataclass(frozen=True)
+class JobHandler:
+    run: Callable[[JobContext, ClaimedJob], Awaitable[None]]
+    # Called once when a job has failed for good: (code, human-readable reason).
+    on_final_failure: Callable[[JobContext, ClaimedJob, str, str], Awaitable[None]] | None = None
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Worker:
+    def __init__(self, ctx: JobContext, handlers: dict[str, JobHandler], name: str | None = None) -> None:
+        self.ctx = ctx
+        self.handlers = handlers
+        self.name = name or worker_name()
+
+    async def run_once(self) -> bool:
+        """Claim and run one job. Returns False when nothing was ready."""
+        settings = self.ctx.settings
+        async with self.ctx.db.sessions() as session:
+            job = await queue.claim(session, self.name, settings.job_lease_seconds)
+        if job is None:
+            return False
+        if job.attempts > job.max_attempts:
+            # Its workers kept dying (lease ran out each time): stop retrying, say so.
+            reason = f"gave up after {job.max_attempts} attempts; last error: {job.last_error or 'worker lost'}"
+            await self._fail(job, "job_failed", reason, retry=False)
+            return True
+        handler = self.handlers.get(job.kind)
+        if handler is None:
+            await self._fail(job, "unknown_job", f"no handler for job kind {job.kind!r}", retry=False)
+            return True
+        renewer = asyncio.create_task(self._keep_lease(job))
+        try:
+            await handler.run(self.ctx, job)
+        except ZhikuError as exc:
+            # 4xx-type domain errors (bad file, missing dataset) will not get better by retrying.
+            await self._fail(job, exc.code, exc.message, retry=exc.status >= 500)
+        except Exception as exc:  # a bug or a transient failure: retry with backoff
+            log.exception("job %s (%s) failed", job.id, job.kind)
+            await self._fail(job, "job_failed", f"{type(exc).__name__}: {exc}", retry=True)
+        else:
+            async with self.ctx.db.sessions() as session:
+                await queue.complete(session, job.id, self.name)
+        finally:
+            renewer.cancel()
+        return True
+
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        log.info("worker %s started", self.name)
+        while not stop.is_set():
+            try:
+                worked = await self.run_once()
+            except Exception:  # database hiccup: keep the worker alive
+                log.exception("worker loop error")
+                worked = False
+            if not worked:
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=self.ctx.settings.worker_poll_seconds)
+                except asyncio.TimeoutError:
+                    pass
+
+    async def _keep_lease(self, job: ClaimedJob) -> None:
+        lease = self.ctx.settings.job_lease_seconds
+        while True:
+            await asyncio.sleep(lease / 3)
+            async with self.ctx.db.sessions() as session:
+                await queue.renew(session, job.id, self.name, lease)
+
+    async def _fail(self, job: ClaimedJob, code: str, reason: str, *, retry: bool) -> None:
+        async with self.ctx.db.sessions() as session:
+            final = await queue.fail(session, job, self.name, f"{code}: {reason}", retry=retry)
+        handler = self.handlers.get(job.kind)
+        if final and handler is not None and handler.on_final_failure is not None:
+            await handler.on_final_failure(self.ctx, job, code, reason)
