@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from zhiku.config import Settings
 from zhiku.errors import ZhikuError
+from zhiku.gateway.cli import app as gateway_cli
 
 app = typer.Typer(help="Zhiku (知库): knowledge-base question answering in one process.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -23,6 +24,7 @@ users_cli = typer.Typer(help="Manage users.", no_args_is_help=True)
 app.add_typer(apps_cli, name="apps")
 app.add_typer(keys_cli, name="keys")
 app.add_typer(users_cli, name="users")
+app.add_typer(gateway_cli, name="gateway")
 
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)

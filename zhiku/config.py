@@ -48,6 +48,22 @@ class Settings(BaseSettings):
     chat_model: str = Field("gpt-4o-mini", validation_alias=_env("ZHIKU_CHAT_MODEL"))
     chat_timeout_seconds: float = Field(120.0, validation_alias=_env("ZHIKU_CHAT_TIMEOUT_SECONDS"))
 
+    # --- model gateway (zhiku.gateway, the OneAPI role) -----------------------------
+    # Encrypts channel keys at rest; empty: a key generated once into ``data_dir/secret.key``.
+    secret_key: str = Field("", validation_alias=_env("ZHIKU_SECRET_KEY"))
+    gateway_enabled: bool = Field(True, validation_alias=_env("ZHIKU_GATEWAY_ENABLED"))
+    # Empty: the platform's database. Accepts SQLAlchemy URLs and OneAPI's Go-style MySQL DSN.
+    gateway_database_url: str = Field("", validation_alias=_env("ZHIKU_GATEWAY_DATABASE_URL", "SQL_DSN"))
+    gateway_port: int = Field(3001, validation_alias=_env("ZHIKU_GATEWAY_PORT"))
+    gateway_retry_count: int = Field(2, validation_alias=_env("ZHIKU_GATEWAY_RETRY_COUNT"))
+    gateway_timeout_seconds: float = Field(120.0, validation_alias=_env("ZHIKU_GATEWAY_TIMEOUT_SECONDS"))
+    gateway_flush_interval_seconds: float = Field(1.0, validation_alias=_env("ZHIKU_GATEWAY_FLUSH_INTERVAL_SECONDS"))
+    gateway_refresh_seconds: float = Field(30.0, validation_alias=_env("ZHIKU_GATEWAY_REFRESH_SECONDS"))
+    gateway_auto_disable: bool = Field(True, validation_alias=_env("ZHIKU_GATEWAY_AUTO_DISABLE"))
+    gateway_channel_test_seconds: float = Field(600.0, validation_alias=_env("ZHIKU_GATEWAY_CHANNEL_TEST_SECONDS"))
+    gateway_admin_token: str = Field("", validation_alias=_env("ZHIKU_GATEWAY_ADMIN_TOKEN"))
+    initial_root_token: str = Field("", validation_alias=_env("INITIAL_ROOT_TOKEN", "ZHIKU_INITIAL_ROOT_TOKEN"))
+
     # --- import ------------------------------------------------------------------
     upload_max_bytes: int = Field(100 * 1024 * 1024, validation_alias=_env("ZHIKU_UPLOAD_MAX_BYTES"))
 
@@ -64,6 +80,10 @@ class Settings(BaseSettings):
     @property
     def files_dir(self) -> Path:
         return self.data_dir / "files"
+
+    @property
+    def secret_key_file(self) -> Path:
+        return self.data_dir / "secret.key"
 
     @property
     def chat_model_configured(self) -> bool:

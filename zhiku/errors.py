@@ -16,7 +16,7 @@ class ZhikuError(Exception):
     code: str = "internal_error"
 
     def __init__(self, message: str, *, code: str | None = None, detail: Any = None,
-                 status: int | None = None) -> None:
+                 status: int | None = None, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
@@ -24,6 +24,7 @@ class ZhikuError(Exception):
         if status is not None:
             self.status = status
         self.detail = detail
+        self.headers = headers  # extra response headers, e.g. Retry-After
 
     def __str__(self) -> str:
         return self.message
@@ -69,6 +70,13 @@ class UnsupportedFile(ZhikuError):
 class RateLimited(ZhikuError):
     status = 429
     code = "rate_limited"
+
+
+class QuotaExhausted(ZhikuError):
+    """A gateway token or user has no quota left for the request."""
+
+    status = 403
+    code = "insufficient_quota"
 
 
 class UpstreamError(ZhikuError):

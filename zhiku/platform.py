@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 from zhiku.apps.models import ChatModel
 from zhiku.auth.service import RootBootstrap, ensure_root
@@ -30,6 +31,7 @@ class Platform:
     blobs: BlobStore
     chat_model: ChatModel | None
     root: RootBootstrap = field(default_factory=lambda: RootBootstrap(created=False, generated_password=None))
+    gateway: Any = None  # zhiku.gateway.runtime.Gateway when ZHIKU_GATEWAY_ENABLED (the default)
 
     def job_context(self) -> JobContext:
         return JobContext(db=self.db, settings=self.settings, embedders=self.embedders)
@@ -43,6 +45,8 @@ class Platform:
         aclose = getattr(self.chat_model, "aclose", None)
         if aclose is not None:
             await aclose()
+        if self.gateway is not None:
+            await self.gateway.close()
         await self.db.dispose()
 
 
@@ -52,9 +56,14 @@ def build_embedders(settings: Settings) -> EmbedderRegistry:
     return registry
 
 
-def build_chat_model(settings: Settings) -> ChatModel | None:
+def build_chat_model(settings: Settings, gateway: Any = None) -> ChatModel | None:
+    """With a gateway, model calls go through it (its channel bootstrapped from OPENAI_BASE_URL)."""
     if not settings.chat_model_configured:
         return None
+    if gateway is not None:
+        from zhiku.gateway.chat_model import GatewayChatModel
+
+        return GatewayChatModel(gateway)
     from zhiku.apps.openai_chat import OpenAIChatModel
 
     return OpenAIChatModel(settings.openai_base_url, settings.chat_api_key, timeout=settings.chat_timeout_seconds)
@@ -68,8 +77,14 @@ async def open_platform(settings: Settings, *, embedders: EmbedderRegistry | Non
         await migrate(db)
         async with db.sessions() as session:
             root = await ensure_root(session, settings.root_password)
+        embedders = embedders or build_embedders(settings)
+        gateway = None
+        if settings.gateway_enabled:
+            from zhiku.gateway.runtime import open_gateway
+
+            gateway = await open_gateway(settings, engine=db.engine, embedders=embedders)
     except BaseException:
         await db.dispose()
         raise
-    return Platform(settings=settings, db=db, embedders=embedders or build_embedders(settings),
-                    blobs=BlobStore(settings.files_dir), chat_model=build_chat_model(settings), root=root)
+    return Platform(settings=settings, db=db, embedders=embedders, blobs=BlobStore(settings.files_dir),
+                    chat_model=build_chat_model(settings, gateway), root=root, gateway=gateway)

@@ -12,7 +12,6 @@ from pgvector.sqlalchemy import Vector
 from sqlalchemy import (
     BigInteger,
     Column,
-    Computed,
     DateTime,
     Float,
     ForeignKey,
@@ -23,8 +22,9 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
+from sqlalchemy.dialects.postgresql import JSONB, REAL
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -140,10 +140,7 @@ class Chunk(Base):
     """FastGPT's "data": a question/text ``q``, an optional answer ``a``, and its index texts."""
 
     __tablename__ = "chunks"
-    __table_args__ = (
-        UniqueConstraint("collection_id", "chunk_index", name="uq_chunks_collection_index"),
-        Index("ix_chunks_fts", "fts", postgresql_using="gin"),
-    )
+    __table_args__ = (UniqueConstraint("collection_id", "chunk_index", name="uq_chunks_collection_index"),)
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
     collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
@@ -151,9 +148,8 @@ class Chunk(Base):
     q: Mapped[str] = mapped_column(Text)
     a: Mapped[str] = mapped_column(Text, default="")
     headings: Mapped[list[Any]] = mapped_column(JSONB, default=list)
-    # jieba-segmented q + a; PostgreSQL's own parser cannot split Chinese.
+    # jieba-segmented q + a, the source of this chunk's postings in ``chunk_terms``.
     fulltext: Mapped[str] = mapped_column(Text, default="")
-    fts = mapped_column(TSVECTOR, Computed("to_tsvector('simple'::regconfig, fulltext)", persisted=True))
     # 0 until the chunk's vectors are stored, so an interrupted embed job knows what is left.
     embedded: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = _now()
@@ -177,6 +173,36 @@ class ChunkVector(Base):
     part: Mapped[int] = mapped_column(Integer, default=0)
     text: Mapped[str] = mapped_column(Text)
     embedding = mapped_column(Vector(), nullable=False)
+
+
+# BM25 full text. PostgreSQL's tsvector ranking has no IDF and ranks every match, which is slow and weak
+# for Chinese; instead each chunk's jieba terms become postings with a precomputed BM25 term weight, read
+# best-first per query term (see ``zhiku.retrieval.fulltext``). Triggers keep the document frequencies.
+chunk_terms = Table(
+    "chunk_terms",
+    Base.metadata,
+    Column("dataset_id", BigInteger, nullable=False),
+    Column("term", Text, nullable=False),
+    Column("chunk_id", ForeignKey("chunks.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("weight", REAL, nullable=False),
+    Index("ix_chunk_terms_lookup", "dataset_id", "term", text("weight DESC"), "chunk_id"),
+)
+
+fulltext_terms = Table(
+    "fulltext_terms",
+    Base.metadata,
+    Column("dataset_id", BigInteger, primary_key=True),
+    Column("term", Text, primary_key=True),
+    Column("df", BigInteger, nullable=False),
+)
+
+fulltext_stats = Table(
+    "fulltext_stats",
+    Base.metadata,
+    Column("dataset_id", BigInteger, primary_key=True),
+    Column("docs", BigInteger, nullable=False),
+    Column("postings", BigInteger, nullable=False),
+)
 
 
 # --- jobs ---------------------------------------------------------------------------------------

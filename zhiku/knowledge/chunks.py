@@ -13,6 +13,7 @@ from zhiku.knowledge.collections import load_collection
 from zhiku.knowledge.index_text import chunk_text
 from zhiku.knowledge.indexing import embed_chunk_rows
 from zhiku.knowledge.schemas import ChunkPublic, ChunkUpdate, Page
+from zhiku.retrieval import fulltext
 from zhiku.retrieval.segment import index_document
 
 
@@ -60,6 +61,8 @@ async def update_chunk(session: AsyncSession, principal: Principal, embedders: E
     chunk.fulltext = index_document(chunk_text(q, a))
     chunk.updated_at = func.now()
     await session.flush()
+    await fulltext.unindex_chunks(session, [chunk.id])
+    await fulltext.index_terms(session, chunk.dataset_id, [(chunk.id, chunk.fulltext.split())])
     await embed_chunk_rows(session, embedders.get(dataset.embedding_model), dataset.id, [(chunk.id, q, a)])
     if not was_embedded:
         await session.execute(update(Collection).where(Collection.id == chunk.collection_id)

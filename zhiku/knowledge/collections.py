@@ -14,6 +14,7 @@ from zhiku.knowledge.datasets import load_dataset
 from zhiku.knowledge.files import BlobStore, register_file
 from zhiku.knowledge.parsers import parser_for
 from zhiku.knowledge.schemas import CollectionPublic, Page, TextCollectionCreate
+from zhiku.retrieval import fulltext
 from zhiku.worker import queue
 
 PARSE_JOB = "parse"
@@ -92,5 +93,6 @@ async def get_collection(session: AsyncSession, principal: Principal, collection
 async def delete_collection(session: AsyncSession, principal: Principal, collection_id: int) -> None:
     """Delete a collection with its chunks, vectors and pending jobs, in one transaction."""
     collection = await load_collection(session, principal, collection_id)
+    await fulltext.unindex_collection(session, collection.id)
     await session.delete(collection)
     await session.commit()

@@ -11,6 +11,7 @@ from zhiku.db.models import Dataset
 from zhiku.embedding.registry import EmbedderRegistry
 from zhiku.errors import Conflict, NotFound
 from zhiku.knowledge.schemas import DatasetCreate, DatasetPublic, DatasetUpdate
+from zhiku.retrieval import fulltext
 from zhiku.retrieval.vectors import ensure_vector_index
 
 
@@ -71,5 +72,6 @@ async def update_dataset(session: AsyncSession, principal: Principal, dataset_id
 async def delete_dataset(session: AsyncSession, principal: Principal, dataset_id: int) -> None:
     """Delete a dataset with its collections, chunks, vectors and jobs (cascades in one transaction)."""
     dataset = await load_dataset(session, principal, dataset_id)
+    await fulltext.drop_dataset(session, dataset.id)
     await session.delete(dataset)
     await session.commit()

@@ -24,6 +24,7 @@ from zhiku.knowledge.files import BlobStore
 from zhiku.knowledge.index_text import chunk_text, windows
 from zhiku.knowledge.parsers import ParsedDocument, parser_for
 from zhiku.errors import UnsupportedFile
+from zhiku.retrieval import fulltext
 from zhiku.retrieval.segment import index_document
 from zhiku.worker import queue
 from zhiku.worker.queue import ClaimedJob
@@ -67,11 +68,14 @@ async def run_parse(ctx: JobContext, job: ClaimedJob) -> None:
             select(Collection).where(Collection.id == job.collection_id).with_for_update())).scalar_one_or_none()
         if collection is None or collection.status != "parsing":
             return
+        await fulltext.unindex_collection(session, collection.id)
         await session.execute(delete(Chunk).where(Chunk.collection_id == collection.id))
         for row in rows:
             row.update(dataset_id=collection.dataset_id, collection_id=collection.id)
         for start in range(0, len(rows), 1000):
             await session.execute(insert(Chunk), rows[start:start + 1000])
+        stored = await session.execute(select(Chunk.id, Chunk.fulltext).where(Chunk.collection_id == collection.id))
+        await fulltext.index_terms(session, collection.dataset_id, [(cid, ft.split()) for cid, ft in stored])
         collection.status = "indexing"
         collection.chunk_count = len(rows)
         collection.indexed_count = 0

@@ -26,7 +26,8 @@ from zhiku.retrieval.fusion import (
     rrf_fuse,
     rrf_k,
 )
-from zhiku.retrieval.segment import query_terms, to_tsquery_text
+from zhiku.retrieval import fulltext
+from zhiku.retrieval.segment import query_terms
 from zhiku.retrieval.vectors import HNSW_EF_SEARCH, vector_cast
 from zhiku.tokens import count_tokens
 
@@ -105,15 +106,11 @@ async def _vector_candidates(sessions: async_sessionmaker[AsyncSession], embedde
 
 async def _fulltext_candidates(sessions: async_sessionmaker[AsyncSession], dataset_ids: list[int], query: str,
                                limit: int) -> list[tuple[int, float]]:
-    tsquery = to_tsquery_text(query_terms(query))
-    if not tsquery:
+    terms = query_terms(query)
+    if not terms:
         return []
     async with sessions() as session:
-        rows = await session.execute(text(
-            "SELECT c.id, ts_rank_cd(c.fts, tq, 1) AS score FROM chunks c, to_tsquery('simple', :tsq) tq "
-            "WHERE c.dataset_id = ANY(:ids) AND c.fts @@ tq ORDER BY score DESC, c.id LIMIT :limit"),
-            {"tsq": tsquery, "ids": dataset_ids, "limit": limit})
-        return [(int(r[0]), float(r[1])) for r in rows]
+        return await fulltext.search_terms(session, dataset_ids, terms, limit)
 
 
 async def _load_candidates(sessions: async_sessionmaker[AsyncSession], ranked: list[tuple[int, float]],

@@ -1,26 +1,22 @@
-"""Text preparation for PostgreSQL full-text search over Chinese and English.
+"""Text preparation for full-text search over Chinese and English.
 
-PostgreSQL's parser splits on spaces and punctuation, so a Chinese sentence
-reaches it as one enormous "word" and never matches a query. We segment with
-jieba ourselves, store the words joined by spaces, and let PostgreSQL index that
-with the ``simple`` configuration (lowercase only, no stemming, no stop words of
-its own). Queries go through the same function, so both sides always agree.
+A Chinese sentence has no spaces, so no word-based index can match it without
+segmentation. We segment with jieba ourselves and store the terms joined by
+spaces (``chunks.fulltext``); ``zhiku.retrieval.fulltext`` turns them into BM25
+postings. Queries go through the same function, so both sides always agree.
 
-Token shape -- the contract with PostgreSQL
--------------------------------------------
+Token shape
+-----------
 Every term we emit is made only of Unicode letters and digits (after NFKC and
-case folding). PostgreSQL's default parser reads such a run as exactly one
-``word``/``numword``/``int`` token, so ``to_tsvector('simple', index_document(t))``
-holds exactly ``index_terms(t)``, nothing split further and nothing dropped.
-Text the parser would otherwise mangle is normalised here, identically for
-documents and queries:
+case folding), so a term never contains a space and the stored text splits back
+into exactly ``index_terms(t)``. Text that would otherwise be ambiguous is
+normalised here, identically for documents and queries:
 
 * Joined words (``gpt-4o``, ``e5-small``, ``node.js``, ``snake_case``,
   ``don't``) yield the joined form without separators plus each part:
   ``gpt4o gpt 4o``. A query for ``GPT-4o``, ``gpt4o`` or ``gpt 4o`` therefore
-  finds the same chunks. (Left alone, PostgreSQL would index ``gpt-4o`` as a
-  phrase, and ``don't`` as ``don`` + ``t``.)
-* ``++`` and ``#`` after a word are spelt out, because the parser drops them:
+  finds the same chunks.
+* ``++`` and ``#`` after a word are spelt out, so they are not lost:
   ``c++`` -> ``cpp c``, ``c#`` -> ``csharp c``. Otherwise C, C++ and C# would be
   the same lexeme.
 * Dotted numbers lose their dots like any joined word (``3.11`` -> ``311 3 11``);
@@ -140,21 +136,10 @@ def index_terms(text: str) -> list[str]:
 
 
 def index_document(text: str) -> str:
-    """``text`` ready for ``to_tsvector('simple', ...)``: its terms joined by spaces."""
+    """``text`` as its terms joined by single spaces (stored as ``chunks.fulltext``; terms hold no spaces)."""
     return " ".join(index_terms(text))
 
 
 def query_terms(query: str) -> list[str]:
     """The terms of a search query: processed like documents, first occurrences only."""
     return list(dict.fromkeys(index_terms(query)))
-
-
-def to_tsquery_text(terms: list[str]) -> str:
-    """A ``to_tsquery('simple', ...)`` input matching any of ``terms``; ``""`` for none.
-
-    Each term is a quoted lexeme (quotes and backslashes doubled), so nothing a
-    user typed can act as a tsquery operator: ``a & !b`` becomes ``'a & !b'``,
-    which PostgreSQL reads as words, never as AND/NOT. Blank terms are skipped.
-    """
-    quoted = ("'" + term.replace("\\", "\\\\").replace("'", "''") + "'" for term in terms if term.strip())
-    return " | ".join(quoted)

@@ -1,7 +1,7 @@
 """A fake OpenAI-compatible model server: a real HTTP server on loopback for tests and demos.
 
 One instance serves ``POST /v1/chat/completions`` (JSON and SSE), ``POST /v1/completions``,
-``POST /v1/embeddings`` and ``GET /v1/models`` on ``127.0.0.1`` with an ephemeral port::
+``POST /v1/embeddings``, ``POST /v1/rerank`` and ``GET /v1/models`` on ``127.0.0.1`` with an ephemeral port::
 
     with fake_upstream() as fake:
         fake.reply("Paris.")            # the next request answers "Paris."
@@ -135,6 +135,7 @@ class FakeUpstream:
         self._thread: threading.Thread | None = None
         self._log_filter = _IncompleteResponseFilter()
         self.port = 0
+        self.disconnects = 0  # requests whose client went away before the response was complete
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -229,6 +230,7 @@ class FakeUpstream:
         with self._lock:
             self._queue.clear()
             self._requests.clear()
+            self.disconnects = 0
         self.default = Script()
 
     @property
@@ -261,10 +263,29 @@ class FakeUpstream:
             self._requests.append(RecordedRequest(request.method, request.url.path,
                                                   {k.lower(): v for k, v in request.headers.items()},
                                                   payload, body))
-        response = await self._respond(request.method, request.url.path, request.headers, payload,
-                                       body, send)
-        if response is not None:
-            await response(scope, receive, send)
+        completed = False
+
+        async def tracked_send(message: Any) -> None:
+            nonlocal completed
+            if message.get("type") == "http.response.body" and not message.get("more_body", False):
+                completed = True  # before the real send wakes the watcher below
+            await send(message)
+
+        async def watch_disconnect() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            if not completed:
+                with self._lock:
+                    self.disconnects += 1
+
+        watcher = asyncio.ensure_future(watch_disconnect())
+        try:
+            response = await self._respond(request.method, request.url.path, request.headers, payload,
+                                           body, tracked_send)
+            if response is not None:
+                await response(scope, receive, tracked_send)
+        finally:
+            watcher.cancel()
 
     async def _respond(self, method: str, path: str, headers: Any, payload: Any, body: bytes,
                        send: Send) -> Response | None:
@@ -274,7 +295,7 @@ class FakeUpstream:
             data = [{"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in self.models]
             return JSONResponse({"object": "list", "data": data})
         routes = {"/v1/chat/completions": self._chat, "/v1/completions": self._legacy,
-                  "/v1/embeddings": self._embeddings}
+                  "/v1/embeddings": self._embeddings, "/v1/rerank": self._rerank}
         if path not in routes:
             return JSONResponse(openai_error(404, f"no route {method} {path}"), status_code=404)
         if method != "POST":
@@ -377,6 +398,21 @@ class FakeUpstream:
         result: dict[str, Any] = {"object": "list", "data": data, "model": payload["model"]}
         if not script.omit_usage:
             tokens = sum(count_tokens(t) for t in texts)
+            result["usage"] = {"prompt_tokens": tokens, "total_tokens": tokens}
+        return JSONResponse(result)
+
+    async def _rerank(self, payload: dict[str, Any], script: Script, send: Send) -> Response:
+        """Jina/Cohere-style rerank: a document's score is the share of query words it contains."""
+        if script.malformed:
+            return Response('{"results": [', media_type="application/json")
+        query_words = set(str(payload.get("query") or "").lower().split())
+        documents = [d.get("text", "") if isinstance(d, dict) else str(d) for d in payload.get("documents") or []]
+        scores = [len(query_words & set(d.lower().split())) / (len(query_words) or 1) for d in documents]
+        order = sorted(range(len(documents)), key=lambda i: (-scores[i], i))[: payload.get("top_n") or None]
+        result: dict[str, Any] = {"model": payload["model"], "results": [
+            {"index": i, "relevance_score": scores[i]} for i in order]}
+        if not script.omit_usage:
+            tokens = count_tokens(str(payload.get("query") or "") + "".join(documents))
             result["usage"] = {"prompt_tokens": tokens, "total_tokens": tokens}
         return JSONResponse(result)
 

@@ -17,4 +17,8 @@ def create_app(platform: Platform) -> FastAPI:
     install_error_handlers(app)
     for module in (health, auth, keys, datasets, collections, chunks, apps, chat):
         app.include_router(module.router)
+    if platform.gateway is not None:
+        from zhiku.gateway.app import install_gateway
+
+        install_gateway(app, platform.gateway)
     return app

@@ -173,7 +173,6 @@ def upgrade() -> None:
     sa.Column('a', sa.Text(), nullable=False),
     sa.Column('headings', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
     sa.Column('fulltext', sa.Text(), nullable=False),
-    sa.Column('fts', postgresql.TSVECTOR(), sa.Computed("to_tsvector('simple'::regconfig, fulltext)", persisted=True), nullable=True),
     sa.Column('embedded', sa.Integer(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
@@ -183,7 +182,6 @@ def upgrade() -> None:
     sa.UniqueConstraint('collection_id', 'chunk_index', name='uq_chunks_collection_index')
     )
     op.create_index(op.f('ix_chunks_dataset_id'), 'chunks', ['dataset_id'], unique=False)
-    op.create_index('ix_chunks_fts', 'chunks', ['fts'], unique=False, postgresql_using='gin')
     op.create_table('jobs',
     sa.Column('id', sa.BigInteger(), nullable=False),
     sa.Column('kind', sa.String(length=50), nullable=False),
@@ -219,15 +217,71 @@ def upgrade() -> None:
     op.create_index(op.f('ix_chunk_vectors_chunk_id'), 'chunk_vectors', ['chunk_id'], unique=False)
     op.create_index(op.f('ix_chunk_vectors_dataset_id'), 'chunk_vectors', ['dataset_id'], unique=False)
 
+    op.create_table('chunk_terms',
+    sa.Column('dataset_id', sa.BigInteger(), nullable=False),
+    sa.Column('term', sa.Text(), nullable=False),
+    sa.Column('chunk_id', sa.BigInteger(), nullable=False),
+    sa.Column('weight', postgresql.REAL(), nullable=False),
+    sa.ForeignKeyConstraint(['chunk_id'], ['chunks.id'], ondelete='CASCADE')
+    )
+    op.create_index('ix_chunk_terms_chunk_id', 'chunk_terms', ['chunk_id'], unique=False)
+    op.create_index('ix_chunk_terms_lookup', 'chunk_terms', ['dataset_id', 'term', sa.text('weight DESC'), 'chunk_id'],
+                    unique=False)
+    op.create_table('fulltext_terms',
+    sa.Column('dataset_id', sa.BigInteger(), nullable=False),
+    sa.Column('term', sa.Text(), nullable=False),
+    sa.Column('df', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('dataset_id', 'term')
+    )
+    op.create_table('fulltext_stats',
+    sa.Column('dataset_id', sa.BigInteger(), nullable=False),
+    sa.Column('docs', sa.BigInteger(), nullable=False),
+    sa.Column('postings', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('dataset_id')
+    )
+    # Document frequencies follow every insert and delete of postings (cascades included).
+    op.execute("""
+CREATE FUNCTION zhiku_chunk_terms_added() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO fulltext_terms (dataset_id, term, df)
+        SELECT dataset_id, term, count(*) FROM new_rows GROUP BY dataset_id, term ORDER BY dataset_id, term
+    ON CONFLICT (dataset_id, term) DO UPDATE SET df = fulltext_terms.df + EXCLUDED.df;
+    INSERT INTO fulltext_stats (dataset_id, docs, postings)
+        SELECT dataset_id, count(DISTINCT chunk_id), count(*) FROM new_rows GROUP BY dataset_id ORDER BY dataset_id
+    ON CONFLICT (dataset_id) DO UPDATE SET docs = fulltext_stats.docs + EXCLUDED.docs,
+                                           postings = fulltext_stats.postings + EXCLUDED.postings;
+    RETURN NULL;
+END $$""")
+    op.execute("""
+CREATE FUNCTION zhiku_chunk_terms_removed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE fulltext_terms ft SET df = ft.df - d.n
+        FROM (SELECT dataset_id, term, count(*) AS n FROM old_rows GROUP BY dataset_id, term) d
+        WHERE ft.dataset_id = d.dataset_id AND ft.term = d.term;
+    UPDATE fulltext_stats fs SET docs = fs.docs - d.docs, postings = fs.postings - d.postings
+        FROM (SELECT dataset_id, count(DISTINCT chunk_id) AS docs, count(*) AS postings FROM old_rows
+              GROUP BY dataset_id) d
+        WHERE fs.dataset_id = d.dataset_id;
+    RETURN NULL;
+END $$""")
+    op.execute("CREATE TRIGGER chunk_terms_added AFTER INSERT ON chunk_terms REFERENCING NEW TABLE AS new_rows "
+               "FOR EACH STATEMENT EXECUTE FUNCTION zhiku_chunk_terms_added()")
+    op.execute("CREATE TRIGGER chunk_terms_removed AFTER DELETE ON chunk_terms REFERENCING OLD TABLE AS old_rows "
+               "FOR EACH STATEMENT EXECUTE FUNCTION zhiku_chunk_terms_removed()")
+
 
 def downgrade() -> None:
+    op.drop_table('fulltext_stats')
+    op.drop_table('fulltext_terms')
+    op.drop_table('chunk_terms')
+    op.execute("DROP FUNCTION IF EXISTS zhiku_chunk_terms_added()")
+    op.execute("DROP FUNCTION IF EXISTS zhiku_chunk_terms_removed()")
     op.drop_index(op.f('ix_chunk_vectors_dataset_id'), table_name='chunk_vectors')
     op.drop_index(op.f('ix_chunk_vectors_chunk_id'), table_name='chunk_vectors')
     op.drop_table('chunk_vectors')
     op.drop_index('ix_jobs_ready', table_name='jobs')
     op.drop_index(op.f('ix_jobs_collection_id'), table_name='jobs')
     op.drop_table('jobs')
-    op.drop_index('ix_chunks_fts', table_name='chunks', postgresql_using='gin')
     op.drop_index(op.f('ix_chunks_dataset_id'), table_name='chunks')
     op.drop_table('chunks')
     op.drop_index(op.f('ix_chat_items_chat_pk'), table_name='chat_items')

@@ -1,0 +1,94 @@
+"""Watch an OpenAI-format event stream on its way to the client, without re-encoding it.
+
+Splits upstream bytes into whole events and forwards each one, byte for byte, as soon as it is
+complete. On the side it checks each event is JSON (a malformed one ends the stream with a clear
+error rather than reaching the client) and notes what billing and error handling need: whether
+``[DONE]`` or a finish reason arrived, the usage, an in-stream error, and the streamed text for
+counting tokens locally when the upstream gives no usage.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from zhiku.apps.models import Usage
+from zhiku.gateway import sse
+from zhiku.gateway.providers.base import usage_of
+
+
+class StreamMeter:
+    def __init__(self, *, strip_usage_chunk: bool) -> None:
+        self.strip_usage_chunk = strip_usage_chunk  # the client did not ask for the usage chunk; we did
+        self.done = False
+        self.finished = False
+        self.usage: Usage | None = None
+        self.error: dict[str, Any] | None = None
+        self.malformed: bytes | None = None
+        self.forwarded = 0
+        self._splitter = sse.EventSplitter()
+        self._text: list[str] = []
+
+    @property
+    def complete(self) -> bool:
+        return self.done or self.finished
+
+    @property
+    def broken(self) -> bool:
+        """An error event or a malformed event arrived: nothing after it is forwarded."""
+        return self.error is not None or self.malformed is not None
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        out = []
+        for block in self._splitter.feed(chunk):
+            event = self._event(block)
+            if event is not None:
+                out.append(event)
+        return out
+
+    def finish(self) -> list[bytes]:
+        """Events left in the buffer when the upstream closed without a final blank line."""
+        rest = self._splitter.rest()
+        event = self._event(rest) if rest else None
+        return [event] if event is not None else []
+
+    def _event(self, block: bytes) -> bytes | None:
+        data = sse.event_data(block)
+        if data is None or self.done or self.broken:
+            return None
+        if data.strip() == sse.DONE:
+            self.done = True
+            return None
+        try:
+            parsed = json.loads(data)
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, dict):
+            self.malformed = data[:200]
+            return None
+        if parsed.get("error") and not parsed.get("choices"):
+            error = parsed["error"]
+            self.error = error if isinstance(error, dict) else {"message": str(error)}
+            return None
+        choices = parsed.get("choices")
+        if isinstance(parsed.get("usage"), dict):
+            self.usage = usage_of(parsed["usage"]) or self.usage
+            if self.strip_usage_chunk and not choices:
+                return None
+        for choice in choices or ():
+            if not isinstance(choice, dict):
+                continue
+            if choice.get("finish_reason"):
+                self.finished = True
+            if choice.get("index", 0) == 0:
+                delta = choice.get("delta")
+                if isinstance(delta, dict) and isinstance(delta.get("content"), str):
+                    self._text.append(delta["content"])
+                elif isinstance(choice.get("text"), str):
+                    self._text.append(choice["text"])
+        self.forwarded += 1
+        return block + b"\n\n"
+
+    def completion_text(self) -> str:
+        """The text streamed so far (choice 0), for counting tokens when no usage came."""
+        return "".join(self._text)
