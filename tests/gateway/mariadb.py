@@ -79,10 +79,11 @@ class MariaDB:
                 self._admin(f"CREATE USER IF NOT EXISTS '{USER}'@'%' IDENTIFIED BY '{PASSWORD}'",
                             f"GRANT ALL PRIVILEGES ON *.* TO '{USER}'@'%'")
                 return self
-            except Exception:
+            except Exception as exc:
                 if time.monotonic() > deadline:
+                    log = self._error_log()
                     self.stop()
-                    raise RuntimeError(f"MariaDB did not accept connections in {timeout:g}s: {self._error_log()}")
+                    raise RuntimeError(f"MariaDB did not accept connections in {timeout:g}s: {log}") from exc
                 time.sleep(0.3)
 
     def _error_log(self) -> str:

@@ -10,7 +10,7 @@ import openai
 import pytest
 
 from tests.gateway.conftest import Admin, GatewayThread, unique
-from zhiku.testing.fake_upstream import FakeUpstream, count_tokens
+from zhiku.testing.fake_upstream import count_tokens
 
 pytestmark = pytest.mark.integration
 
@@ -129,6 +129,17 @@ def test_401_auto_disables_and_channel_test_reenables(gateway_server, admin, fak
     assert fakes[0].last_request.json["max_tokens"] == 1
     state = admin.channel(broken["id"])
     assert state["status"] == "enabled" and state["status_reason"] is None and state["tested_at"]
+
+    # The scheduled test does the same for every auto-disabled channel, and leaves failing ones off.
+    fakes[0].fail(401)
+    with pytest.raises(openai.AuthenticationError):
+        ask(client(gateway_server, key), model)
+    assert admin.channel(broken["id"])["status"] == "auto_disabled"
+    fakes[0].fail(401)  # the first scheduled test still fails
+    gateway_server.call(gateway_server.gateway.test_disabled_channels())
+    assert admin.channel(broken["id"])["status"] == "auto_disabled"
+    gateway_server.call(gateway_server.gateway.test_disabled_channels())
+    assert admin.channel(broken["id"])["status"] == "enabled"
 
 
 def test_retry_after_puts_the_channel_in_cooldown(gateway_server, admin, fakes) -> None:
@@ -334,7 +345,7 @@ def test_models_embeddings_completions_and_rerank(gateway_server, admin, fakes) 
                    json={"model": rerank, "query": "red apple", "documents": ["green pear", "a red apple"]})
     assert r.status_code == 200, r.text
     assert r.json()["results"][0]["index"] == 1
-    rows = flushed_logs(gateway_server, admin, token_name=None)
+    rows = flushed_logs(gateway_server, admin)
     endpoints = {row["endpoint"] for row in rows if row["model"] in (chat, embed, rerank)}
     assert endpoints == {"embeddings", "completions", "rerank"}
 

@@ -10,7 +10,6 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, select, text
 
-from zhiku.apps.models import Usage
 from zhiku.gateway import channels, logs, options, tokens, users
 from zhiku.gateway.cache import load_snapshot, token_exists
 from zhiku.gateway.domain import AUTO_DISABLED, ENABLED

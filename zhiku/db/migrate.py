@@ -18,8 +18,17 @@ _MIGRATION_LOCK = 0x7A68696B75
 
 
 def include_object(obj, name, type_, reflected, compare_to) -> bool:  # noqa: ANN001 - alembic's hook signature
-    """Leave out what is created at run time: the per-embedding-model HNSW indexes."""
-    return not (type_ == "index" and name and name.startswith("ix_chunk_vectors_hnsw_"))
+    """Leave out what the platform's migrations do not own: the per-embedding-model HNSW indexes (made at
+    run time) and the gateway's tables (their own migration chain, possibly in the same database)."""
+    if type_ == "index" and name and name.startswith("ix_chunk_vectors_hnsw_"):
+        return False
+    return not (type_ == "table" and name and (name.startswith("gateway_") or name in _gateway_tables()))
+
+
+def _gateway_tables() -> set[str]:
+    from zhiku.gateway.tables import GatewayBase
+
+    return set(GatewayBase.metadata.tables)
 
 
 def alembic_config(connection: Connection | None = None) -> Config:

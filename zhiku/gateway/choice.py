@@ -48,7 +48,7 @@ def choose_channel(candidates: Sequence[ChannelInfo], draw: float, *, exclude: C
         weights, total = [1] * len(tier), len(tier)
     target = min(max(draw, 0.0), 0.999999999) * total
     running = 0.0
-    for channel, weight in zip(tier, weights):
+    for channel, weight in zip(tier, weights, strict=True):
         running += weight
         if target < running:
             return channel

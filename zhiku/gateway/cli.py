@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Optional, TypeVar
@@ -25,7 +26,8 @@ tokens_cli = typer.Typer(help="Manage gateway tokens (sk-…).", no_args_is_help
 app.add_typer(channels_cli, name="channels")
 app.add_typer(tokens_cli, name="tokens")
 
-console = Console()
+# Piped output keeps whole table rows on one line (scripts grep them); a terminal gets its own width.
+console = Console(width=None if sys.stdout.isatty() else 220)
 err_console = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 DataDirOption = typer.Option(None, "--data-dir", help="Data directory (default: ZHIKU_DATA_DIR or ./data).")

@@ -13,8 +13,6 @@ import time
 from dataclasses import replace
 from typing import Any
 
-import httpx
-
 from zhiku.auth.secrets import hash_token
 from zhiku.config import Settings
 from zhiku.errors import Unauthorized
@@ -26,7 +24,7 @@ from zhiku.gateway.failures import Failure
 from zhiku.gateway.ledger import Ledger
 from zhiku.gateway.limits import TokenLimiter
 from zhiku.gateway.providers import build_providers
-from zhiku.gateway.providers.base import ProviderContext
+from zhiku.gateway.providers.base import ProviderContext, new_http_session
 from zhiku.gateway.relay import Relay, RelayCall, RelayResult
 from zhiku.gateway.schemas import ChannelCreate, ChannelTestResult, TokenCreate
 from zhiku.gateway.secret import KeyBox, open_keybox
@@ -42,8 +40,7 @@ class Gateway:
         self.settings = settings
         self.store = store
         self.keybox = keybox
-        self.http = httpx.AsyncClient(limits=httpx.Limits(max_connections=2000, max_keepalive_connections=500,
-                                                          keepalive_expiry=30.0))
+        self.http = new_http_session()
         self._embedders = embedders
         self.providers = build_providers(ProviderContext(http=self.http, embedders=self.embedder_registry))
         self.snapshot = Snapshot()
@@ -106,7 +103,7 @@ class Gateway:
             await asyncio.gather(*self._writes, return_exceptions=True)
         with contextlib.suppress(Exception):
             await self.flush()
-        await self.http.aclose()
+        await self.http.close()
         await self.store.dispose()
 
     async def _every(self, seconds: float, job: Any) -> None:

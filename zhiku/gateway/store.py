@@ -17,8 +17,8 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from zhiku.gateway.dsn import dialect_of, gateway_database_url, redact_dsn
 from zhiku.errors import StartupError
+from zhiku.gateway.dsn import dialect_of, gateway_database_url, redact_dsn
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _PG_LOCK = 0x7A6B6777  # any constant, the same in every Zhiku process; differs from the platform's

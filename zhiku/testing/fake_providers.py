@@ -26,7 +26,14 @@ from urllib.parse import parse_qs
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from zhiku.testing.fake_upstream import FakeUpstream, Script, count_tokens, default_answer, fake_embedding, message_text
+from zhiku.testing.fake_upstream import (
+    FakeUpstream,
+    Script,
+    count_tokens,
+    default_answer,
+    fake_embedding,
+    message_text,
+)
 
 _ANTHROPIC_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
                           404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error",
@@ -216,7 +223,8 @@ class FakeAnthropic(FakeUpstream, _RawStreamer):
 
 
 _AZURE_PATH = re.compile(r"^/openai/deployments/([^/]+)/(chat/completions|completions|embeddings)$")
-_azure_query: contextvars.ContextVar[dict[str, list[str]]] = contextvars.ContextVar("azure_query", default={})
+_azure_query: contextvars.ContextVar[dict[str, list[str]] | None] = contextvars.ContextVar("azure_query",
+                                                                                  default=None)
 
 
 def azure_error(status: int, message: str) -> dict[str, Any]:
@@ -238,7 +246,7 @@ class FakeAzure(FakeUpstream):
     async def _respond(self, method: str, path: str, headers: Any, payload: Any, body: bytes,
                        send: Send) -> Response | None:
         match = _AZURE_PATH.match(path)
-        if match is None or "api-version" not in _azure_query.get():
+        if match is None or "api-version" not in (_azure_query.get() or {}):
             return JSONResponse(azure_error(404, "Resource not found"), status_code=404)
         if self.api_key is not None and headers.get("api-key") != self.api_key:
             return JSONResponse(azure_error(401, "Access denied due to invalid subscription key or wrong API "

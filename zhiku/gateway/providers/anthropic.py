@@ -24,6 +24,7 @@ from zhiku.gateway.providers.base import (
     UpstreamReply,
     UpstreamRequest,
     UpstreamStream,
+    closer,
     dumps,
     parse_json_object,
     post,
@@ -265,4 +266,4 @@ class AnthropicProvider:
             for event in translator.finish():
                 yield event
 
-        return UpstreamStream(events(), response.aclose)
+        return UpstreamStream(events(), closer(response))

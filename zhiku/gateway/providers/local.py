@@ -18,7 +18,13 @@ from zhiku.apps.models import Usage
 from zhiku.errors import ZhikuError
 from zhiku.gateway.domain import ENDPOINT_EMBEDDINGS, ENDPOINT_RERANK
 from zhiku.gateway.failures import Failure, UpstreamFailure
-from zhiku.gateway.providers.base import ProviderContext, UpstreamReply, UpstreamRequest, UpstreamStream, dumps
+from zhiku.gateway.providers.base import (
+    ProviderContext,
+    UpstreamReply,
+    UpstreamRequest,
+    UpstreamStream,
+    dumps,
+)
 
 
 def _texts(value: Any) -> list[str]:

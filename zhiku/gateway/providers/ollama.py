@@ -16,6 +16,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+from zhiku.apps.models import Usage
 from zhiku.gateway import sse
 from zhiku.gateway.domain import ENDPOINT_CHAT, ENDPOINT_EMBEDDINGS
 from zhiku.gateway.failures import UpstreamFailure, bad_response
@@ -24,6 +25,7 @@ from zhiku.gateway.providers.base import (
     UpstreamReply,
     UpstreamRequest,
     UpstreamStream,
+    closer,
     dumps,
     parse_json_object,
     post,
@@ -31,7 +33,6 @@ from zhiku.gateway.providers.base import (
     stream_chunks,
     url_join,
 )
-from zhiku.apps.models import Usage
 
 # OpenAI sampling parameters and their Ollama ``options`` names.
 _OPTIONS = {"temperature": "temperature", "top_p": "top_p", "max_tokens": "num_predict",
@@ -268,4 +269,4 @@ class OllamaProvider:
             for event in translator.finish():
                 yield event
 
-        return UpstreamStream(events(), response.aclose)
+        return UpstreamStream(events(), closer(response))

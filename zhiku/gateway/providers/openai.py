@@ -11,8 +11,6 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-
 from zhiku.gateway import sse
 from zhiku.gateway.domain import ENDPOINT_CHAT, ENDPOINT_COMPLETIONS, ENDPOINT_EMBEDDINGS, ENDPOINT_RERANK
 from zhiku.gateway.failures import UpstreamFailure, bad_response
@@ -21,6 +19,7 @@ from zhiku.gateway.providers.base import (
     UpstreamReply,
     UpstreamRequest,
     UpstreamStream,
+    closer,
     parse_json_object,
     post,
     read_body,
@@ -44,7 +43,7 @@ class OpenAIProvider:
     endpoints = frozenset({ENDPOINT_CHAT, ENDPOINT_COMPLETIONS, ENDPOINT_EMBEDDINGS, ENDPOINT_RERANK})
 
     def __init__(self, context: ProviderContext) -> None:
-        self.http: httpx.AsyncClient = context.http
+        self.http = context.http
 
     # ---- hooks Azure overrides --------------------------------------------------------------
 
@@ -81,7 +80,7 @@ class OpenAIProvider:
             data = parse_json_object(await read_body(response, where, request.timeout), where)
             check_answer(data, request.endpoint, where)
             return UpstreamStream(_aiter(completion_as_events(data)), _noop)
-        return UpstreamStream(stream_chunks(response, where, request.timeout), response.aclose)
+        return UpstreamStream(stream_chunks(response, where, request.timeout), closer(response))
 
 
 def check_answer(data: dict[str, Any], endpoint: str, where: str) -> None:

@@ -4,8 +4,8 @@ Revision ID: g0001
 Revises:
 Create Date: 2026-11-29
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 revision = "g0001"
 down_revision = None
