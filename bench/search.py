@@ -37,23 +37,24 @@ from zhiku.config import Settings  # noqa: E402
 from zhiku.db.engine import open_database  # noqa: E402
 from zhiku.db.migrate import migrate  # noqa: E402
 from zhiku.embedding.registry import EmbedderRegistry  # noqa: E402
+from zhiku.retrieval import fulltext  # noqa: E402
 from zhiku.retrieval.search import SearchSettings, search  # noqa: E402
 from zhiku.retrieval.segment import index_document  # noqa: E402
 from zhiku.retrieval.vectors import HNSW_EF_SEARCH, ensure_vector_index  # noqa: E402
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "eval" / "scifact" / "corpus.jsonl"
-MODEL = "bench-e5-shaped"
+MODEL_PREFIX = "bench-e5-shaped"
 DIM = 384
 
 
 class PreparedEmbedder:
     """Returns the vector prepared for each query text (the store is measured, not the model)."""
 
-    model_name = MODEL
     dim = DIM
     max_tokens = 512
 
-    def __init__(self) -> None:
+    def __init__(self, model_name: str) -> None:
+        self.model_name = model_name
         self.vectors: dict[str, np.ndarray] = {}
 
     def embed(self, texts: Sequence[str], kind: str = "passage") -> np.ndarray:
@@ -89,6 +90,8 @@ def pct(values: list[float], p: float) -> float:
 async def run(size: int, url: str | None, queries: int, seed: int) -> dict:
     rng = np.random.default_rng(seed)
     random.seed(seed)
+    # A model name per run: each run gets its own partial HNSW index, built after its vectors are loaded.
+    MODEL = f"{MODEL_PREFIX}-{size}-{int(time.time())}"
     tmp = tempfile.mkdtemp(prefix="zkbench-")
     settings = Settings(database_url=url or "", data_dir=Path(tmp))
     db = open_database(settings)
@@ -120,6 +123,7 @@ async def run(size: int, url: str | None, queries: int, seed: int) -> dict:
             columns=["dataset_id", "collection_id", "chunk_index", "q", "a", "headings", "fulltext", "embedded"])
         ids = [r["id"] for r in await pg.fetch("SELECT id FROM chunks WHERE collection_id = $1 ORDER BY chunk_index",
                                                  col)]
+        fulltexts = [row[6] for row in chunk_rows]
         vec_rows = [(cid, ds, MODEL, "default", 0, "", "[" + ",".join(f"{x:.6f}" for x in v) + "]")
                     for cid, v in zip(ids, vectors)]
         await pg.execute("CREATE TEMP TABLE v_in (chunk_id bigint, dataset_id bigint, model text, kind text, "
@@ -127,6 +131,12 @@ async def run(size: int, url: str | None, queries: int, seed: int) -> dict:
         await pg.copy_records_to_table("v_in", records=vec_rows)
         await pg.execute("INSERT INTO chunk_vectors (chunk_id, dataset_id, model, kind, part, text, embedding) "
                          "SELECT chunk_id, dataset_id, model, kind, part, text, embedding::vector FROM v_in")
+    # full-text postings through the product's own indexer, in batches
+    for start in range(0, size, 5000):
+        async with db.sessions() as session:
+            await fulltext.index_terms(session, ds, [(ids[i], fulltexts[i].split())
+                                                     for i in range(start, min(size, start + 5000))])
+            await session.commit()
     load_s = time.perf_counter() - t0
     print(f"[{size}] loaded in {load_s:.1f}s; building HNSW index…", flush=True)
     t0 = time.perf_counter()
@@ -134,11 +144,12 @@ async def run(size: int, url: str | None, queries: int, seed: int) -> dict:
         await conn.execute(text("SET maintenance_work_mem = '1GB'"))
         await ensure_vector_index(conn, MODEL, DIM)
         await conn.execute(text("ANALYZE chunks"))
+        await conn.execute(text("ANALYZE chunk_terms"))
         await conn.execute(text("ANALYZE chunk_vectors"))
     index_s = time.perf_counter() - t0
 
     # queries: words of a random chunk, a vector near that chunk's vector
-    embedder = PreparedEmbedder()
+    embedder = PreparedEmbedder(MODEL)
     registry = EmbedderRegistry(default=MODEL)
     registry.register(embedder)
     qs = []

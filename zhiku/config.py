@@ -72,6 +72,7 @@ class Settings(BaseSettings):
     job_max_attempts: int = Field(5, validation_alias=_env("ZHIKU_JOB_MAX_ATTEMPTS"))
     worker_poll_seconds: float = Field(1.0, validation_alias=_env("ZHIKU_WORKER_POLL_SECONDS"))
     worker_enabled: bool = Field(True, validation_alias=_env("ZHIKU_WORKER_ENABLED"))
+    worker_concurrency: int = Field(2, ge=1, le=64, validation_alias=_env("ZHIKU_WORKER_CONCURRENCY"))
 
     @property
     def pg_data_dir(self) -> Path:

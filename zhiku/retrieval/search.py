@@ -9,17 +9,18 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Sequence
 
-from sqlalchemy import select, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from zhiku.db.models import Chunk, Collection, Dataset
+from zhiku.db.models import Dataset
 from zhiku.embedding.registry import EmbedderRegistry
 from zhiku.errors import InvalidInput
 from zhiku.retrieval.fusion import (
     Candidate,
     ScoreItem,
+    ScoreType,
     apply_token_budget,
     dedup,
     filter_similarity,
@@ -77,62 +78,61 @@ class SearchResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+_CANDIDATE_COLUMNS = "c.id, c.q, c.a, c.dataset_id, c.collection_id, c.chunk_index, col.name"
+
+
+def _candidates(rows: Sequence[Any], score_type: ScoreType) -> list[Candidate]:
+    """Rows of ``_CANDIDATE_COLUMNS`` + score, best first, as candidates ranked 0, 1, 2…"""
+    return [Candidate(chunk_id=r[0], q=r[1], a=r[2], dataset_id=r[3], collection_id=r[4], chunk_index=r[5],
+                      source_name=r[6], scores=(ScoreItem(type=score_type, value=float(r[7]), index=rank),))
+            for rank, r in enumerate(rows)]
+
+
 async def _vector_candidates(sessions: async_sessionmaker[AsyncSession], embedders: EmbedderRegistry,
-                             datasets: list[Dataset], query: str, limit: int) -> list[tuple[int, float]]:
+                             datasets: list[Dataset], query: str, limit: int) -> list[Candidate]:
     by_model: dict[tuple[str, int], list[int]] = {}
     for ds in datasets:
         by_model.setdefault((ds.embedding_model, ds.vector_dim), []).append(ds.id)
-    hits: dict[int, float] = {}
+    rows: list[Any] = []
     for (model, dim), ids in by_model.items():
         embedder = embedders.get(model)
         vector = (await asyncio.to_thread(embedder.embed, [query], "query"))[0]
         cast = vector_cast(dim)
         literal = "[" + ",".join(f"{x:.7g}" for x in vector.tolist()) + "]"
         async with sessions() as session:
-            await session.execute(text(f"SET LOCAL hnsw.ef_search = {HNSW_EF_SEARCH}"))
-            await session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
-            rows = await session.execute(text(
-                f"SELECT chunk_id, 1 - (embedding::{cast} <=> CAST(:q AS {cast})) AS score FROM chunk_vectors "
-                f"WHERE model = :model AND dataset_id = ANY(:ids) "
-                f"ORDER BY embedding::{cast} <=> CAST(:q AS {cast}) LIMIT :limit"),
+            await session.execute(text(
+                "SELECT set_config('hnsw.ef_search', :ef, true), "
+                "set_config('hnsw.iterative_scan', 'relaxed_order', true)"), {"ef": str(HNSW_EF_SEARCH)})
+            # A long chunk has several windows (2× the rows), and scores as its best one.
+            result = await session.execute(text(
+                f"WITH hits AS MATERIALIZED ("
+                f"  SELECT chunk_id, embedding::{cast} <=> CAST(:q AS {cast}) AS dist FROM chunk_vectors"
+                f"  WHERE model = :model AND dataset_id = ANY(:ids)"
+                f"  ORDER BY embedding::{cast} <=> CAST(:q AS {cast}) LIMIT :limit) "
+                f"SELECT {_CANDIDATE_COLUMNS}, 1 - min(h.dist) AS score FROM hits h "
+                f"JOIN chunks c ON c.id = h.chunk_id JOIN collections col ON col.id = c.collection_id "
+                f"GROUP BY c.id, col.name ORDER BY score DESC, c.id"),
                 {"q": literal, "model": model, "ids": ids, "limit": limit * 2})
-            for chunk_id, score in rows:
-                # a long chunk has several windows: it scores as its best one
-                if score > hits.get(chunk_id, -2.0):
-                    hits[chunk_id] = float(score)
-    ranked = sorted(hits.items(), key=lambda kv: kv[1], reverse=True)
-    return ranked[:limit]
+            rows.extend(result.all())
+    rows.sort(key=lambda r: -r[7])  # several models: merge their lists by score
+    return _candidates(rows[:limit], "embedding")
 
 
 async def _fulltext_candidates(sessions: async_sessionmaker[AsyncSession], dataset_ids: list[int], query: str,
-                               limit: int) -> list[tuple[int, float]]:
+                               limit: int) -> list[Candidate]:
     terms = query_terms(query)
     if not terms:
         return []
     async with sessions() as session:
-        return await fulltext.search_terms(session, dataset_ids, terms, limit)
-
-
-async def _load_candidates(sessions: async_sessionmaker[AsyncSession], ranked: list[tuple[int, float]],
-                           score_type: str) -> list[Candidate]:
-    if not ranked:
-        return []
-    ids = [cid for cid, _ in ranked]
-    async with sessions() as session:
-        rows = await session.execute(
-            select(Chunk.id, Chunk.q, Chunk.a, Chunk.dataset_id, Chunk.collection_id, Chunk.chunk_index,
-                   Collection.name).join(Collection, Collection.id == Chunk.collection_id)
-            .where(Chunk.id.in_(ids)))
-        by_id = {r[0]: r for r in rows}
-    out = []
-    for rank, (cid, score) in enumerate(ranked):
-        r = by_id.get(cid)
-        if r is None:  # deleted between the two queries
-            continue
-        out.append(Candidate(chunk_id=r[0], q=r[1], a=r[2], dataset_id=r[3], collection_id=r[4],
-                             chunk_index=r[5], source_name=r[6],
-                             scores=(ScoreItem(type=score_type, value=score, index=rank),)))  # type: ignore[arg-type]
-    return out
+        ranked = await fulltext.search_terms(session, dataset_ids, terms, limit)
+        if not ranked:
+            return []
+        result = await session.execute(text(
+            f"SELECT {_CANDIDATE_COLUMNS}, r.score FROM unnest(CAST(:ids AS bigint[]), CAST(:scores AS float8[])) "
+            f"WITH ORDINALITY AS r(id, score, pos) JOIN chunks c ON c.id = r.id "
+            f"JOIN collections col ON col.id = c.collection_id ORDER BY r.pos"),
+            {"ids": [cid for cid, _ in ranked], "scores": [score for _, score in ranked]})
+        return _candidates(result.all(), "fullText")
 
 
 async def search(sessions: async_sessionmaker[AsyncSession], embedders: EmbedderRegistry,
@@ -145,18 +145,15 @@ async def search(sessions: async_sessionmaker[AsyncSession], embedders: Embedder
         return SearchResult(quotes=[], mode=settings.mode, duration_ms=0.0)
     ids = [d.id for d in datasets]
     if settings.mode == "embedding":
-        ranked = await _vector_candidates(sessions, embedders, datasets, query, EMBEDDING_ONLY_LIMIT)
-        candidates = filter_similarity(await _load_candidates(sessions, ranked, "embedding"),
-                                       settings.similarity, "embedding")
+        candidates = filter_similarity(
+            await _vector_candidates(sessions, embedders, datasets, query, EMBEDDING_ONLY_LIMIT),
+            settings.similarity, "embedding")
     elif settings.mode == "fullText":
-        ranked = await _fulltext_candidates(sessions, ids, query, FULLTEXT_ONLY_LIMIT)
-        candidates = await _load_candidates(sessions, ranked, "fullText")
+        candidates = await _fulltext_candidates(sessions, ids, query, FULLTEXT_ONLY_LIMIT)
     else:
-        vec_ranked, ft_ranked = await asyncio.gather(
+        vec, ft = await asyncio.gather(
             _vector_candidates(sessions, embedders, datasets, query, MIXED_VECTOR_LIMIT),
             _fulltext_candidates(sessions, ids, query, MIXED_FULLTEXT_LIMIT))
-        vec, ft = await asyncio.gather(_load_candidates(sessions, vec_ranked, "embedding"),
-                                       _load_candidates(sessions, ft_ranked, "fullText"))
         k_vec, k_ft = rrf_k(settings.embedding_weight)
         candidates = rrf_fuse([(vec, k_vec), (ft, k_ft)])
     quotes = apply_token_budget(dedup(candidates), settings.max_tokens, count_tokens)

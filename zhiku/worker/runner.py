@@ -77,7 +77,12 @@ class Worker:
         return True
 
     async def run_forever(self, stop: asyncio.Event) -> None:
+        """Run ``worker_concurrency`` job loops, so one job's database work overlaps another's embedding."""
         log.info("worker %s started", self.name)
+        loops = max(1, self.ctx.settings.worker_concurrency)
+        await asyncio.gather(*(self._loop(stop) for _ in range(loops)))
+
+    async def _loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
                 worked = await self.run_once()

@@ -1,0 +1,142 @@
+"""Import benchmark: 500 SciFact abstracts end to end, split into parse / chunk / embed / store.
+
+    .venv/bin/python bench/import.py [--docs 500]
+
+Each abstract becomes one ``.txt`` upload, imported through the product's real path: collection and
+job rows, the worker's ``parse`` and ``embed`` jobs, PostgreSQL writes, until every collection is
+ready. Time inside the embedder is measured by wrapping it; parsing (decode), chunking and jieba
+segmentation are timed on the same inputs with the same functions; "store and queue" is the rest of
+the wall time (database writes, job claims, commits).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import text  # noqa: E402
+
+from zhiku.auth.service import root_principal  # noqa: E402
+from zhiku.config import Settings  # noqa: E402
+from zhiku.embedding.registry import EmbedderRegistry  # noqa: E402
+from zhiku.knowledge import collections, datasets  # noqa: E402
+from zhiku.knowledge.chunker import split_text  # noqa: E402
+from zhiku.knowledge.parsers import parser_for  # noqa: E402
+from zhiku.knowledge.schemas import DatasetCreate  # noqa: E402
+from zhiku.platform import build_embedders, open_platform  # noqa: E402
+from zhiku.retrieval.segment import index_document  # noqa: E402
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "eval" / "scifact" / "corpus.jsonl"
+
+
+class TimedEmbedder:
+    """Delegates to the real embedder and adds up the seconds spent inside it."""
+
+    def __init__(self, inner) -> None:  # noqa: ANN001
+        self.inner = inner
+        self.model_name = inner.model_name
+        self.dim = inner.dim
+        self.max_tokens = inner.max_tokens
+        self.seconds = 0.0
+        self.texts = 0
+
+    def embed(self, texts: Sequence[str], kind: str = "passage") -> np.ndarray:
+        t = time.perf_counter()
+        try:
+            return self.inner.embed(texts, kind)
+        finally:
+            self.seconds += time.perf_counter() - t
+            self.texts += len(texts)
+
+    def count_tokens(self, text_: str) -> int:
+        return self.inner.count_tokens(text_)
+
+
+async def main(docs: int, url: str | None) -> None:
+    abstracts = [json.loads(line) for line, _ in zip(CORPUS.open(), range(docs))]
+    files = [(f"{a['id']}.txt", (a["title"] + "\n\n" + a["text"]).encode()) for a in abstracts]
+    tmp = Path(tempfile.mkdtemp(prefix="zkimport-"))
+    settings = Settings(database_url=url or "", data_dir=tmp, worker_poll_seconds=0.05)
+    real = build_embedders(settings).get()
+    timed = TimedEmbedder(real)
+    registry = EmbedderRegistry(default=real.model_name)
+    registry.register(timed)
+    platform = await open_platform(settings, embedders=registry)
+    try:
+        # Stage timings on the same inputs, outside the database.
+        t = time.perf_counter()
+        docs_parsed = [parser_for(name).parse(data, name) for name, data in files]
+        parse_s = time.perf_counter() - t
+        t = time.perf_counter()
+        pieces = [split_text(d.text, chunk_size=1000, overlap_ratio=0.2, markdown=False) for d in docs_parsed]
+        chunk_s = time.perf_counter() - t
+        t = time.perf_counter()
+        for ps in pieces:
+            for p in ps:
+                index_document(p.text)
+        segment_s = time.perf_counter() - t
+
+        # End to end through the real import path.
+        async with platform.db.sessions() as session:
+            principal = await root_principal(session)
+            ds = await datasets.create_dataset(session, principal, registry,
+                                               DatasetCreate(name=f"scifact-{time.time():.0f}"))
+        started = time.perf_counter()
+        for name, data in files:
+            async with platform.db.sessions() as session:
+                await collections.create_file_collection(session, principal, platform.blobs, ds.id, name, data,
+                                                         max_bytes=settings.upload_max_bytes)
+        stop = asyncio.Event()
+        worker = asyncio.create_task(platform.worker().run_forever(stop))
+        while True:
+            async with platform.db.sessions() as session:
+                left = (await session.execute(text(
+                    "SELECT count(*) FROM collections WHERE dataset_id = :d AND status NOT IN ('ready', 'error')"),
+                    {"d": ds.id})).scalar_one()
+            if left == 0:
+                break
+            await asyncio.sleep(0.2)
+        total_s = time.perf_counter() - started
+        stop.set()
+        await worker
+        async with platform.db.sessions() as session:
+            chunks, vectors, failed = (await session.execute(text(
+                "SELECT (SELECT count(*) FROM chunks WHERE dataset_id = :d), "
+                "(SELECT count(*) FROM chunk_vectors WHERE dataset_id = :d), "
+                "(SELECT count(*) FROM collections WHERE dataset_id = :d AND status = 'error')"),
+                {"d": ds.id})).one()
+    finally:
+        await platform.close()
+
+    tokens = sum(real.count_tokens(p.text) for ps in pieces for p in ps)
+    embed_s = timed.seconds
+    rest = total_s - embed_s
+    store_s = rest - parse_s - chunk_s - segment_s
+    print(f"imported {len(files)} abstracts: {chunks} chunks, {vectors} vectors, {failed} failed, "
+          f"{tokens} model tokens")
+    print(f"{'stage':<22} {'seconds':>8} {'share':>7}")
+    for name, secs in [("parse (decode)", parse_s), ("chunk", chunk_s), ("segment (jieba)", segment_s),
+                       ("embed", embed_s), ("store + queue", store_s)]:
+        print(f"{name:<22} {secs:8.2f} {secs / total_s:7.1%}")
+    print(f"{'total (wall)':<22} {total_s:8.2f}")
+    print(f"everything but embedding: {rest:.2f}s = {rest / total_s:.1%} of the total "
+          f"(embedding throughput {tokens / embed_s:.0f} tokens/s)")
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--docs", type=int, default=500)
+    ap.add_argument("--database-url", default=None, help="external PostgreSQL (default: a temporary embedded one)")
+    args = ap.parse_args()
+    asyncio.run(main(args.docs, args.database_url))
