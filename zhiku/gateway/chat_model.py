@@ -11,7 +11,7 @@ import json
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from zhiku.apps.models import ChatDelta, ChatMessage, ChatParams, ChatResult, Usage
+from zhiku.apps.models import ChatDelta, ChatMessage, ChatParams, ChatResult, Usage, openai_chat_body
 from zhiku.errors import UpstreamError
 from zhiku.gateway import sse
 from zhiku.gateway.domain import ENDPOINT_CHAT
@@ -23,25 +23,8 @@ class GatewayChatModel:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
 
-    @staticmethod
-    def _body(messages: Sequence[ChatMessage], params: ChatParams, *, stream: bool) -> dict[str, Any]:
-        body: dict[str, Any] = {}
-        if params.temperature is not None:
-            body["temperature"] = params.temperature
-        if params.max_tokens is not None:
-            body["max_tokens"] = params.max_tokens
-        body.update(params.extra)
-        body["model"] = params.model
-        body["messages"] = [{"role": m.role, "content": m.content} for m in messages]
-        body["stream"] = stream
-        if stream:
-            body["stream_options"] = {**(params.extra.get("stream_options") or {}), "include_usage": True}
-        else:
-            body.pop("stream_options", None)
-        return body
-
     async def complete(self, messages: Sequence[ChatMessage], params: ChatParams) -> ChatResult:
-        result = await self.gateway.relay_internal(ENDPOINT_CHAT, self._body(messages, params, stream=False))
+        result = await self.gateway.relay_internal(ENDPOINT_CHAT, openai_chat_body(messages, params, stream=False))
         data = json.loads(result.body or b"{}")
         choice = (data.get("choices") or [{}])[0]
         message = choice.get("message") or {}
@@ -49,7 +32,7 @@ class GatewayChatModel:
                           finish_reason=choice.get("finish_reason") or "stop", usage=usage_of(data.get("usage")))
 
     async def stream(self, messages: Sequence[ChatMessage], params: ChatParams) -> AsyncIterator[ChatDelta]:
-        result = await self.gateway.relay_internal(ENDPOINT_CHAT, self._body(messages, params, stream=True))
+        result = await self.gateway.relay_internal(ENDPOINT_CHAT, openai_chat_body(messages, params, stream=True))
         assert result.stream is not None
         events = result.stream
         splitter = sse.EventSplitter()
