@@ -67,3 +67,29 @@ def test_unreachable_database_exits_with_one_line(tmp_path: Path) -> None:
     assert result.returncode == 1
     lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
     assert len(lines) == 1 and "cannot connect to PostgreSQL" in lines[0], result.stderr
+
+
+def _postgres_running_in(pg_dir: Path) -> bool:
+    import psutil
+
+    for proc in psutil.process_iter(attrs=["name", "cmdline"]):
+        if proc.info["name"] == "postgres" and str(pg_dir) in " ".join(proc.info["cmdline"] or []):
+            return True
+    return False
+
+
+def test_embedded_database_is_started_reused_and_stopped(tmp_path: Path) -> None:
+    """No database URL: each command starts the embedded PostgreSQL in the data dir and stops it on exit."""
+    data = tmp_path / "data"
+    env = cli_env("", data)
+    env.pop("ZHIKU_DATABASE_URL")
+    doc = tmp_path / "bike.md"
+    doc.write_text(DOC)
+    first = run(["import", str(doc), "--dataset", "bikes"], env)
+    assert first.returncode == 0, first.stderr
+    assert (data / "pg" / "PG_VERSION").exists()
+    assert not _postgres_running_in(data / "pg")
+    # a second process finds the dataset the first one made
+    second = run(["apps", "create", "mechanic", "--dataset", "bikes"], env)
+    assert second.returncode == 0, second.stderr
+    assert not _postgres_running_in(data / "pg")
