@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable, Optional, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -35,7 +36,13 @@ DataDirOption = typer.Option(None, "--data-dir", help="Data directory (default: 
 
 def build_settings(**overrides: Any) -> Settings:
     """The one place that reads the environment: ZHIKU_* variables, seed aliases, CLI options on top."""
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        for error in exc.errors():
+            where = ".".join(str(p) for p in error.get("loc", ())) or "settings"
+            err_console.print(f"[red]error:[/red] {where}: {error['msg']}", highlight=False)
+        raise typer.Exit(2) from None
 
 
 def _configure_logging(settings: Settings) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -73,6 +73,20 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = Field(1.0, validation_alias=_env("ZHIKU_WORKER_POLL_SECONDS"))
     worker_enabled: bool = Field(True, validation_alias=_env("ZHIKU_WORKER_ENABLED"))
     worker_concurrency: int = Field(2, ge=1, le=64, validation_alias=_env("ZHIKU_WORKER_CONCURRENCY"))
+
+    @model_validator(mode="after")
+    def _no_placeholder_secrets_in_prod(self) -> "Settings":
+        """The seed's well-known passwords and the example file's placeholders are refused in production."""
+        if self.profile != "prod":
+            return self
+        weak = {"", "1234", "123456", "change-me", "changeme", "password"}
+        if self.root_password is not None and self.root_password.lower() in weak:
+            raise ValueError("DEFAULT_ROOT_PSW is a placeholder; set a real password (or leave it unset "
+                             "to have one generated) when ZHIKU_PROFILE=prod")
+        if self.secret_key and (self.secret_key.lower().startswith("change-me") or len(self.secret_key) < 16):
+            raise ValueError("ZHIKU_SECRET_KEY is a placeholder or shorter than 16 characters; "
+                             "set a long random value when ZHIKU_PROFILE=prod")
+        return self
 
     @property
     def pg_data_dir(self) -> Path:
