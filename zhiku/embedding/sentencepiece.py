@@ -46,7 +46,7 @@ class UnigramTokenizer:
             for end in range(1, len(piece)):
                 self._pieces.setdefault(piece[:end], ())
         self._unk_score = _float32(min(scores) - _float32(10.0))
-        self._normalise = {cp: out for cp, out in tables.normalisation.items()}
+        self._normalise = dict(tables.normalisation)
 
     def normalise(self, text: str) -> str:
         """Steps 1-4: the metaspace-marked string the Viterbi search runs over."""
