@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from zhiku.config import Settings
+from zhiku.embedding.cli import embed_server
 from zhiku.errors import ZhikuError
 from zhiku.gateway.cli import app as gateway_cli
 
@@ -26,6 +27,7 @@ app.add_typer(apps_cli, name="apps")
 app.add_typer(keys_cli, name="keys")
 app.add_typer(users_cli, name="users")
 app.add_typer(gateway_cli, name="gateway")
+app.command("embed-server")(embed_server)
 
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)

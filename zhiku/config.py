@@ -19,6 +19,22 @@ def _env(*names: str) -> AliasChoices:
     return AliasChoices(*names)
 
 
+DEFAULT_EMBED_API_KEY = "sk-aaabbbcccdddeeefffggghhhiiijjjkkk"
+
+
+def parse_model_specs(value: str, setting: str) -> dict[str, Path]:
+    """``"name=/path,name2=/path2"`` → ``{name: Path}``; a malformed entry is a ValueError naming it."""
+    specs: dict[str, Path] = {}
+    for entry in (e.strip() for e in value.split(",")):
+        if not entry:
+            continue
+        name, sep, path = entry.partition("=")
+        if not sep or not name.strip() or not path.strip():
+            raise ValueError(f"{setting} entry {entry!r} is not of the form name=/path/to/model")
+        specs[name.strip()] = Path(path.strip()).expanduser()
+    return specs
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=None, extra="ignore", populate_by_name=True)
 
@@ -41,6 +57,20 @@ class Settings(BaseSettings):
     # --- embeddings --------------------------------------------------------------
     embedding_model: str = Field("multilingual-e5-small", validation_alias=_env("ZHIKU_EMBEDDING_MODEL"))
     embed_batch_size: int = Field(32, validation_alias=_env("ZHIKU_EMBED_BATCH_SIZE"))
+    # Extra local models: "name=/path/to/model-dir,name2=/path2" (sentence-transformers / HF layout).
+    embed_models: str = Field("", validation_alias=_env("ZHIKU_EMBED_MODELS"))
+    # A cross-encoder for /v1/rerank: "name=/path/to/model-dir" (e.g. a bge-reranker download).
+    rerank_model: str = Field("", validation_alias=_env("ZHIKU_RERANK_MODEL"))
+
+    # --- embedding server (``zhiku embed-server``, the m3e container's role) -------------
+    embed_host: str = Field("127.0.0.1", validation_alias=_env("ZHIKU_EMBED_HOST"))
+    embed_port: int = Field(6008, validation_alias=_env("ZHIKU_EMBED_PORT"))
+    # The seed's m3e image key, so a OneAPI channel set up for it works unchanged; empty: no auth.
+    embed_api_key: str = Field(DEFAULT_EMBED_API_KEY, validation_alias=_env("ZHIKU_EMBED_API_KEY"))
+    embed_aliases: str = Field("m3e", validation_alias=_env("ZHIKU_EMBED_ALIASES"))
+    embed_max_batch_tokens: int = Field(8192, ge=1, validation_alias=_env("ZHIKU_EMBED_MAX_BATCH_TOKENS"))
+    embed_max_inputs: int = Field(2048, ge=1, validation_alias=_env("ZHIKU_EMBED_MAX_INPUTS"))
+    embed_truncate: Literal["window", "reject"] = Field("window", validation_alias=_env("ZHIKU_EMBED_TRUNCATE"))
 
     # --- chat models -------------------------------------------------------------
     openai_base_url: str = Field("", validation_alias=_env("OPENAI_BASE_URL", "ZHIKU_OPENAI_BASE_URL"))
@@ -87,6 +117,26 @@ class Settings(BaseSettings):
             raise ValueError("ZHIKU_SECRET_KEY is a placeholder or shorter than 16 characters; "
                              "set a long random value when ZHIKU_PROFILE=prod")
         return self
+
+    @model_validator(mode="after")
+    def _model_specs_parse(self) -> "Settings":
+        parse_model_specs(self.embed_models, "ZHIKU_EMBED_MODELS")
+        if len(parse_model_specs(self.rerank_model, "ZHIKU_RERANK_MODEL")) > 1:
+            raise ValueError("ZHIKU_RERANK_MODEL takes one name=/path entry")
+        return self
+
+    @property
+    def embed_model_paths(self) -> dict[str, Path]:
+        return parse_model_specs(self.embed_models, "ZHIKU_EMBED_MODELS")
+
+    @property
+    def rerank_model_path(self) -> tuple[str, Path] | None:
+        specs = parse_model_specs(self.rerank_model, "ZHIKU_RERANK_MODEL")
+        return next(iter(specs.items()), None)
+
+    @property
+    def embed_alias_names(self) -> list[str]:
+        return [a.strip() for a in self.embed_aliases.split(",") if a.strip()]
 
     @property
     def pg_data_dir(self) -> Path:

@@ -15,6 +15,7 @@ from zhiku.auth.service import RootBootstrap, ensure_root
 from zhiku.config import Settings
 from zhiku.db.engine import Database, open_database
 from zhiku.db.migrate import migrate
+from zhiku.embedding.base import Reranker
 from zhiku.embedding.bundled import load_bundled_embedder
 from zhiku.embedding.registry import EmbedderRegistry
 from zhiku.knowledge.files import BlobStore
@@ -53,7 +54,21 @@ class Platform:
 def build_embedders(settings: Settings) -> EmbedderRegistry:
     registry = EmbedderRegistry(default=settings.embedding_model)
     registry.register(load_bundled_embedder())
+    for name, path in settings.embed_model_paths.items():  # ZHIKU_EMBED_MODELS
+        from zhiku.embedding.hf_model import load_hf_embedder
+
+        registry.register(load_hf_embedder(path, name=name))
     return registry
+
+
+def build_rerankers(settings: Settings) -> dict[str, Reranker]:
+    """The cross-encoder of ZHIKU_RERANK_MODEL, by name; empty when none is configured."""
+    if settings.rerank_model_path is None:
+        return {}
+    from zhiku.embedding.rerank import load_cross_encoder
+
+    name, path = settings.rerank_model_path
+    return {name: load_cross_encoder(path, name=name)}
 
 
 def build_chat_model(settings: Settings, gateway: Any = None) -> ChatModel | None:

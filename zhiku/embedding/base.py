@@ -26,3 +26,16 @@ class Embedder(Protocol):
     def embed(self, texts: Sequence[str], kind: EmbedKind = "passage") -> np.ndarray: ...
 
     def count_tokens(self, text: str) -> int: ...
+
+
+@runtime_checkable
+class Reranker(Protocol):
+    """Scores how well each document answers ``query``: one float per document, higher is better.
+
+    A cross-encoder reads the query and the document together; its scores are in
+    ``[0, 1]`` (the sigmoid of the relevance logit) and comparable across calls.
+    """
+
+    model_name: str
+
+    def rerank(self, query: str, documents: Sequence[str]) -> list[float]: ...
