@@ -33,6 +33,7 @@ class Platform:
     chat_model: ChatModel | None
     root: RootBootstrap = field(default_factory=lambda: RootBootstrap(created=False, generated_password=None))
     gateway: Any = None  # zhiku.gateway.runtime.Gateway when ZHIKU_GATEWAY_ENABLED (the default)
+    reranker: Reranker | None = None  # ZHIKU_RERANK_MODEL; search runs without rerank when None
 
     def job_context(self) -> JobContext:
         return JobContext(db=self.db, settings=self.settings, embedders=self.embedders)
@@ -102,4 +103,5 @@ async def open_platform(settings: Settings, *, embedders: EmbedderRegistry | Non
         await db.dispose()
         raise
     return Platform(settings=settings, db=db, embedders=embedders, blobs=BlobStore(settings.files_dir),
-                    chat_model=build_chat_model(settings, gateway), root=root, gateway=gateway)
+                    chat_model=build_chat_model(settings, gateway), root=root, gateway=gateway,
+                    reranker=next(iter(build_rerankers(settings).values()), None))

@@ -83,7 +83,8 @@ async def prepare_turn(platform: Platform, principal: Principal, raw_messages: l
         history = await _history(session, app.id, chat_id) if chat_id else messages[:-1]
     question = messages[-1].content.strip()
     settings = SearchSettings.from_dict(app.search)
-    result = await search(platform.db.sessions, platform.embedders, datasets, question, settings) if datasets else None
+    result = (await search(platform.db.sessions, platform.embedders, datasets, question, settings,
+                           reranker=platform.reranker) if datasets else None)
     quotes = result.quotes if result else []
     model = (app.model or platform.settings.chat_model) if platform.chat_model is not None else EXTRACTIVE_MODEL
     system_prompt = app.system_prompt
@@ -139,6 +140,7 @@ def response_data(turn: ChatTurn, answer_model: str, usage: Usage | None) -> lis
     if turn.search is not None:
         nodes.append({"moduleType": "datasetSearchNode", "moduleName": "Dataset search",
                       "runningTime": round(turn.search.duration_ms / 1000, 3), "searchMode": turn.search.mode,
+                      "reranked": turn.search.reranked,
                       "query": turn.question, "quoteList": [quote_dict(q) for q in turn.quotes]})
     nodes.append({"moduleType": "chatNode", "moduleName": "AI chat", "model": answer_model,
                   "extractive": answer_model == EXTRACTIVE_MODEL,

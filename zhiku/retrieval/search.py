@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Sequence
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from zhiku.db.models import Dataset
+from zhiku.embedding.base import Reranker
 from zhiku.embedding.registry import EmbedderRegistry
 from zhiku.errors import InvalidInput
+from zhiku.knowledge.index_text import chunk_text
 from zhiku.retrieval.fusion import (
     Candidate,
     ScoreItem,
@@ -45,12 +47,18 @@ MIXED_VECTOR_LIMIT = 80
 MIXED_FULLTEXT_LIMIT = 60
 
 
+# How many deduplicated candidates go to the rerank model.
+RERANK_CANDIDATES = 50
+
+
 @dataclass(frozen=True)
 class SearchSettings:
     mode: SearchMode = "mixed"
     similarity: float = 0.4
     max_tokens: int = 5000
     embedding_weight: float = 0.5
+    rerank: bool = False
+    rerank_weight: float = 0.5
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any] | None) -> "SearchSettings":
@@ -63,11 +71,14 @@ class SearchSettings:
                    similarity=float(raw.get("similarity", cls.similarity)),
                    max_tokens=int(raw.get("max_tokens", raw.get("limit", cls.max_tokens))),
                    embedding_weight=float(raw.get("embedding_weight", raw.get("embeddingWeight",
-                                                                               cls.embedding_weight))))
+                                                                               cls.embedding_weight))),
+                   rerank=bool(raw.get("rerank", raw.get("usingReRank", cls.rerank))),
+                   rerank_weight=float(raw.get("rerank_weight", raw.get("rerankWeight", cls.rerank_weight))))
 
     def to_dict(self) -> dict[str, Any]:
         return {"mode": self.mode, "similarity": self.similarity, "max_tokens": self.max_tokens,
-                "embedding_weight": self.embedding_weight}
+                "embedding_weight": self.embedding_weight, "rerank": self.rerank,
+                "rerank_weight": self.rerank_weight}
 
 
 @dataclass(frozen=True)
@@ -75,6 +86,7 @@ class SearchResult:
     quotes: list[Candidate]
     mode: SearchMode
     duration_ms: float
+    reranked: bool = False
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -135,8 +147,23 @@ async def _fulltext_candidates(sessions: async_sessionmaker[AsyncSession], datas
         return _candidates(result.all(), "fullText")
 
 
+async def _rerank(reranker: Reranker, query: str, candidates: list[Candidate],
+                  settings: SearchSettings) -> list[Candidate]:
+    """FastGPT's rerank: the model's order is fused with the search order by ``rerank_weight``, and the
+    similarity threshold then applies to the rerank score."""
+    pool = candidates[:RERANK_CANDIDATES]
+    scores = await asyncio.to_thread(reranker.rerank, query, [chunk_text(c.q, c.a) for c in pool])
+    order = sorted(range(len(pool)), key=lambda i: -scores[i])
+    reranked = [replace(pool[i], scores=(ScoreItem(type="reRank", value=float(scores[i]), index=rank),))
+                for rank, i in enumerate(order)]
+    k_rerank, k_search = rrf_k(settings.rerank_weight)
+    fused = rrf_fuse([(pool, k_search), (reranked, k_rerank)])
+    return filter_similarity(fused, settings.similarity, "reRank")
+
+
 async def search(sessions: async_sessionmaker[AsyncSession], embedders: EmbedderRegistry,
-                 datasets: list[Dataset], query: str, settings: SearchSettings) -> SearchResult:
+                 datasets: list[Dataset], query: str, settings: SearchSettings,
+                 reranker: Reranker | None = None) -> SearchResult:
     query = query.strip()
     if not query:
         raise InvalidInput("the search text is empty", code="empty_query")
@@ -144,10 +171,11 @@ async def search(sessions: async_sessionmaker[AsyncSession], embedders: Embedder
     if not datasets:
         return SearchResult(quotes=[], mode=settings.mode, duration_ms=0.0)
     ids = [d.id for d in datasets]
+    will_rerank = settings.rerank and reranker is not None
     if settings.mode == "embedding":
-        candidates = filter_similarity(
-            await _vector_candidates(sessions, embedders, datasets, query, EMBEDDING_ONLY_LIMIT),
-            settings.similarity, "embedding")
+        candidates = await _vector_candidates(sessions, embedders, datasets, query, EMBEDDING_ONLY_LIMIT)
+        if not will_rerank:  # with rerank, the threshold applies to the rerank score instead
+            candidates = filter_similarity(candidates, settings.similarity, "embedding")
     elif settings.mode == "fullText":
         candidates = await _fulltext_candidates(sessions, ids, query, FULLTEXT_ONLY_LIMIT)
     else:
@@ -156,8 +184,14 @@ async def search(sessions: async_sessionmaker[AsyncSession], embedders: Embedder
             _fulltext_candidates(sessions, ids, query, MIXED_FULLTEXT_LIMIT))
         k_vec, k_ft = rrf_k(settings.embedding_weight)
         candidates = rrf_fuse([(vec, k_vec), (ft, k_ft)])
-    quotes = apply_token_budget(dedup(candidates), settings.max_tokens, count_tokens)
-    return SearchResult(quotes=quotes, mode=settings.mode, duration_ms=(time.perf_counter() - started) * 1000)
+    candidates = dedup(candidates)
+    reranked = will_rerank and bool(candidates)
+    if reranked:
+        assert reranker is not None
+        candidates = await _rerank(reranker, query, candidates, settings)
+    quotes = apply_token_budget(candidates, settings.max_tokens, count_tokens)
+    return SearchResult(quotes=quotes, mode=settings.mode, duration_ms=(time.perf_counter() - started) * 1000,
+                        reranked=reranked)
 
 
 def quote_dict(c: Candidate) -> dict[str, Any]:

@@ -44,6 +44,8 @@ class SearchTest(BaseModel):
     similarity: float | None = None
     limit: int | None = Field(None, ge=1, description="token budget")
     embedding_weight: float | None = Field(None, ge=0, le=1, alias="embeddingWeight")
+    rerank: bool | None = Field(None, alias="usingReRank")
+    rerank_weight: float | None = Field(None, ge=0, le=1, alias="rerankWeight")
     model_config = {"populate_by_name": True}
 
 
@@ -53,8 +55,11 @@ async def search_test(dataset_id: int, body: SearchTest, session: SessionDep, pr
     """Search one dataset and show every quote with its score breakdown (FastGPT's search test)."""
     dataset = await datasets.load_dataset(session, principal, dataset_id)
     raw = {k: v for k, v in {"mode": body.mode, "similarity": body.similarity, "limit": body.limit,
-                              "embedding_weight": body.embedding_weight}.items() if v is not None}
+                              "embedding_weight": body.embedding_weight, "rerank": body.rerank,
+                              "rerank_weight": body.rerank_weight}.items() if v is not None}
     settings = SearchSettings.from_dict(raw)
-    result = await search(platform.db.sessions, platform.embedders, [dataset], body.text, settings)
+    result = await search(platform.db.sessions, platform.embedders, [dataset], body.text, settings,
+                          reranker=platform.reranker)
     return {"mode": result.mode, "durationMs": round(result.duration_ms, 2), "settings": settings.to_dict(),
+            "reranked": result.reranked,
             "quotes": [quote_dict(q) for q in result.quotes]}
