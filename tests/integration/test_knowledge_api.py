@@ -178,3 +178,25 @@ def test_collection_delete_removes_its_chunks_only(client: httpx.Client) -> None
     assert client.get(f"/api/collections/{b['id']}/chunks").json()["total"] == b["chunk_count"]
     r = client.post(f"/api/datasets/{dataset_id}/search", json={"text": "aphids", "searchMode": "fullText"})
     assert all(q["collectionId"] == str(b["id"]) for q in r.json()["quotes"])
+
+
+async def test_long_chunk_gets_one_vector_per_window_not_a_truncated_one(client: httpx.Client, pg_url: str) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    dataset_id = create_dataset(client, unique("long"))
+    body = "".join(f"第{i}段：龙井茶产于杭州西湖，采摘于清明前后，冲泡时水温约八十度。" for i in range(120))
+    r = client.post(f"/api/datasets/{dataset_id}/collections/text",
+                    json={"name": "long.md", "text": body, "chunkSize": 20000})
+    col = wait_collection(client, r.json()["id"])
+    assert col["status"] == "ready" and col["chunk_count"] == 1
+    engine = create_async_engine(pg_url)
+    async with engine.connect() as conn:
+        parts = (await conn.execute(text(
+            "SELECT part, text FROM chunk_vectors v JOIN chunks c ON c.id = v.chunk_id "
+            "WHERE c.collection_id = :c ORDER BY part"), {"c": col["id"]})).all()
+    await engine.dispose()
+    assert len(parts) > 1  # about 3,500 characters is well over the model's 512 tokens
+    assert "".join(t for _, t in parts) == body  # the windows cover the whole chunk, in order
+    r = client.post(f"/api/datasets/{dataset_id}/search", json={"text": "第119段", "searchMode": "fullText"})
+    assert r.json()["quotes"][0]["collectionId"] == str(col["id"])

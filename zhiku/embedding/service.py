@@ -87,6 +87,17 @@ def _pool(vectors: np.ndarray, owner: list[int], count: int) -> np.ndarray:
     return pooled / np.where(norms == 0, 1.0, norms)
 
 
+def embed_texts(embedder: Embedder, texts: Sequence[str], kind: EmbedKind) -> tuple[np.ndarray, int]:
+    """One vector per text, windowing (never silently truncating) texts over the model's limit; blocking.
+
+    Returns the vectors and the model tokens read. For callers without the server's batcher: the
+    gateway's in-process provider.
+    """
+    plan = _plan(embedder, texts, kind, "window")
+    vectors = embedder.embed(plan.texts, kind) if plan.texts else np.zeros((0, embedder.dim), np.float32)
+    return _pool(vectors, plan.owner, len(texts)), plan.total_tokens
+
+
 def _decode_token_ids(inputs: Sequence[Sequence[int]]) -> list[str]:
     """Token-id arrays are OpenAI ``cl100k_base`` ids (what the openai and LangChain clients send)."""
     encoding = get_encoding("cl100k_base")

@@ -18,10 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from zhiku.db.models import Chunk, ChunkVector, Collection, Dataset
 from zhiku.embedding.base import Embedder
+from zhiku.embedding.service import model_tokens
+from zhiku.embedding.windows import split_windows
 from zhiku.knowledge.chunker import split_text
 from zhiku.knowledge.collections import EMBED_JOB, PARSE_JOB
 from zhiku.knowledge.files import BlobStore
-from zhiku.knowledge.index_text import chunk_text, windows
+from zhiku.knowledge.index_text import chunk_text
 from zhiku.knowledge.parsers import ParsedDocument, parser_for
 from zhiku.errors import UnsupportedFile
 from zhiku.retrieval import fulltext
@@ -32,8 +34,6 @@ from zhiku.worker.runner import JobContext, JobHandler
 
 # Several embed jobs per collection let several workers share a big file.
 MAX_EMBED_JOBS_PER_COLLECTION = 4
-# Room for the model's "passage: " prefix inside its input limit.
-PREFIX_TOKENS = 4
 
 
 def _parse_and_chunk(collection: Collection, data: bytes) -> tuple[ParsedDocument, list[dict]]:
@@ -91,11 +91,14 @@ async def run_parse(ctx: JobContext, job: ClaimedJob) -> None:
 async def embed_chunk_rows(session: AsyncSession, embedder: Embedder, dataset_id: int,
                            rows: Sequence[tuple[int, str, str]]) -> None:
     """Replace the default vectors of these chunks (id, q, a) and mark them embedded, in the caller's transaction."""
-    limit = embedder.max_tokens - PREFIX_TOKENS
+    def tokens(piece: str) -> int:
+        return model_tokens(embedder, piece, "passage")
+
     texts: list[str] = []
     owners: list[tuple[int, int]] = []
     for chunk_id, q, a in rows:
-        for part, window in enumerate(windows(chunk_text(q, a), embedder.count_tokens, limit)):
+        # A chunk longer than the model's input gets one vector per window, never a truncated one.
+        for part, window in enumerate(split_windows(chunk_text(q, a), tokens, embedder.max_tokens)):
             texts.append(window)
             owners.append((chunk_id, part))
     vectors = await asyncio.to_thread(embedder.embed, texts, "passage")

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from zhiku.embedding.service import embed_texts
+
 from zhiku.apps.models import Usage
 from zhiku.errors import ZhikuError
 from zhiku.gateway.domain import ENDPOINT_EMBEDDINGS, ENDPOINT_RERANK
@@ -98,10 +100,7 @@ class LocalProvider:
         texts = _texts(request.body.get("input"))
         kind = "query" if request.body.get("input_type") == "query" else "passage"
 
-        def work() -> tuple[np.ndarray, int]:
-            return embedder.embed(texts, kind=kind), sum(embedder.count_tokens(t) for t in texts)
-
-        vectors, tokens = await asyncio.to_thread(work)
+        vectors, tokens = await asyncio.to_thread(embed_texts, embedder, texts, kind)
         result = embeddings_response(vectors, model, tokens, request.body.get("encoding_format") == "base64",
                                      request.body.get("dimensions"))
         return UpstreamReply(body=dumps(result), usage=Usage(prompt_tokens=tokens))
