@@ -219,7 +219,7 @@ def test_secret_from_setting_or_generated_file(tmp_path: Path) -> None:
     assert secret_file.stat().st_mode & 0o777 == 0o600
     again = open_keybox(Settings(data_dir=tmp_path / "d", secret_key=""))
     assert again.decrypt(generated.encrypt("k")) == "k"
-    with pytest.raises(StartupError):
+    with pytest.raises(ValueError, match="ZHIKU_SECRET_KEY is a placeholder"):  # settings refuse it in prod
         open_keybox(Settings(data_dir=tmp_path, secret_key="changeme", profile="prod"))
     with pytest.raises(StartupError):
         box.decrypt(generated.encrypt("k"))

@@ -13,7 +13,7 @@ from sqlalchemy import inspect, select, text
 from zhiku.gateway import channels, logs, options, tokens, users
 from zhiku.gateway.cache import load_snapshot, token_exists
 from zhiku.gateway.domain import AUTO_DISABLED, ENABLED
-from zhiku.gateway.ledger import Ledger
+from zhiku.gateway.ledger import LOG_CHUNK, Ledger
 from zhiku.gateway.schemas import ChannelCreate, ChannelUpdate, TokenCreate, UserCreate, UserUpdate
 from zhiku.gateway.secret import KeyBox, fernet_key_from
 from zhiku.gateway.store import migrate, open_store
@@ -145,6 +145,28 @@ async def test_services_and_snapshot_round_trip(gateway_dsn: str) -> None:
         assert (await tokens.list_tokens(store, owner_id=alice.id))[1] == 0
         await channels.delete_channel(store, channel.id)
         assert (await channels.list_channels(store))[1] == 0
+    finally:
+        await store.dispose()
+
+
+async def test_a_large_flush_writes_every_log_row_in_chunks(gateway_dsn: str) -> None:
+    store = open_store(gateway_dsn)
+    try:
+        await migrate(store)
+        ledger = Ledger()
+        written_at = datetime(2026, 3, 4, 5, 6, 7, 890123, tzinfo=timezone.utc)
+        count = 2 * LOG_CHUNK + 1
+        for i in range(count):
+            ledger.add_log(_log_row(request_id=f"chunk-{i}", created_at=written_at, is_stream=i % 2 == 0,
+                                    first_token_ms=i, error="cut" if i == count - 1 else None))
+        assert await ledger.flush(store) == count
+        page, total = await logs.list_logs(store, logs.LogFilter(), size=2)
+        assert total == count
+        last, before = page
+        assert last.request_id == f"chunk-{count - 1}" and last.is_stream is True and last.error == "cut"
+        assert last.first_token_ms == count - 1 and last.created_at == written_at.replace(
+            microsecond=last.created_at.microsecond)  # MySQL DATETIME keeps whole seconds
+        assert before.is_stream is False and before.error is None
     finally:
         await store.dispose()
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, Optional, TypeVar
 
@@ -37,9 +37,10 @@ def _settings(**overrides: Any) -> Settings:
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
 
 
-def _run(fn: Callable[[], Awaitable[T]]) -> T:
+def _run(fn: Callable[[], Coroutine[Any, Any, T]], *, fast_loop: bool = False) -> T:
     try:
-        return asyncio.run(fn())
+        with asyncio.Runner(loop_factory=_uvloop_factory() if fast_loop else None) as runner:
+            return runner.run(fn())
     except ZhikuError as exc:
         err_console.print(f"[red]error:[/red] {exc.message}", highlight=False)
         raise typer.Exit(1) from None
@@ -61,6 +62,16 @@ async def _with_store(settings: Settings, fn: Callable[[Any, Any, int], Awaitabl
         await store.dispose()
 
 
+def _uvloop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop when installed (uvicorn[standard] brings it): the relay spends much of its time in
+    socket reads, writes and timers, which uvloop does with less CPU than asyncio's own loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
 def _csv(value: str | None) -> list[str] | None:
     if value is None:
         return None
@@ -74,12 +85,13 @@ def serve(port: Optional[int] = typer.Option(None, help="Port (default 3001, or 
     """Run only the gateway: /v1 relay and the admin API."""
     import logging
 
-    from zhiku.gateway.server import run_gateway_server
+    from zhiku.gateway.server import run_gateway_server, tune_gc_for_serving
 
     settings = _settings(host=host, data_dir=data_dir)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        _run(lambda: run_gateway_server(settings, port=port, announce=console.print))
+        _run(lambda: run_gateway_server(settings, port=port, announce=console.print,
+                                        on_ready=lambda _gateway, _server: tune_gc_for_serving()), fast_loop=True)
     except KeyboardInterrupt:
         pass
 
@@ -160,6 +172,32 @@ def tokens_create(name: str = typer.Option(..., "--name"),
         limits.append(f"{created.rpm_limit} requests/minute")
     err_console.print(f"token {created.name!r} (id {created.id}; {'; '.join(limits)}), shown once:")
     print(created.key)
+
+
+@app.command("import-oneapi")
+def import_oneapi(dsn: str = typer.Option(..., "--dsn", help="The OneAPI database: user:pass@tcp(host:3306)/oneapi, "
+                                                             "mysql://…, postgresql://… or sqlite:///path"),
+                  data_dir: Optional[Path] = DataDirOption) -> None:
+    """Import a OneAPI database's users, tokens and channels (safe to run again)."""
+    from zhiku.gateway.oneapi_import import TABLES, import_oneapi as run_import, read_oneapi
+
+    async def work() -> Any:
+        source = await read_oneapi(dsn)
+        return await _with_store(_settings(data_dir=data_dir),
+                                 lambda store, keybox, _: run_import(store, keybox, source))
+
+    summary = _run(work)
+    table = Table("table", "imported", "updated", "unchanged", "skipped")
+    for name in TABLES:
+        c = summary.counts[name]
+        table.add_row(name, str(c.imported), str(c.updated), str(c.unchanged), str(c.skipped))
+    console.print(table)
+    for line in summary.skipped:
+        console.print(f"skipped {line}", highlight=False)
+    for line in summary.warnings:
+        console.print(f"warning: {line}", highlight=False)
+    console.print("OneAPI keys keep working as sk-<key>. Passwords are not imported (gateway users have none; "
+                  "admins use access tokens).", highlight=False)
 
 
 @app.command("logs")

@@ -60,7 +60,7 @@ class StreamMeter:
             self.done = True
             return None
         try:
-            parsed = json.loads(data)
+            parsed = json.loads(data.decode())  # str: json skips its encoding detection for bytes
         except ValueError:
             parsed = None
         if not isinstance(parsed, dict):

@@ -10,6 +10,7 @@ stays on its channel.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import random
 import time
@@ -34,6 +35,9 @@ from zhiku.gateway.pricing import estimate_prompt_tokens, quota_for
 from zhiku.gateway.providers.base import Provider, UpstreamRequest, UpstreamStream
 
 log = logging.getLogger(__name__)
+# Request ids: random per process, then a counter (unique without a system call per request).
+_ID_PREFIX = uuid.uuid4().hex[:12]
+_ID_COUNTER = itertools.count(1)
 
 
 class RelayHost(Protocol):
@@ -57,7 +61,7 @@ class RelayCall:
     raw: bytes | None  # the client's bytes, sent on unchanged when the body needs no change
     token: TokenInfo
     client_ip: str | None = None
-    request_id: str = field(default_factory=lambda: uuid.uuid4().hex[:24])
+    request_id: str = field(default_factory=lambda: f"{_ID_PREFIX}{next(_ID_COUNTER):012x}")
     started: float = field(default_factory=time.perf_counter)
 
     @property
@@ -226,18 +230,21 @@ class Relay:
         first_token_ms = _ms(state.call.started)
         status, error = 200, None
         try:
-            for event in first:
-                yield event
+            # Events that arrived together leave together (one write to the client, not one per event).
+            if first:
+                yield b"".join(first)
             try:
                 while not (meter.done or meter.broken):
                     try:
                         chunk = await chunks.__anext__()
                     except StopAsyncIteration:
-                        for event in meter.finish():
-                            yield event
+                        rest = meter.finish()
+                        if rest:
+                            yield b"".join(rest)
                         break
-                    for event in meter.feed(chunk):
-                        yield event
+                    events = meter.feed(chunk)
+                    if events:
+                        yield events[0] if len(events) == 1 else b"".join(events)
             except UpstreamFailure as exc:
                 if not meter.finished:  # a drop after the finish reason loses nothing
                     error = exc.failure.message
@@ -253,7 +260,7 @@ class Relay:
             status, error = 499, "the client disconnected"
             raise
         finally:
-            await upstream.aclose()
+            await upstream.aclose(finished=status == 200)
             usage, source = meter.usage, "upstream"
             if usage is None or status != 200 and usage.completion_tokens == 0:
                 usage = counted_usage(state.call.endpoint, request.body, request.body["model"],

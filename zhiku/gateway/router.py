@@ -1,26 +1,34 @@
 """The OpenAI-compatible relay routes: ``/v1/chat/completions``, ``/v1/completions``, ``/v1/embeddings``,
 ``/v1/rerank`` and ``GET /v1/models``.
 
-Plain Starlette routes rather than FastAPI ones: the body is read as bytes and only ``model`` and
-``stream`` are looked at, so a large request is never validated field by field, and the bytes go
-upstream as they came whenever nothing needs to change.
+The relay routes are bare ASGI apps rather than framework routes: the body is read as bytes and only
+``model`` and ``stream`` are looked at, so a large request is never validated field by field, and the
+bytes go upstream as they came whenever nothing needs to change. The standalone gateway puts them in
+front of everything (:class:`RelayFirst`), so the hot path skips FastAPI's middleware and request
+objects entirely; inside ``zhiku serve`` they are ordinary routes of the platform's app.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from zhiku.errors import InvalidInput, Unauthorized, ZhikuError
-from zhiku.gateway.domain import ENDPOINT_CHAT, ENDPOINT_COMPLETIONS, ENDPOINT_EMBEDDINGS, ENDPOINT_RERANK
+from zhiku.gateway.domain import ENDPOINT_EMBEDDINGS, ENDPOINT_RERANK, ENDPOINTS
 from zhiku.gateway.relay import RelayCall
 from zhiku.gateway.runtime import Gateway
 from zhiku.gateway.streaming import EventStreamResponse
 from zhiku.web.errors import render
+
+log = logging.getLogger(__name__)
+_KEY_HEADERS = (b"authorization", b"x-api-key", b"api-key")
+_JSON = (b"content-type", b"application/json")
 
 
 def gateway_of(request: Request) -> Gateway:
@@ -28,11 +36,20 @@ def gateway_of(request: Request) -> Gateway:
 
 
 def bearer_key(request: Request) -> str:
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    return request.headers.get("x-api-key", "").strip() or request.headers.get("api-key", "").strip()
+    return _key_from(request.scope["headers"])
+
+
+def _key_from(headers: list[tuple[bytes, bytes]]) -> str:
+    """``Authorization: Bearer …``, else ``x-api-key`` / ``api-key`` (Anthropic and Azure clients)."""
+    found: dict[bytes, bytes] = {}
+    for name, value in headers:
+        if name in _KEY_HEADERS:
+            found.setdefault(name, value)
+    scheme, _, credential = found.get(b"authorization", b"").decode("latin-1").partition(" ")
+    if scheme.lower() == "bearer" and credential.strip():
+        return credential.strip()
+    return (found.get(b"x-api-key", b"").decode("latin-1").strip()
+            or found.get(b"api-key", b"").decode("latin-1").strip())
 
 
 async def _token(request: Request, gateway: Gateway) -> Any:
@@ -67,24 +84,76 @@ def _error(request: Request, exc: ZhikuError) -> Response:
     return render(request, exc.status, exc.code, exc.message, exc.detail, headers or None)
 
 
-def _relay_endpoint(endpoint: str) -> Any:
-    async def relay(request: Request) -> Response:
-        gateway = gateway_of(request)
-        try:
-            token = await _token(request, gateway)
-            raw = await request.body()
-            body = _parse(raw, endpoint)
-            call = RelayCall(endpoint=endpoint, body=body, raw=raw, token=token,
-                             client_ip=request.client.host if request.client else None)
-            result = await gateway.handle(call)
-        except ZhikuError as exc:
-            return _error(request, exc)
-        if result.stream is not None:
-            return EventStreamResponse(result.stream)  # type: ignore[return-value]
-        return Response(result.body, media_type="application/json")
+class _ClientGone(Exception):
+    """The client hung up before its request body arrived: nobody to answer."""
 
-    relay.__name__ = f"relay_{endpoint.replace('/', '_')}"
-    return relay
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _ClientGone
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+class RelayEndpoint:
+    """One relay route (``POST /v1/<endpoint>``) as a bare ASGI app."""
+
+    def __init__(self, endpoint: str, gateway: Gateway | None = None) -> None:
+        self.endpoint = endpoint
+        self.gateway = gateway  # None: the app's ``state.gateway`` (a route inside a Starlette app)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        gateway = self.gateway or scope["app"].state.gateway
+        try:
+            key = _key_from(scope["headers"])
+            if not key:
+                raise Unauthorized("missing gateway token: send 'Authorization: Bearer sk-…'",
+                                   code="missing_api_key")
+            token = await gateway.token_for_key(key)
+            raw = await _read_body(receive)
+            body = _parse(raw, self.endpoint)
+            client = scope.get("client")
+            call = RelayCall(endpoint=self.endpoint, body=body, raw=raw, token=token,
+                             client_ip=client[0] if client else None)
+            result = await gateway.handle(call)
+        except _ClientGone:
+            return
+        except ZhikuError as exc:
+            await _error(Request(scope), exc)(scope, receive, send)
+            return
+        except Exception:
+            log.exception("gateway: unhandled error on %s", scope.get("path"))
+            await render(Request(scope), 500, "internal_error", "internal server error; see the server log")(
+                scope, receive, send)
+            return
+        if result.stream is not None:
+            await EventStreamResponse(result.stream)(scope, receive, send)
+            return
+        answer = result.body or b""
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [_JSON, (b"content-length", str(len(answer)).encode())]})
+        await send({"type": "http.response.body", "body": answer})
+
+
+class RelayFirst:
+    """The standalone gateway's outermost app: relay POSTs go straight to their endpoint, the rest to
+    ``app``."""
+
+    def __init__(self, app: ASGIApp, gateway: Gateway) -> None:
+        self.app = app
+        self.routes = {f"/v1/{endpoint}": RelayEndpoint(endpoint, gateway) for endpoint in ENDPOINTS}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            endpoint = self.routes.get(scope["path"])
+            if endpoint is not None:
+                await endpoint(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 async def list_models(request: Request) -> Response:
@@ -105,6 +174,6 @@ async def list_models(request: Request) -> Response:
 
 def install_relay(app: Starlette) -> None:
     """Add the relay routes to ``app`` (which must carry the gateway in ``app.state.gateway``)."""
-    for endpoint in (ENDPOINT_CHAT, ENDPOINT_COMPLETIONS, ENDPOINT_EMBEDDINGS, ENDPOINT_RERANK):
-        app.add_route(f"/v1/{endpoint}", _relay_endpoint(endpoint), methods=["POST"])
+    for endpoint in ENDPOINTS:
+        app.add_route(f"/v1/{endpoint}", RelayEndpoint(endpoint), methods=["POST"])  # type: ignore[arg-type]
     app.add_route("/v1/models", list_models, methods=["GET"])

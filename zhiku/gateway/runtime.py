@@ -138,6 +138,11 @@ class Gateway:
         token = self.snapshot.tokens_by_hash.get(digest)
         if token is not None:
             return token
+        if not key.startswith(tokens.TOKEN_PREFIX):
+            # OneAPI accepts its keys with or without "sk-"; imported tokens are stored with it.
+            token = self.snapshot.tokens_by_hash.get(hash_token(tokens.TOKEN_PREFIX + key))
+            if token is not None:
+                return token
         now = time.monotonic()
         if self._unknown_keys.get(digest, 0.0) > now:
             raise Unauthorized("invalid gateway token", code="invalid_api_key")

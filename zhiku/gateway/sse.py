@@ -35,6 +35,8 @@ class EventSplitter:
 
 def event_data(block: bytes) -> bytes | None:
     """The joined ``data`` lines of an event block; ``None`` when it has none (a comment or ping)."""
+    if block.startswith(b"data: ") and b"\n" not in block:  # the usual one-line event, without a split
+        return block[6:]
     lines = [line for line in block.split(b"\n") if line.startswith(b"data:")]
     if not lines:
         return None

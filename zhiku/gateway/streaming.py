@@ -8,7 +8,6 @@ which may be long in coming when the upstream is slow; this response also listen
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 
 from starlette.types import Receive, Scope, Send
@@ -23,17 +22,30 @@ class EventStreamResponse:
         self.headers = SSE_HEADERS + (headers or [])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        pump = asyncio.ensure_future(self._pump(send))
+        # The events are pumped in this task; a watcher task cancels it when the client hangs up.
+        task = asyncio.current_task()
+        assert task is not None
+        left = False
+
+        def client_left(watch: asyncio.Future[None]) -> None:
+            nonlocal left
+            if not watch.cancelled() and watch.exception() is None:
+                left = True
+                task.cancel()
+
         watch = asyncio.ensure_future(_wait_disconnect(receive))
+        watch.add_done_callback(client_left)
         try:
-            await asyncio.wait({pump, watch}, return_when=asyncio.FIRST_COMPLETED)
+            await self._pump(send)
+        except asyncio.CancelledError:
+            if not left:
+                raise
+            task.uncancel()  # our own cancel: the client is gone, nothing more to send
+        except OSError:
+            pass
         finally:
-            for task in (pump, watch):
-                if not task.done():
-                    task.cancel()
-            for task in (pump, watch):
-                with contextlib.suppress(asyncio.CancelledError, OSError):
-                    await task
+            watch.remove_done_callback(client_left)
+            watch.cancel()
             aclose = getattr(self.events, "aclose", None)
             if aclose is not None:
                 await aclose()

@@ -120,6 +120,6 @@ async def _aiter(items: list[bytes]):  # noqa: ANN202 - an async generator of by
         yield item
 
 
-async def _noop() -> None:
+async def _noop(finished: bool) -> None:
     return None
 
