@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -133,8 +133,9 @@ def _content_key(candidate: Candidate) -> str:
     return _NOT_LETTER_OR_DIGIT.sub("", candidate.q + candidate.a).casefold()
 
 
-def dedup(candidates: Iterable[Candidate]) -> list[Candidate]:
-    """Drop repeats of the same content, keeping the first (best-ranked) one.
+def iter_dedup(candidates: Iterable[Candidate]) -> Iterator[Candidate]:
+    """Drop repeats of the same content, keeping the first (best-ranked) one; lazily, so a consumer
+    that stops early (the token budget) never normalises the texts it does not reach.
 
     Two chunks are the same when q + a match after removing everything but
     letters and digits (any script, so Chinese text counts) and ignoring case:
@@ -143,13 +144,16 @@ def dedup(candidates: Iterable[Candidate]) -> list[Candidate]:
     all collapse into one.
     """
     seen: set[str | int] = set()
-    kept: list[Candidate] = []
     for candidate in candidates:
         key: str | int = _content_key(candidate) or candidate.chunk_id
         if key not in seen:
             seen.add(key)
-            kept.append(candidate)
-    return kept
+            yield candidate
+
+
+def dedup(candidates: Iterable[Candidate]) -> list[Candidate]:
+    """``iter_dedup`` as a list."""
+    return list(iter_dedup(candidates))
 
 
 def filter_similarity(candidates: Iterable[Candidate], threshold: float, score_type: ScoreType) -> list[Candidate]:

@@ -26,6 +26,7 @@ from zhiku.retrieval.fusion import (
     apply_token_budget,
     dedup,
     filter_similarity,
+    iter_dedup,
     rrf_fuse,
     rrf_k,
 )
@@ -184,12 +185,13 @@ async def search(sessions: async_sessionmaker[AsyncSession], embedders: Embedder
             _fulltext_candidates(sessions, ids, query, MIXED_FULLTEXT_LIMIT))
         k_vec, k_ft = rrf_k(settings.embedding_weight)
         candidates = rrf_fuse([(vec, k_vec), (ft, k_ft)])
-    candidates = dedup(candidates)
     reranked = will_rerank and bool(candidates)
     if reranked:
         assert reranker is not None
-        candidates = await _rerank(reranker, query, candidates, settings)
-    quotes = apply_token_budget(candidates, settings.max_tokens, count_tokens)
+        quotes = apply_token_budget(await _rerank(reranker, query, dedup(candidates), settings),
+                                    settings.max_tokens, count_tokens)
+    else:
+        quotes = apply_token_budget(iter_dedup(candidates), settings.max_tokens, count_tokens)
     return SearchResult(quotes=quotes, mode=settings.mode, duration_ms=(time.perf_counter() - started) * 1000,
                         reranked=reranked)
 
