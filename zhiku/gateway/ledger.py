@@ -154,17 +154,23 @@ class Ledger:
         batch = self.take()
         if batch.empty():
             return 0
+        # Counted as flushed before the write is awaited: while it is in flight the batch is neither
+        # pending nor in the snapshot, and balances must not look higher than they are meanwhile.
+        self._count_flushed(batch, 1)
         try:
             await write_batch(store, batch)
         except Exception:
             log.exception("gateway: writing %d log rows and counters failed; will retry", len(batch.logs))
+            self._count_flushed(batch, -1)
             self._restore(batch)
             raise
-        for key, counts in batch.tokens.items():
-            self._flushed_token[key] += counts.spent
-        for key, counts in batch.users.items():
-            self._flushed_user[key] += counts.spent
         return len(batch.logs)
+
+    def _count_flushed(self, batch: Batch, sign: int) -> None:
+        for key, counts in batch.tokens.items():
+            self._flushed_token[key] += sign * counts.spent
+        for key, counts in batch.users.items():
+            self._flushed_user[key] += sign * counts.spent
 
 
 async def write_batch(store: GatewayStore, batch: Batch) -> None:
