@@ -19,7 +19,6 @@ import contextvars
 import dataclasses
 import json
 import re
-import time
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -89,24 +88,12 @@ class FakeOllama(FakeUpstream, _RawStreamer):
         if not isinstance(payload, dict) or not payload.get("model"):
             return JSONResponse(ollama_error(400, "model is required"), status_code=400)
         script = self._next_script()
-        if script.hang_s > 0:
-            await self._hang(script.hang_s)
-            return JSONResponse(ollama_error(504, "fake ollama hung"), status_code=504)
-        if script.latency_s > 0:
-            await asyncio.sleep(script.latency_s)
-        if script.status != 200 or script.error_body is not None:
-            error = ollama_error(script.status) if script.error_body is None else script.error_body
-            if isinstance(error, str):
-                return Response(error, status_code=script.status, headers=script.headers)
-            return JSONResponse(error, status_code=script.status, headers=script.headers)
+        refused = await self._scripted_refusal(script, ollama_error, hung=(504, "fake ollama hung"))
+        if refused is not None:
+            return refused
         if path == "/api/embed":
             return self._embed(payload, script)
         return await self._chat(payload, script, send)
-
-    async def _hang(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while not self._stopping.is_set() and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
 
     def _embed(self, payload: dict[str, Any], script: Script) -> Response:
         if script.malformed:
@@ -167,18 +154,9 @@ class FakeAnthropic(FakeUpstream, _RawStreamer):
         if any(m.get("role") not in ("user", "assistant") for m in payload.get("messages") or []):
             return JSONResponse(anthropic_error(400, "messages: roles must be user or assistant"), status_code=400)
         script = self._next_script()
-        if script.hang_s > 0:
-            deadline = time.monotonic() + script.hang_s
-            while not self._stopping.is_set() and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
-            return JSONResponse(anthropic_error(500, "fake anthropic hung"), status_code=500)
-        if script.latency_s > 0:
-            await asyncio.sleep(script.latency_s)
-        if script.status != 200 or script.error_body is not None:
-            error = anthropic_error(script.status) if script.error_body is None else script.error_body
-            if isinstance(error, str):
-                return Response(error, status_code=script.status, headers=script.headers)
-            return JSONResponse(error, status_code=script.status, headers=script.headers)
+        refused = await self._scripted_refusal(script, anthropic_error, hung=(500, "fake anthropic hung"))
+        if refused is not None:
+            return refused
         messages = payload.get("messages") or []
         prompt = str(payload.get("system") or "") + "".join(message_text(m.get("content")) for m in messages)
         text = default_answer(messages) if script.content is None else script.content

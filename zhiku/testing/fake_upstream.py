@@ -304,19 +304,29 @@ class FakeUpstream:
             return JSONResponse(openai_error(400, "body must be JSON with a model"), status_code=400)
 
         script = self._next_script()
+        refused = await self._scripted_refusal(script, openai_error, hung=(504, "fake upstream hung"))
+        if refused is not None:
+            return refused
+        return await routes[path](payload, script, send)
+
+    async def _scripted_refusal(self, script: Script, error_body: Any, *, hung: tuple[int, str]) -> Response | None:
+        """What every wire format does alike with a script: hang, wait, or answer with an error.
+
+        ``error_body(status, message=None)`` builds the format's own error body. None: answer normally.
+        """
         if script.hang_s > 0:
             deadline = time.monotonic() + script.hang_s
             while not self._stopping.is_set() and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
-            return JSONResponse(openai_error(504, "fake upstream hung"), status_code=504)
+            return JSONResponse(error_body(*hung), status_code=hung[0])
         if script.latency_s > 0:
             await asyncio.sleep(script.latency_s)
         if script.status != 200 or script.error_body is not None:
-            error = openai_error(script.status) if script.error_body is None else script.error_body
+            error = error_body(script.status) if script.error_body is None else script.error_body
             if isinstance(error, str):
                 return Response(error, status_code=script.status, headers=script.headers)
             return JSONResponse(error, status_code=script.status, headers=script.headers)
-        return await routes[path](payload, script, send)
+        return None
 
     def _usage(self, prompt: str, completion: str) -> dict[str, int]:
         prompt_tokens, completion_tokens = count_tokens(prompt), count_tokens(completion)
