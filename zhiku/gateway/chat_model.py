@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
 
 from zhiku.apps.models import ChatDelta, ChatMessage, ChatParams, ChatResult, Usage, openai_chat_body
 from zhiku.errors import UpstreamError
