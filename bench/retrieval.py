@@ -3,7 +3,8 @@
     .venv/bin/python bench/retrieval.py                                  # both datasets, all modes
     .venv/bin/python bench/retrieval.py --dataset cmrc
     .venv/bin/python bench/retrieval.py --dataset scifact --modes fullText
-    .venv/bin/python bench/retrieval.py --dataset scifact --limit-queries 300 --limit-docs 1800
+    .venv/bin/python bench/retrieval.py --dataset scifact --limit-queries 300 --limit-docs 1782
+    (300 claims, their 282 relevant abstracts and 1,500 others)
 
 Data (``shared/data/eval``, see its README):
 
@@ -59,9 +60,9 @@ from zhiku.auth.service import root_principal  # noqa: E402
 from zhiku.config import Settings  # noqa: E402
 from zhiku.db.models import Chunk, Collection, Dataset  # noqa: E402
 from zhiku.embedding.registry import EmbedderRegistry  # noqa: E402
-from zhiku.knowledge import datasets  # noqa: E402
 from zhiku.embedding.service import model_tokens  # noqa: E402
 from zhiku.embedding.windows import split_windows  # noqa: E402
+from zhiku.knowledge import datasets  # noqa: E402
 from zhiku.knowledge.index_text import chunk_text  # noqa: E402
 from zhiku.knowledge.indexing import embed_chunk_rows  # noqa: E402
 from zhiku.knowledge.schemas import DatasetCreate  # noqa: E402
@@ -340,10 +341,11 @@ async def load_corpus(platform: Platform, registry: EmbedderRegistry, corpus: Co
 async def _embed(platform: Platform, embedder: CachedEmbedder, corpus: Corpus, dataset_id: int,
                  rows: list[tuple[int, str, str]]) -> None:
     started = time.perf_counter()
-    # The texts embed_chunk_rows will embed: a chunk over the model's input limit is several windows.
+
     def count(piece: str) -> int:
         return model_tokens(embedder, piece, "passage")
 
+    # The texts embed_chunk_rows will embed: a chunk over the model's input limit is several windows.
     texts = [w for _, q, a in rows for w in split_windows(chunk_text(q, a), count, embedder.max_tokens)]
     tokens = [count(t) for t in texts]
     todo_tokens = sum(n for n, t in zip(tokens, texts) if not embedder.has(t))

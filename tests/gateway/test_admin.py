@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
+
 import subprocess
 import sys
 from pathlib import Path
@@ -145,6 +148,13 @@ def test_cli_channels_tokens_logs(tmp_path: Path, fakes: list[FakeUpstream]) -> 
         oa = openai.OpenAI(base_url=running.base_url + "/v1", api_key=key, max_retries=0)
         oa.chat.completions.create(model="gpt-x", messages=[{"role": "user", "content": "via cli"}])
         assert fakes[0].last_request.json["model"] == "real-x"
+        # The log row is settled just after the answer is sent: flush until it is in the database.
+        for _ in range(100):
+            running.call(running.gateway.flush())
+            with sqlite3.connect(tmp_path / "gw.db") as db:
+                if db.execute("SELECT count(*) FROM gateway_logs").fetchone()[0]:
+                    break
+            time.sleep(0.05)
     finally:
         running.stop()
     logs = run("logs", "--limit", "5")
