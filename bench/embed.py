@@ -13,12 +13,15 @@ got) and "tok/cpu-s" its tokens per CPU-second (its speed per core, which a busy
 machine disturbs far less than wall-clock throughput). The GEMM fraction is
 FLOPs per token (42.5 M + 18,432 x tokens per text) x tokens/s / numpy's GEMM
 FLOP/s, all measured in this one run. Peak memory is VmHWM, the engine's own
-taken in a fresh process that runs nothing else.
+taken in a fresh process that runs nothing else, and the server's: a real
+``zhiku embed-server`` hit by 32 concurrent clients: 4 sending 16-passage batches
+of ~500 tokens, 12 lists of 64 short texts and 16 single queries.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import functools
 import json
 import os
@@ -30,6 +33,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,6 +45,9 @@ DATA = ROOT.parent / "shared" / "data" / "eval"
 SCIFACT = DATA / "scifact" / "corpus.jsonl"
 CMRC = DATA / "cmrc2018" / "trial.json"
 SIZES = (50, 250, 500)
+SHORT_MIX = ["how much protein should a female eat", "如何重置管理员密码？", "what causes migraines",
+             "向量检索和全文检索有什么区别", "OpenAI-compatible embeddings endpoint",
+             "2024年第三季度的营收是多少", "hybrid search with RRF", "公司的年假政策是什么"]
 BATCH = 16
 
 
@@ -138,12 +145,79 @@ def engine_peak_rss() -> None:
     print(json.dumps({"load_s": loaded, "peak_rss_mb": peak_rss_mb()}))
 
 
+def server_peak_rss(long_texts: list[str], short_texts: list[str], seconds: float) -> dict:
+    """Start ``zhiku embed-server``, load it with 32 concurrent clients, return its VmHWM and rates."""
+    import socket
+    import tempfile
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    zhiku = Path(sys.executable).with_name("zhiku")
+    with tempfile.TemporaryDirectory() as data_dir:
+        env = {**os.environ, "ZHIKU_DATA_DIR": data_dir, "ZHIKU_LOG_LEVEL": "WARNING"}
+        server = subprocess.Popen([str(zhiku), "embed-server", "--port", str(port)], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            return asyncio.run(_load_server(server.pid, port, long_texts, short_texts, seconds))
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+
+async def _load_server(pid: int, port: int, long_texts: list[str], short_texts: list[str],
+                       seconds: float) -> dict:
+    from zhiku.config import DEFAULT_EMBED_API_KEY
+
+    base = f"http://127.0.0.1:{port}"
+    headers = {"Authorization": f"Bearer {DEFAULT_EMBED_API_KEY}"}
+    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=600) as client:
+        for _ in range(600):  # the model loads before the port opens: up to a minute
+            try:
+                if (await client.get("/health")).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.1)
+        else:
+            raise RuntimeError("zhiku embed-server did not come up")
+        idle_mb = _rss_mb(pid, "VmRSS")
+        shapes = [long_texts, short_texts[:64], [short_texts[0]]]
+        counts = {"requests": 0, "tokens": 0}
+        deadline = time.perf_counter() + seconds
+
+        async def client_loop(index: int) -> None:
+            # 4 clients import (16 x 500 tokens), 12 send 64 short texts, 16 single queries.
+            body = {"model": "m3e", "input": shapes[0 if index < 4 else 1 if index < 16 else 2]}
+            while time.perf_counter() < deadline:
+                reply = await client.post("/v1/embeddings", json=body)
+                reply.raise_for_status()
+                counts["requests"] += 1
+                counts["tokens"] += reply.json()["usage"]["prompt_tokens"]
+
+        start = time.perf_counter()
+        await asyncio.gather(*(client_loop(i) for i in range(32)))
+        elapsed = time.perf_counter() - start
+    return {"idle_mb": idle_mb, "peak_mb": _rss_mb(pid, "VmHWM"), "requests": counts["requests"],
+            "tokens_per_s": counts["tokens"] / elapsed, "seconds": elapsed}
+
+
+def _rss_mb(pid: int, field: str) -> float:
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} for process {pid}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="one timed run per cell, 20 latency samples")
     parser.add_argument("--repeat", type=int, help="timed runs per cell (default 3, 1 with --quick)")
-    parser.add_argument("--threads", type=int, help="E5Engine workers (default: the usable cores)")
+    parser.add_argument("--threads", type=int, help="E5Engine threads (default: the usable cores)")
+    parser.add_argument("--server-seconds", type=float,
+                        help="how long to load the embedding server (default 30, 10 with --quick)")
     parser.add_argument("--engine-rss", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.engine_rss:
@@ -208,7 +282,13 @@ def main() -> None:
     print(f"E5Engine load: {load_s:.2f} s here, {alone['load_s']:.2f} s in a fresh process; "
           f"peak RSS of a process running only E5Engine (64 x 500 tokens): {alone['peak_rss_mb']:.0f} MB; "
           f"this benchmark process (both engines and the data): {peak_rss_mb():.0f} MB")
-    print(f"E5Engine workers: {engine.workers}; timings are the best of {repeat} run(s)")
+    print(f"E5Engine threads: {engine.workers}; timings are the best of {repeat} run(s)")
+
+    seconds = args.server_seconds or (10 if args.quick else 30)
+    loaded = server_peak_rss(workloads[-2][2], SHORT_MIX * 8, seconds)
+    print(f"zhiku embed-server under 32 concurrent clients for {loaded['seconds']:.0f} s "
+          f"({loaded['requests']} requests, {loaded['tokens_per_s']:.0f} tokens/s): "
+          f"peak RSS {loaded['peak_mb']:.0f} MB (idle {loaded['idle_mb']:.0f} MB; goal < 600 MB)")
 
 
 if __name__ == "__main__":

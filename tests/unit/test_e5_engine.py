@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from zhiku.embedding.base import Embedder, EmbedKind
-from zhiku.embedding.e5_engine import E5Engine
+from zhiku.embedding.e5_engine import E5Engine, batches_by_length
+from zhiku.embedding.e5_graph import to_matmulnbits_layout
+from zhiku.embedding.e5_weights import E5File, bundled_model_path, dequantize_q4
 
 LONG_EN_1 = (
     "Vitamin D is produced in the skin when it is exposed to ultraviolet B light, and it is also "
@@ -183,3 +185,26 @@ def test_concurrent_calls_give_the_same_vectors(engine: E5Engine) -> None:
 def test_satisfies_the_embedder_protocol(engine: E5Engine) -> None:
     assert isinstance(engine, Embedder)
     assert (engine.model_name, engine.dim, engine.max_tokens) == ("multilingual-e5-small", 384, 512)
+
+
+
+def test_matmulnbits_layout_holds_the_same_weights() -> None:
+    blocks = E5File(bundled_model_path()).q4_blocks("l3.fi.w", 1536)
+    packed, scales = to_matmulnbits_layout(blocks)
+    assert packed.shape == (1536, blocks.shape[1], 16) and scales.shape == (1536 * blocks.shape[1],)
+    nibbles = np.stack([packed & 0x0F, packed >> 4], axis=-1).reshape(*packed.shape[:2], 32)
+    weights = (nibbles.astype(np.float32) - 8) * scales.reshape(blocks.shape)[..., None]
+    np.testing.assert_array_equal(weights.reshape(1536, -1), dequantize_q4(blocks))
+
+
+def test_batches_by_length_groups_similar_lengths_within_the_budget() -> None:
+    lengths = [500, 12, 30, 11, 250, 13, 600]
+    batches = batches_by_length(lengths, 100)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    assert batches[0] == [3, 1, 5]  # 11, 12, 13 together; 30 would make 4 x 30 > 100
+    assert [6] in batches and [0] in batches  # over the budget: alone, never dropped
+    for batch in batches:
+        assert len(batch) == 1 or len(batch) * max(lengths[i] for i in batch) <= 100
+    assert batches_by_length([], 100) == []
+    # The attention budget (texts x longest**2) cuts too: 3 x 20**2 > 1000.
+    assert batches_by_length([20, 20, 20, 20], 10_000, attention_budget=1000) == [[0, 1], [2, 3]]
