@@ -39,7 +39,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from zhiku.embedding.e5_engine import E5Engine  # noqa: E402
+from zhiku.embedding.e5_engine import E5Engine
 
 DATA = ROOT.parent / "shared" / "data" / "eval"
 SCIFACT = DATA / "scifact" / "corpus.jsonl"

@@ -258,7 +258,7 @@ async def load(target: Target, *, concurrency: int, stream: bool, requests: int,
                     conn = await _connect(target.port)
                 started = time.perf_counter()
                 status, first_byte, ended = await asyncio.wait_for(conn.send(request), 60)
-            except (OSError, ConnectionError, asyncio.TimeoutError):
+            except (TimeoutError, OSError, ConnectionError):
                 conn = None
                 if measured:
                     phase.errors += 1

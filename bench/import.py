@@ -18,25 +18,25 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import text  # noqa: E402
+from sqlalchemy import text
 
-from zhiku.auth.service import root_principal  # noqa: E402
-from zhiku.config import Settings  # noqa: E402
-from zhiku.embedding.registry import EmbedderRegistry  # noqa: E402
-from zhiku.knowledge import collections, datasets  # noqa: E402
-from zhiku.knowledge.chunker import split_text  # noqa: E402
-from zhiku.knowledge.parsers import parser_for  # noqa: E402
-from zhiku.knowledge.schemas import DatasetCreate  # noqa: E402
-from zhiku.platform import build_embedders, open_platform  # noqa: E402
-from zhiku.retrieval.segment import index_document  # noqa: E402
+from zhiku.auth.service import root_principal
+from zhiku.config import Settings
+from zhiku.embedding.registry import EmbedderRegistry
+from zhiku.knowledge import collections, datasets
+from zhiku.knowledge.chunker import split_text
+from zhiku.knowledge.parsers import parser_for
+from zhiku.knowledge.schemas import DatasetCreate
+from zhiku.platform import build_embedders, open_platform
+from zhiku.retrieval.segment import index_document
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "eval" / "scifact" / "corpus.jsonl"
 
@@ -48,7 +48,7 @@ class TimedEmbedder:
     is the time the import spent embedding.
     """
 
-    def __init__(self, inner) -> None:  # noqa: ANN001
+    def __init__(self, inner) -> None:
         self.inner = inner
         self.model_name = inner.model_name
         self.dim = inner.dim

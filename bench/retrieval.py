@@ -45,31 +45,31 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import insert, select, text, update  # noqa: E402
+from sqlalchemy import insert, select, text, update
 
-from zhiku.auth.service import root_principal  # noqa: E402
-from zhiku.config import Settings  # noqa: E402
-from zhiku.db.models import Chunk, Collection, Dataset  # noqa: E402
-from zhiku.embedding.registry import EmbedderRegistry  # noqa: E402
-from zhiku.embedding.service import model_tokens  # noqa: E402
-from zhiku.embedding.windows import split_windows  # noqa: E402
-from zhiku.knowledge import datasets  # noqa: E402
-from zhiku.knowledge.index_text import chunk_text  # noqa: E402
-from zhiku.knowledge.indexing import embed_chunk_rows  # noqa: E402
-from zhiku.knowledge.schemas import DatasetCreate  # noqa: E402
-from zhiku.platform import Platform, build_embedders, open_platform  # noqa: E402
-from zhiku.retrieval import fulltext  # noqa: E402
-from zhiku.retrieval.search import SearchSettings, search  # noqa: E402
-from zhiku.retrieval.segment import index_document  # noqa: E402
+from zhiku.auth.service import root_principal
+from zhiku.config import Settings
+from zhiku.db.models import Chunk, Collection, Dataset
+from zhiku.embedding.registry import EmbedderRegistry
+from zhiku.embedding.service import model_tokens
+from zhiku.embedding.windows import split_windows
+from zhiku.knowledge import datasets
+from zhiku.knowledge.index_text import chunk_text
+from zhiku.knowledge.indexing import embed_chunk_rows
+from zhiku.knowledge.schemas import DatasetCreate
+from zhiku.platform import Platform, build_embedders, open_platform
+from zhiku.retrieval import fulltext
+from zhiku.retrieval.search import SearchSettings, search
+from zhiku.retrieval.segment import index_document
 
 EVAL = ROOT.parent / "shared" / "data" / "eval"
 SCIFACT_CORPUS = EVAL / "scifact" / "corpus.jsonl"
@@ -207,7 +207,7 @@ class CachedEmbedder:
     Rows are keyed by SHA-1 of kind + text, so limited and full runs share one file per corpus.
     """
 
-    def __init__(self, inner, corpus: str) -> None:  # noqa: ANN001 - an Embedder
+    def __init__(self, inner, corpus: str) -> None:
         self.inner = inner
         self.model_name = inner.model_name
         self.dim = inner.dim

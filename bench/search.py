@@ -23,24 +23,24 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import text  # noqa: E402
+from sqlalchemy import text
 
-from zhiku.config import Settings  # noqa: E402
-from zhiku.db.engine import open_database  # noqa: E402
-from zhiku.db.migrate import migrate  # noqa: E402
-from zhiku.embedding.registry import EmbedderRegistry  # noqa: E402
-from zhiku.retrieval import fulltext  # noqa: E402
-from zhiku.retrieval.search import SearchSettings, search  # noqa: E402
-from zhiku.retrieval.segment import index_document  # noqa: E402
-from zhiku.retrieval.vectors import HNSW_EF_SEARCH, ensure_vector_index  # noqa: E402
+from zhiku.config import Settings
+from zhiku.db.engine import open_database
+from zhiku.db.migrate import migrate
+from zhiku.embedding.registry import EmbedderRegistry
+from zhiku.retrieval import fulltext
+from zhiku.retrieval.search import SearchSettings, search
+from zhiku.retrieval.segment import index_document
+from zhiku.retrieval.vectors import HNSW_EF_SEARCH, ensure_vector_index
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "eval" / "scifact" / "corpus.jsonl"
 MODEL_PREFIX = "bench-e5-shaped"

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Optional, TypeVar
+from typing import Any, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -75,9 +76,9 @@ async def _with_platform(settings: Settings, fn: Callable[[Any], Awaitable[T]]) 
 
 
 @app.command()
-def serve(host: Optional[str] = typer.Option(None, help="Address to bind (default 0.0.0.0)."),
-          port: Optional[int] = typer.Option(None, help="Port (default 3000)."),
-          data_dir: Optional[Path] = DataDirOption) -> None:
+def serve(host: str | None = typer.Option(None, help="Address to bind (default 0.0.0.0)."),
+          port: int | None = typer.Option(None, help="Port (default 3000)."),
+          data_dir: Path | None = DataDirOption) -> None:
     """Run the whole platform: web API, worker, embedded database when none is configured."""
     from zhiku.server import run_server
 
@@ -87,7 +88,7 @@ def serve(host: Optional[str] = typer.Option(None, help="Address to bind (defaul
 
 
 @app.command()
-def worker(data_dir: Optional[Path] = DataDirOption) -> None:
+def worker(data_dir: Path | None = DataDirOption) -> None:
     """Run only the job worker (import parsing, chunking, embedding)."""
     settings = build_settings(data_dir=data_dir)
     _configure_logging(settings)
@@ -106,8 +107,8 @@ def worker(data_dir: Optional[Path] = DataDirOption) -> None:
 @app.command("import")
 def import_(paths: list[Path] = typer.Argument(..., help="Files or folders to import."),
             dataset: str = typer.Option(..., "--dataset", help="Dataset name; created if it does not exist."),
-            chunk_size: Optional[int] = typer.Option(None, "--chunk-size", min=100, max=20000),
-            data_dir: Optional[Path] = DataDirOption) -> None:
+            chunk_size: int | None = typer.Option(None, "--chunk-size", min=100, max=20000),
+            data_dir: Path | None = DataDirOption) -> None:
     """Import files into a dataset and wait until they are indexed."""
     from zhiku.knowledge.parsers import supported_extensions
 
@@ -185,9 +186,9 @@ async def _import(platform: Any, files: list[Path], dataset_name: str, chunk_siz
 
 @apps_cli.command("create")
 def apps_create(name: str, dataset: list[str] = typer.Option(..., "--dataset", help="Dataset name (repeatable)."),
-                model: Optional[str] = typer.Option(None, "--model"),
-                prompt: Optional[str] = typer.Option(None, "--prompt", help="System prompt."),
-                data_dir: Optional[Path] = DataDirOption) -> None:
+                model: str | None = typer.Option(None, "--model"),
+                prompt: str | None = typer.Option(None, "--prompt", help="System prompt."),
+                data_dir: Path | None = DataDirOption) -> None:
     """Create an app over one or more datasets."""
     from zhiku.apps import service
     from zhiku.apps.schemas import AppCreate
@@ -213,8 +214,8 @@ def apps_create(name: str, dataset: list[str] = typer.Option(..., "--dataset", h
 
 @keys_cli.command("create")
 def keys_create(name: str = typer.Option(..., "--name"),
-                app_name: Optional[str] = typer.Option(None, "--app", help="Bind the key to this app."),
-                data_dir: Optional[Path] = DataDirOption) -> None:
+                app_name: str | None = typer.Option(None, "--app", help="Bind the key to this app."),
+                data_dir: Path | None = DataDirOption) -> None:
     """Create an API key; the key is printed alone on the last line, once."""
     from zhiku.apps.service import find_app_by_name
     from zhiku.auth.service import create_api_key, root_principal
@@ -233,7 +234,7 @@ def keys_create(name: str = typer.Option(..., "--name"),
 
 @app.command()
 def ask(question: str, app_name: str = typer.Option(..., "--app"),
-        data_dir: Optional[Path] = DataDirOption) -> None:
+        data_dir: Path | None = DataDirOption) -> None:
     """Ask an app a question; prints the answer and its sources."""
     from zhiku.apps import chat
     from zhiku.apps.service import find_app_by_name
@@ -259,8 +260,8 @@ def ask(question: str, app_name: str = typer.Option(..., "--app"),
 
 @users_cli.command("reset-password")
 def reset_password(username: str = typer.Option("root", "--username"),
-                   password: Optional[str] = typer.Option(None, "--password", help="New password (random if omitted)."),
-                   data_dir: Optional[Path] = DataDirOption) -> None:
+                   password: str | None = typer.Option(None, "--password", help="New password (random if omitted)."),
+                   data_dir: Path | None = DataDirOption) -> None:
     """Set a new password (random unless given) and end the user's sessions."""
     from zhiku.auth.service import reset_password as reset
 

@@ -105,7 +105,7 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(2, ge=1, le=64, validation_alias=_env("ZHIKU_WORKER_CONCURRENCY"))
 
     @model_validator(mode="after")
-    def _no_placeholder_secrets_in_prod(self) -> "Settings":
+    def _no_placeholder_secrets_in_prod(self) -> Settings:
         """The seed's well-known passwords and the example file's placeholders are refused in production."""
         if self.profile != "prod":
             return self
@@ -119,7 +119,7 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
-    def _model_specs_parse(self) -> "Settings":
+    def _model_specs_parse(self) -> Settings:
         parse_model_specs(self.embed_models, "ZHIKU_EMBED_MODELS")
         if len(parse_model_specs(self.rerank_model, "ZHIKU_RERANK_MODEL")) > 1:
             raise ValueError("ZHIKU_RERANK_MODEL takes one name=/path entry")

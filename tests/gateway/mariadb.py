@@ -44,7 +44,7 @@ class MariaDB:
         self.port = _free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 90) -> "MariaDB":
+    def start(self, timeout: float = 90) -> MariaDB:
         server = _find("mariadbd", "mysqld")
         install = _find("mariadb-install-db", "mysql_install_db")
         if server is None or install is None:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
-import time
-
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx

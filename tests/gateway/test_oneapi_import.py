@@ -11,7 +11,7 @@ import re
 import sqlite3
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -44,7 +44,7 @@ def test_tokens_keep_their_sk_key_expiry_quota_models_and_subnets() -> None:
     assert alice.values["remain_quota"] == 500_000 and alice.values["unlimited_quota"] is False
     assert alice.values["models"] == [oa.MODEL, "gpt-3.5-turbo"] and alice.values["subnets"] is None
     assert alice.owner == 2 and alice.on_insert["external_ref"] == "oneapi:token:1"
-    assert expired.values["expires_at"] < datetime.now(timezone.utc) and expired.values["status"] == "enabled"
+    assert expired.values["expires_at"] < datetime.now(UTC) and expired.values["status"] == "enabled"
     assert expired.values["unlimited_quota"] is True and expired.values["models"] is None
     assert disabled.values["status"] == "disabled" and disabled.values["models"] is None
     assert subnet.values["subnets"] == ["10.0.0.0/8", "192.168.1.0/24"] and not subnet.warnings

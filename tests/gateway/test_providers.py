@@ -151,7 +151,7 @@ def _oa(gateway_server: GatewayThread, key: str) -> openai.OpenAI:
     return openai.OpenAI(base_url=gateway_server.base_url + "/v1", api_key=key, max_retries=0, timeout=30)
 
 
-def _chat(oa: openai.OpenAI, model: str, text: str = "hi", **kw: object):  # noqa: ANN202
+def _chat(oa: openai.OpenAI, model: str, text: str = "hi", **kw: object):
     return oa.chat.completions.create(model=model, messages=[{"role": "user", "content": text}], **kw)
 
 
@@ -257,7 +257,7 @@ class TinyEmbedder:
     dim = 8
     max_tokens = 64
 
-    def embed(self, texts, kind="passage"):  # noqa: ANN001, ANN201
+    def embed(self, texts, kind="passage"):
         return np.array([fake_embedding(f"{kind}:{t}", self.dim) for t in texts], dtype=np.float32)
 
     def count_tokens(self, text: str) -> int:

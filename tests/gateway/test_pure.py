@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -23,7 +23,7 @@ from zhiku.gateway.sse import EventSplitter, event_data, event_name
 
 
 def ch(id: int, *, priority: int = 0, weight: int = 1, models: tuple[str, ...] = ("m",), status: str = "enabled",
-       groups: tuple[str, ...] = ("default",)) -> ChannelInfo:  # noqa: A002
+       groups: tuple[str, ...] = ("default",)) -> ChannelInfo:
     return ChannelInfo(id=id, type="openai", name=f"c{id}", base_url="", models=models, groups=groups,
                        priority=priority, weight=weight, status=status)
 
@@ -98,7 +98,7 @@ def test_ratio_options_override_defaults_and_are_validated() -> None:
 
 # ---- admission ---------------------------------------------------------------------------------
 
-NOW = datetime(2025, 6, 1, tzinfo=timezone.utc)
+NOW = datetime(2025, 6, 1, tzinfo=UTC)
 USER = UserInfo(id=1, username="u", quota=1000)
 
 

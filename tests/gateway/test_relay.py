@@ -19,7 +19,7 @@ def client(gateway_server: GatewayThread, key: str) -> openai.OpenAI:
     return openai.OpenAI(base_url=gateway_server.base_url + "/v1", api_key=key, max_retries=0, timeout=30)
 
 
-def ask(oa: openai.OpenAI, model: str, text: str = "hello", **kw: object):  # noqa: ANN201
+def ask(oa: openai.OpenAI, model: str, text: str = "hello", **kw: object):
     return oa.chat.completions.create(model=model, messages=[{"role": "user", "content": text}], **kw)
 
 

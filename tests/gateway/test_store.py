@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -25,7 +25,7 @@ KEYBOX = KeyBox(fernet_key_from("a test secret"))
 
 
 def _log_row(**fields: object) -> dict[str, object]:
-    row: dict[str, object] = dict(created_at=datetime.now(timezone.utc), type="consume", request_id="r", endpoint="chat/completions",
+    row: dict[str, object] = dict(created_at=datetime.now(UTC), type="consume", request_id="r", endpoint="chat/completions",
                user_id=None, username="root", token_id=None, token_name="t", channel_id=None, channel_name="c",
                model="m", upstream_model="m", prompt_tokens=1, completion_tokens=1, usage_source="upstream",
                quota=1, latency_ms=10, first_token_ms=None, is_stream=False, status=200, attempts=1, error=None)
@@ -39,7 +39,7 @@ async def test_migrations_build_the_models_on_every_backend(gateway_dsn: str) ->
         await migrate(store)
         await migrate(store)  # a second start changes nothing
 
-        def diff(sync_conn):  # noqa: ANN001, ANN202
+        def diff(sync_conn):
             ctx = MigrationContext.configure(sync_conn, opts={"compare_type": True,
                                                               "version_table": "gateway_alembic_version"})
             names = set(inspect(sync_conn).get_table_names())
@@ -83,7 +83,7 @@ async def test_services_and_snapshot_round_trip(gateway_dsn: str) -> None:
         assert "sk-very" not in raw and KEYBOX.decrypt(raw) == "sk-very-secret-key-1234"
         assert len(abilities) == 4
 
-        expires = datetime.now(timezone.utc) + timedelta(days=1)
+        expires = datetime.now(UTC) + timedelta(days=1)
         created = await tokens.create_token(store, alice.id, TokenCreate(
             name="ci", expires_at=expires, remain_quota=700, unlimited_quota=False, models=["gpt-4o"],
             subnets=["10.0.0.0/8", "::1"], rpm_limit=60, tpm_limit=1000))
@@ -128,7 +128,7 @@ async def test_services_and_snapshot_round_trip(gateway_dsn: str) -> None:
         by_model = {r["model"]: r for r in await logs.usage_stats(store, "model", logs.LogFilter())}
         assert by_model["gpt-4o"]["quota"] == 40 and by_model["gpt-4o-mini"]["errors"] == 1
         by_day = await logs.usage_stats(store, "day", logs.LogFilter())
-        assert by_day[0]["requests"] == 2 and by_day[0]["day"] == datetime.now(timezone.utc).date().isoformat()
+        assert by_day[0]["requests"] == 2 and by_day[0]["day"] == datetime.now(UTC).date().isoformat()
         by_channel = await logs.usage_stats(store, "channel", logs.LogFilter())
         assert by_channel[0]["channel"] == channel.id and by_channel[0]["name"] == "c"
         assert (await logs.usage_stats(store, "token", logs.LogFilter()))[0]["token"] == created.id
@@ -154,7 +154,7 @@ async def test_a_large_flush_writes_every_log_row_in_chunks(gateway_dsn: str) ->
     try:
         await migrate(store)
         ledger = Ledger()
-        written_at = datetime(2026, 3, 4, 5, 6, 7, 890123, tzinfo=timezone.utc)
+        written_at = datetime(2026, 3, 4, 5, 6, 7, 890123, tzinfo=UTC)
         count = 2 * LOG_CHUNK + 1
         for i in range(count):
             ledger.add_log(_log_row(request_id=f"chunk-{i}", created_at=written_at, is_stream=i % 2 == 0,

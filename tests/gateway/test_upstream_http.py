@@ -86,7 +86,7 @@ def close_now(writer: asyncio.StreamWriter) -> Awaitable[None]:
     return asyncio.sleep(0)
 
 
-async def call(client: UpstreamClient, url: str, body: bytes = b'{"a":1}', timeout: float = 5.0):  # noqa: ANN201
+async def call(client: UpstreamClient, url: str, body: bytes = b'{"a":1}', timeout: float = 5.0):
     return await client.post(url, body, {"Content-Type": "application/json", "Authorization": "Bearer k"},
                              connect_timeout=timeout, read_timeout=timeout)
 

@@ -30,7 +30,7 @@ async def test_upgrade_empty_database_matches_models(pg_url: str) -> None:
         await migrate(db)
         await migrate(db)  # a second start is a no-op
 
-        def diff(sync_conn):  # noqa: ANN001, ANN202
+        def diff(sync_conn):
             ctx = MigrationContext.configure(sync_conn, opts={"include_object": include_object,
                                                               "compare_type": True})
             return compare_metadata(ctx, Base.metadata)

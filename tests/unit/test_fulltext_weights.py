@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from zhiku.retrieval.fulltext import B, K1, idf, term_weights
+from zhiku.retrieval.fulltext import K1, B, idf, term_weights
 
 
 def test_weight_grows_with_tf_and_saturates() -> None:

@@ -4,7 +4,7 @@ import socket
 import pytest
 import tiktoken
 import tiktoken.load
-import tiktoken_ext.openai_public as openai_public
+from tiktoken_ext import openai_public
 
 from zhiku import tokens
 

@@ -8,7 +8,7 @@ is extracted, not generated.
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 from zhiku.retrieval.fusion import Candidate
 from zhiku.retrieval.segment import index_terms, query_terms

@@ -192,7 +192,7 @@ async def _sse_data(response: httpx.Response) -> AsyncIterator[str]:
                 lines = []
         elif line.startswith("data:"):
             value = line[5:]
-            lines.append(value[1:] if value.startswith(" ") else value)
+            lines.append(value.removeprefix(" "))
         # Other fields (event:, id:, retry:) and ":" comments carry nothing a completion needs.
     if lines:  # a last event without its blank line
         yield "\n".join(lines)

@@ -6,8 +6,8 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from zhiku.auth.service import Principal
 from zhiku.apps.schemas import AppCreate, AppPublic, AppUpdate
+from zhiku.auth.service import Principal
 from zhiku.db.models import App, Dataset, app_datasets
 from zhiku.errors import Conflict, NotFound
 from zhiku.knowledge.datasets import load_dataset

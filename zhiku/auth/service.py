@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from sqlalchemy import delete, select, update
@@ -78,7 +78,7 @@ async def login(session: AsyncSession, username: str, password: str, ttl_hours: 
         raise Unauthorized("wrong username or password", code="invalid_credentials")
     token = new_token(SESSION_PREFIX)
     session.add(Session(token_hash=hash_token(token), user_id=user.id,
-                        expires_at=datetime.now(timezone.utc) + timedelta(hours=ttl_hours)))
+                        expires_at=datetime.now(UTC) + timedelta(hours=ttl_hours)))
     await session.commit()
     return token, user
 
@@ -97,13 +97,13 @@ async def authenticate(session: AsyncSession, token: str) -> Principal:
         row = (await session.execute(
             select(Session, User).join(User, User.id == Session.user_id).where(Session.token_hash == digest)
         )).first()
-        if row is None or row.Session.expires_at < datetime.now(timezone.utc) or row.User.status != "active":
+        if row is None or row.Session.expires_at < datetime.now(UTC) or row.User.status != "active":
             raise Unauthorized("session expired or invalid: log in again", code="invalid_session")
         return Principal(kind="session", team_id=row.User.team_id, user_id=row.User.id, role=row.User.role)
     key = (await session.execute(select(ApiKey).where(ApiKey.key_hash == digest))).scalar_one_or_none()
     if key is None:
         raise Unauthorized("invalid API key", code="invalid_api_key")
-    await session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=datetime.now(timezone.utc)))
+    await session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=datetime.now(UTC)))
     await session.commit()
     return Principal(kind="api_key", team_id=key.team_id, user_id=key.created_by, role="user",
                      app_id=key.app_id, key_id=key.id)

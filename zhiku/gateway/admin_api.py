@@ -211,7 +211,7 @@ async def delete_user(user_id: int, gateway: GatewayDep, _: AdminDep) -> None:
 
 
 def _filter(user_id: int | None = None, token_id: int | None = None, token_name: str | None = None,
-            channel_id: int | None = None, model: str | None = None, type: str | None = None,  # noqa: A002
+            channel_id: int | None = None, model: str | None = None, type: str | None = None,
             status: int | None = None, since: datetime | None = None,
             until: datetime | None = None) -> logs.LogFilter:
     return logs.LogFilter(user_id=user_id, token_id=token_id, token_name=token_name, channel_id=channel_id,

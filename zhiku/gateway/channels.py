@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
@@ -121,7 +121,7 @@ async def set_status(store: GatewayStore, channel_id: int, status: str, reason: 
 async def record_test(store: GatewayStore, channel_id: int, latency_ms: int) -> None:
     async with store.sessions() as session:
         await session.execute(update(GatewayChannel).where(GatewayChannel.id == channel_id)
-                              .values(response_time_ms=latency_ms, tested_at=datetime.now(timezone.utc)))
+                              .values(response_time_ms=latency_ms, tested_at=datetime.now(UTC)))
         await session.commit()
 
 

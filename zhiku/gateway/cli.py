@@ -11,7 +11,7 @@ import json
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Any, Optional, TypeVar
+from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -79,9 +79,9 @@ def _csv(value: str | None) -> list[str] | None:
 
 
 @app.command()
-def serve(port: Optional[int] = typer.Option(None, help="Port (default 3001, or ZHIKU_GATEWAY_PORT)."),
-          host: Optional[str] = typer.Option(None, help="Address to bind (default 0.0.0.0)."),
-          data_dir: Optional[Path] = DataDirOption) -> None:
+def serve(port: int | None = typer.Option(None, help="Port (default 3001, or ZHIKU_GATEWAY_PORT)."),
+          host: str | None = typer.Option(None, help="Address to bind (default 0.0.0.0)."),
+          data_dir: Path | None = DataDirOption) -> None:
     """Run only the gateway: /v1 relay and the admin API."""
     import logging
 
@@ -104,9 +104,9 @@ def channels_add(type_: str = typer.Option(..., "--type", help="openai | azure |
                  models: str = typer.Option(..., "--models", help="Comma-separated model names."),
                  priority: int = typer.Option(0, "--priority"),
                  weight: int = typer.Option(1, "--weight"),
-                 model_mapping: Optional[str] = typer.Option(None, "--model-mapping",
+                 model_mapping: str | None = typer.Option(None, "--model-mapping",
                                                              help='JSON: {"requested": "upstream"}'),
-                 data_dir: Optional[Path] = DataDirOption) -> None:
+                 data_dir: Path | None = DataDirOption) -> None:
     """Add a channel; prints its id."""
     from pydantic import ValidationError
 
@@ -135,7 +135,7 @@ def channels_add(type_: str = typer.Option(..., "--type", help="openai | azure |
 
 
 @channels_cli.command("list")
-def channels_list(data_dir: Optional[Path] = DataDirOption) -> None:
+def channels_list(data_dir: Path | None = DataDirOption) -> None:
     """List channels (keys masked)."""
     from zhiku.gateway import channels
 
@@ -151,10 +151,10 @@ def channels_list(data_dir: Optional[Path] = DataDirOption) -> None:
 
 @tokens_cli.command("create")
 def tokens_create(name: str = typer.Option(..., "--name"),
-                  models: Optional[str] = typer.Option(None, "--models", help="Comma-separated; default: any."),
-                  quota: Optional[int] = typer.Option(None, "--quota", help="Quota units; default: unlimited."),
+                  models: str | None = typer.Option(None, "--models", help="Comma-separated; default: any."),
+                  quota: int | None = typer.Option(None, "--quota", help="Quota units; default: unlimited."),
                   rpm: int = typer.Option(0, "--rpm", help="Requests per minute; 0: no limit."),
-                  data_dir: Optional[Path] = DataDirOption) -> None:
+                  data_dir: Path | None = DataDirOption) -> None:
     """Create a token for root; the key is printed alone on the last line, once."""
     from zhiku.gateway import tokens
     from zhiku.gateway.schemas import TokenCreate
@@ -177,9 +177,10 @@ def tokens_create(name: str = typer.Option(..., "--name"),
 @app.command("import-oneapi")
 def import_oneapi(dsn: str = typer.Option(..., "--dsn", help="The OneAPI database: user:pass@tcp(host:3306)/oneapi, "
                                                              "mysql://…, postgresql://… or sqlite:///path"),
-                  data_dir: Optional[Path] = DataDirOption) -> None:
+                  data_dir: Path | None = DataDirOption) -> None:
     """Import a OneAPI database's users, tokens and channels (safe to run again)."""
-    from zhiku.gateway.oneapi_import import TABLES, import_oneapi as run_import, read_oneapi
+    from zhiku.gateway.oneapi_import import TABLES, read_oneapi
+    from zhiku.gateway.oneapi_import import import_oneapi as run_import
 
     async def work() -> Any:
         source = await read_oneapi(dsn)
@@ -202,7 +203,7 @@ def import_oneapi(dsn: str = typer.Option(..., "--dsn", help="The OneAPI databas
 
 @app.command("logs")
 def logs_(limit: int = typer.Option(20, "--limit", min=1, max=1000),
-          data_dir: Optional[Path] = DataDirOption) -> None:
+          data_dir: Path | None = DataDirOption) -> None:
     """The latest request logs, newest first."""
     from zhiku.gateway import logs
 

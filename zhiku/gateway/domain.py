@@ -6,9 +6,10 @@ Built from the tables when the in-memory cache loads; requests never read the da
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any
 
 CHANNEL_TYPES = ("openai", "azure", "ollama", "anthropic", "local")
 ENABLED = "enabled"

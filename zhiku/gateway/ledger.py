@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import bindparam, case, insert, update
@@ -174,7 +174,7 @@ class Ledger:
 
 
 async def write_batch(store: GatewayStore, batch: Batch) -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     tokens = GatewayToken.__table__
     users = GatewayUser.__table__
     channels = GatewayChannel.__table__
@@ -182,7 +182,7 @@ async def write_batch(store: GatewayStore, batch: Batch) -> None:
         if batch.tokens:
             await session.execute(
                 update(tokens).where(tokens.c.id == bindparam("k"))
-                .values(remain_quota=case((tokens.c.unlimited_quota == True, tokens.c.remain_quota),  # noqa: E712
+                .values(remain_quota=case((tokens.c.unlimited_quota == True, tokens.c.remain_quota),
                                           else_=tokens.c.remain_quota - bindparam("spent")),
                         used_quota=tokens.c.used_quota + bindparam("spent"),
                         request_count=tokens.c.request_count + bindparam("n"), accessed_at=bindparam("at")),

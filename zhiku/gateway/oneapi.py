@@ -25,7 +25,7 @@ import ipaddress
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from zhiku.auth.secrets import hash_token
@@ -303,4 +303,4 @@ _LAST_TIME = 253402300799  # 9999-12-31 23:59:59 UTC, the last second a datetime
 
 
 def _time(unix_seconds: int) -> datetime:
-    return datetime.fromtimestamp(min(max(unix_seconds, 0), _LAST_TIME), timezone.utc)
+    return datetime.fromtimestamp(min(max(unix_seconds, 0), _LAST_TIME), UTC)

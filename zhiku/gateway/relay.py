@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from zhiku.apps.models import Usage
@@ -103,7 +103,7 @@ class Relay:
         snapshot = host.snapshot
         token = call.token
         user = snapshot.users.get(token.user_id)
-        check_token(token, user, datetime.now(timezone.utc))
+        check_token(token, user, datetime.now(UTC))
         assert user is not None  # check_token refuses a token without a user
         model = call.model
         check_model(token, model)
@@ -288,7 +288,7 @@ class Relay:
         call, user = state.call, state.user
         errors = state.errors + ([error] if error else [])
         self.host.ledger.add_log({
-            "created_at": datetime.now(timezone.utc), "type": "consume" if status == 200 else "error",
+            "created_at": datetime.now(UTC), "type": "consume" if status == 200 else "error",
             "request_id": call.request_id, "endpoint": call.endpoint[:40], "user_id": user.id,
             "username": user.username[:100], "token_id": call.token.id, "token_name": call.token.name[:100],
             "channel_id": channel.id if channel else None, "channel_name": channel.name[:100] if channel else "",

@@ -475,7 +475,7 @@ class UpstreamClient:
             _, connection = await asyncio.wait_for(
                 loop.create_connection(lambda: _Connection(loop), origin.host, origin.port, ssl=tls,
                                        server_hostname=origin.host if tls else None), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise ConnectTimeout(f"connect timed out after {timeout:g}s") from None
         except socket.gaierror as exc:
             raise ConnectFailed(f"cannot resolve host ({exc})", dns=True) from None

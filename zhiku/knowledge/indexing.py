@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,12 +20,12 @@ from zhiku.db.models import Chunk, ChunkVector, Collection, Dataset
 from zhiku.embedding.base import Embedder
 from zhiku.embedding.service import model_tokens
 from zhiku.embedding.windows import split_windows
+from zhiku.errors import UnsupportedFile
 from zhiku.knowledge.chunker import split_text
 from zhiku.knowledge.collections import EMBED_JOB, PARSE_JOB
 from zhiku.knowledge.files import BlobStore
 from zhiku.knowledge.index_text import chunk_text
 from zhiku.knowledge.parsers import ParsedDocument, parser_for
-from zhiku.errors import UnsupportedFile
 from zhiku.retrieval import fulltext
 from zhiku.retrieval.segment import index_document
 from zhiku.worker import queue

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -19,6 +20,7 @@ from zhiku.embedding.base import Reranker
 from zhiku.embedding.registry import EmbedderRegistry
 from zhiku.errors import InvalidInput
 from zhiku.knowledge.index_text import chunk_text
+from zhiku.retrieval import fulltext
 from zhiku.retrieval.fusion import (
     Candidate,
     ScoreItem,
@@ -30,7 +32,6 @@ from zhiku.retrieval.fusion import (
     rrf_fuse,
     rrf_k,
 )
-from zhiku.retrieval import fulltext
 from zhiku.retrieval.segment import query_terms
 from zhiku.retrieval.vectors import HNSW_EF_SEARCH, vector_cast
 from zhiku.tokens import count_tokens
@@ -62,7 +63,7 @@ class SearchSettings:
     rerank_weight: float = 0.5
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any] | None) -> "SearchSettings":
+    def from_dict(cls, raw: dict[str, Any] | None) -> SearchSettings:
         raw = raw or {}
         mode = raw.get("mode", raw.get("searchMode", cls.mode))
         if mode not in MODE_ALIASES:

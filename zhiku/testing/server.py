@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from typing import Any
 
 import uvicorn
 
@@ -35,7 +34,7 @@ class ServerThread:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.settings.port}"
 
-    def start(self, timeout: float = 120) -> "ServerThread":
+    def start(self, timeout: float = 120) -> ServerThread:
         self._thread.start()
         if not self._ready.wait(timeout):
             raise RuntimeError("the Zhiku test server did not start in time")
@@ -60,8 +59,8 @@ class ServerThread:
             self._server.should_exit = True
         self._thread.join(timeout=30)
 
-    def __enter__(self) -> "ServerThread":
+    def __enter__(self) -> ServerThread:
         return self.start()
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()

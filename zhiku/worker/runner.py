@@ -7,8 +7,8 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Awaitable, Callable
 
 from zhiku.config import Settings
 from zhiku.db.engine import Database
@@ -92,7 +92,7 @@ class Worker:
             if not worked:
                 try:
                     await asyncio.wait_for(stop.wait(), timeout=self.ctx.settings.worker_poll_seconds)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
 
     async def _keep_lease(self, job: ClaimedJob) -> None:

@@ -14,7 +14,7 @@ config = context.config
 target_metadata = Base.metadata
 
 
-def run_on(connection) -> None:  # noqa: ANN001
+def run_on(connection) -> None:
     context.configure(connection=connection, target_metadata=target_metadata,
                       include_object=include_object, compare_type=True)
     with context.begin_transaction():

@@ -17,7 +17,7 @@ config = context.config
 target_metadata = GatewayBase.metadata
 
 
-def run_on(connection) -> None:  # noqa: ANN001
+def run_on(connection) -> None:
     context.configure(connection=connection, target_metadata=target_metadata, version_table=VERSION_TABLE,
                       compare_type=True, render_as_batch=connection.dialect.name == "sqlite")
     with context.begin_transaction():

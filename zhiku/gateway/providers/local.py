@@ -14,9 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from zhiku.embedding.service import embed_texts
-
 from zhiku.apps.models import Usage
+from zhiku.embedding.service import embed_texts
 from zhiku.errors import ZhikuError
 from zhiku.gateway.domain import ENDPOINT_EMBEDDINGS, ENDPOINT_RERANK
 from zhiku.gateway.failures import Failure, UpstreamFailure

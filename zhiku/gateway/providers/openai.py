@@ -115,7 +115,7 @@ def completion_as_events(data: dict[str, Any]) -> list[bytes]:
     return events
 
 
-async def _aiter(items: list[bytes]):  # noqa: ANN202 - an async generator of bytes
+async def _aiter(items: list[bytes]):
     for item in items:
         yield item
 

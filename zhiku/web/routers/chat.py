@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
@@ -67,7 +68,7 @@ async def chat_completions(body: ChatCompletionRequest, principal: CurrentPrinci
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
-async def _stream(platform, turn: chat.ChatTurn, detail: bool, completion_id: str, created: int,  # noqa: ANN001
+async def _stream(platform, turn: chat.ChatTurn, detail: bool, completion_id: str, created: int,
                   first: ChatDelta, rest: AsyncIterator[ChatDelta]) -> AsyncIterator[str]:
     answer_event = "answer" if detail else None
 
