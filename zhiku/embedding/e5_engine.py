@@ -99,7 +99,7 @@ class E5Engine:
     max_tokens = 512  # the model's positions, <s> and </s> included
 
     def __init__(self, model_path: Path | None = None, *, threads: int | None = None,
-                 max_batch_tokens: int = 4096) -> None:
+                 max_batch_tokens: int = 2048) -> None:
         self._path = model_path
         self._threads = threads or _usable_cores()
         self._max_batch_tokens = max(max_batch_tokens, self.max_tokens)
