@@ -32,8 +32,9 @@ from zhiku.embedding.e5_weights import E5File, bundled_model_path, dequantize_q4
 from zhiku.embedding.sentencepiece import UnigramTokenizer
 
 PREFIXES: dict[str, str] = {"query": "query: ", "passage": "passage: "}
-# A padded batch's attention scores take texts x longest**2 x 12 heads x 4 bytes: at most
-# 24 MB. Two 512-token texts per batch, 32 of 128 tokens; long texts mostly run alone, unpadded.
+# A padded batch's attention scores take texts x longest**2 x 12 heads x 4 bytes: at most 12 MB.
+# A 500-token text runs alone (unpadded), 16 texts of 128 tokens share a pass; below that the
+# token budget binds. Larger batches bought no speed and cost ~100 MB more under a server's load.
 ATTENTION_BUDGET = 2**18
 
 
