@@ -39,7 +39,9 @@ def _settings(**overrides: Any) -> Settings:
 
 def _run(fn: Callable[[], Coroutine[Any, Any, T]], *, fast_loop: bool = False) -> T:
     try:
-        with asyncio.Runner(loop_factory=_uvloop_factory() if fast_loop else None) as runner:
+        from zhiku.cli import uvloop_factory  # here: zhiku.cli imports this module
+
+        with asyncio.Runner(loop_factory=uvloop_factory() if fast_loop else None) as runner:
             return runner.run(fn())
     except ZhikuError as exc:
         err_console.print(f"[red]error:[/red] {exc.message}", highlight=False)
@@ -60,16 +62,6 @@ async def _with_store(settings: Settings, fn: Callable[[Any, Any, int], Awaitabl
         return await fn(store, open_keybox(settings), root_id)
     finally:
         await store.dispose()
-
-
-def _uvloop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's loop when installed (uvicorn[standard] brings it): the relay spends much of its time in
-    socket reads, writes and timers, which uvloop does with less CPU than asyncio's own loop."""
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
 
 
 def _csv(value: str | None) -> list[str] | None:
