@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -64,8 +66,26 @@ def uvloop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
+def exit_cleanly_on_sigterm() -> None:
+    """SIGTERM (``docker stop``, ``systemctl stop``, ``kill``) ends a command the way Ctrl+C does.
+
+    Python's default for SIGTERM kills the process on the spot: no ``finally``, no ``atexit``, so
+    the embedded PostgreSQL a command started was left running. Raised as ``SystemExit(143)``
+    instead, the command's cleanup runs and the database is stopped when this was its last user.
+    (uvicorn handles SIGTERM itself while it serves, then raises it again once it has shut down.)
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return  # only the main thread may set handlers (a command run inside a test harness)
+
+    def terminate(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, terminate)
+
+
 def _run(coro_fn: Callable[[], Awaitable[T]], *, fast_loop: bool = False) -> T:
     """Run a command; a domain error becomes one line on stderr and exit status 1."""
+    exit_cleanly_on_sigterm()
     try:
         with asyncio.Runner(loop_factory=uvloop_factory() if fast_loop else None) as runner:
             return runner.run(coro_fn())

@@ -93,3 +93,49 @@ def test_embedded_database_is_started_reused_and_stopped(tmp_path: Path) -> None
     second = run(["apps", "create", "mechanic", "--dataset", "bikes"], env)
     assert second.returncode == 0, second.stderr
     assert not _postgres_running_in(data / "pg")
+
+
+@pytest.mark.parametrize("command", [["serve", "--port"], ["worker"], ["gateway", "serve", "--port"]])
+def test_sigterm_ends_a_long_running_command_and_stops_its_embedded_database(
+        tmp_path: Path, command: list[str]) -> None:
+    """``docker stop`` / ``systemctl stop`` send SIGTERM: cleanup must run, not an instant death."""
+    import signal
+    import time
+
+    from zhiku.testing.server import free_port
+
+    if command[-1] == "--port":
+        command = [*command, str(free_port())]
+
+    data = tmp_path / "data"
+    env = cli_env("", data)
+    env.pop("ZHIKU_DATABASE_URL")
+    proc = subprocess.Popen(ZHIKU + command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not _postgres_running_in(data / "pg"):  # started by this command
+            assert proc.poll() is None, f"{command} exited early with {proc.returncode}"
+            assert time.monotonic() < deadline, "the embedded PostgreSQL never started"
+            time.sleep(0.2)
+        time.sleep(3)  # past migrations and start-up, into the command's main loop
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    try:
+        deadline = time.monotonic() + 30
+        while _postgres_running_in(data / "pg") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _postgres_running_in(data / "pg")
+    finally:
+        _stop_postgres_in(data / "pg")  # when the assertion failed: leave no server behind
+
+
+def _stop_postgres_in(pg_dir: Path) -> None:
+    import psutil
+
+    for proc in psutil.process_iter(attrs=["name", "cmdline"]):
+        if proc.info["name"] == "postgres" and str(pg_dir) in " ".join(proc.info["cmdline"] or []):
+            proc.terminate()

@@ -38,9 +38,10 @@ def _settings(**overrides: Any) -> Settings:
 
 
 def _run(fn: Callable[[], Coroutine[Any, Any, T]], *, fast_loop: bool = False) -> T:
-    try:
-        from zhiku.cli import uvloop_factory  # here: zhiku.cli imports this module
+    from zhiku.cli import exit_cleanly_on_sigterm, uvloop_factory  # here: zhiku.cli imports this module
 
+    exit_cleanly_on_sigterm()
+    try:
         with asyncio.Runner(loop_factory=uvloop_factory() if fast_loop else None) as runner:
             return runner.run(fn())
     except ZhikuError as exc:
