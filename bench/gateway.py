@@ -210,6 +210,11 @@ class Phase:
     latencies: list[float] = field(default_factory=list)  # seconds: whole answer, or first body byte
     errors: int = 0
     elapsed: float = 0.0
+    cpu_seconds: float = float("nan")  # the target process's CPU time over the measured part
+
+    @property
+    def cpu_per_answer_us(self) -> float:
+        return self.cpu_seconds / len(self.latencies) * 1e6 if self.latencies else float("nan")
 
     @property
     def rate(self) -> float:
@@ -278,9 +283,23 @@ async def load(target: Target, *, concurrency: int, stream: bool, requests: int,
         await asyncio.sleep(0.001)
     started = time.perf_counter()
     deadline = started + seconds
+    cpu_before = process_cpu_seconds(target)
     await asyncio.gather(*tasks)
     phase.elapsed = time.perf_counter() - started
+    phase.cpu_seconds = process_cpu_seconds(target) - cpu_before
     return phase
+
+
+def process_cpu_seconds(target: Target) -> float:
+    """User + system CPU time of the target's process and its threads (NaN without a process)."""
+    if target.process is None:
+        return float("nan")
+    try:
+        with open(f"/proc/{target.process.pid}/stat", encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # ---- the targets -----------------------------------------------------------------------------
@@ -490,6 +509,10 @@ def report(targets: list[Target], results: dict, rates: dict[str, Phase], sample
             first = _cells(results, name, concurrency, stream=True)
             print(f"{name:8} {concurrency:>4} │ {whole} │ {first}")
         print("─" * len(header))
+    print("server CPU per answer (µs, the target's own process): " + "; ".join(
+        f"{name} " + ", ".join(f"c={c} {results[(name, c, False)].cpu_per_answer_us:.0f}/"
+                               f"{results[(name, c, True)].cpu_per_answer_us:.0f}" for c in LEVELS)
+        for name in names if name != "direct") + " (whole/stream)")
     print(f"max non-stream req/s at {args.max_concurrency} connections ({args.seconds:g} s): "
           + ", ".join(f"{n} {rates[n].rate:.0f}" + (f" ({rates[n].errors} errors)" if rates[n].errors else "")
                       for n in names))
@@ -524,6 +547,8 @@ def _goals(results: dict, rates: dict[str, Phase], names: list[str], samples: li
            growth: float) -> list[tuple[str, bool]]:
     goals = [("added p50 ≤ 2 ms at c=16", _added(results, "zhiku", 16, False, .5) <= 2),
              ("added p99 ≤ 10 ms at c=16", _added(results, "zhiku", 16, False, .99) <= 10),
+             ("stream first byte: added p50 ≤ 2 ms and p99 ≤ 10 ms at c=16",
+              _added(results, "zhiku", 16, True, .5) <= 2 and _added(results, "zhiku", 16, True, .99) <= 10),
              ("≥ 1,000 non-stream req/s", rates["zhiku"].rate >= 1000)]
     if "litellm" in names:
         lower = all(_added(results, "zhiku", c, s, q) < _added(results, "litellm", c, s, q)
