@@ -78,6 +78,9 @@ class RelayResult:
     body: bytes | None = None  # a whole JSON answer
     stream: AsyncIterator[bytes] | None = None  # OpenAI SSE events, ending with [DONE]
     channel: ChannelInfo | None = None
+    # The upstream already sent its whole stream ([DONE] included): nothing is left to wait for, so
+    # there is no upstream request for a client disconnect to cancel.
+    stream_complete: bool = False
 
 
 @dataclass
@@ -222,7 +225,7 @@ class Relay:
             await upstream.aclose()
             raise
         return RelayResult(stream=self._pump(state, channel, request, upstream, chunks, meter, first),
-                           channel=channel)
+                           channel=channel, stream_complete=meter.done)
 
     async def _pump(self, state: _Attempt, channel: ChannelInfo, request: UpstreamRequest,
                     upstream: UpstreamStream, chunks: AsyncIterator[bytes], meter: StreamMeter,

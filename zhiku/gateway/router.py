@@ -131,7 +131,8 @@ class RelayEndpoint:
                 scope, receive, send)
             return
         if result.stream is not None:
-            await EventStreamResponse(result.stream)(scope, receive, send)
+            await EventStreamResponse(result.stream, watch_disconnect=not result.stream_complete)(
+                scope, receive, send)
             return
         answer = result.body or b""
         await send({"type": "http.response.start", "status": 200,

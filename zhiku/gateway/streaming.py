@@ -17,11 +17,26 @@ SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-
 
 
 class EventStreamResponse:
-    def __init__(self, events: AsyncIterator[bytes], headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    """``watch_disconnect=False`` when every event is already in hand: with nothing to wait for,
+    the watcher task is not worth its cost, and a gone client shows at the next write."""
+
+    def __init__(self, events: AsyncIterator[bytes], headers: list[tuple[bytes, bytes]] | None = None, *,
+                 watch_disconnect: bool = True) -> None:
         self.events = events
         self.headers = SSE_HEADERS + (headers or [])
+        self.watch_disconnect = watch_disconnect
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self.watch_disconnect:
+            try:
+                await self._pump(send)
+            except OSError:
+                pass
+            finally:
+                aclose = getattr(self.events, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+            return
         # The events are pumped in this task; a watcher task cancels it when the client hangs up.
         task = asyncio.current_task()
         assert task is not None
