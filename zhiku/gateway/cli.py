@@ -6,7 +6,6 @@ refresh, at once for a new token).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
@@ -18,7 +17,6 @@ from rich.console import Console
 from rich.table import Table
 
 from zhiku.config import Settings
-from zhiku.errors import ZhikuError
 
 app = typer.Typer(help="The model gateway (OneAPI's role): relay, channels, tokens, logs.", no_args_is_help=True)
 channels_cli = typer.Typer(help="Manage upstream channels.", no_args_is_help=True)
@@ -38,15 +36,10 @@ def _settings(**overrides: Any) -> Settings:
 
 
 def _run(fn: Callable[[], Coroutine[Any, Any, T]], *, fast_loop: bool = False) -> T:
-    from zhiku.cli import exit_cleanly_on_sigterm, uvloop_factory  # here: zhiku.cli imports this module
+    """``zhiku``'s command runner: domain errors as one line, SIGTERM as a clean exit, uvloop on request."""
+    from zhiku.cli import _run as run_command  # imported here: zhiku.cli imports this module
 
-    exit_cleanly_on_sigterm()
-    try:
-        with asyncio.Runner(loop_factory=uvloop_factory() if fast_loop else None) as runner:
-            return runner.run(fn())
-    except ZhikuError as exc:
-        err_console.print(f"[red]error:[/red] {exc.message}", highlight=False)
-        raise typer.Exit(1) from None
+    return run_command(fn, fast_loop=fast_loop)
 
 
 async def _with_store(settings: Settings, fn: Callable[[Any, Any, int], Awaitable[T]]) -> T:
