@@ -126,11 +126,10 @@ def peak_rss_mb() -> float:
     VmHWM rather than getrusage's ru_maxrss: Linux carries ru_maxrss over
     fork and exec, so a child would report its parent's peak.
     """
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    try:
+        return status_mb(os.getpid(), "VmHWM")
+    except RuntimeError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def engine_peak_rss() -> None:
@@ -181,7 +180,7 @@ async def _load_server(pid: int, port: int, long_texts: list[str], short_texts: 
             await asyncio.sleep(0.1)
         else:
             raise RuntimeError("zhiku embed-server did not come up")
-        idle_mb = _rss_mb(pid, "VmRSS")
+        idle_mb = status_mb(pid, "VmRSS")
         shapes = [long_texts, short_texts[:64], [short_texts[0]]]
         counts = {"requests": 0, "tokens": 0}
         deadline = time.perf_counter() + seconds
@@ -198,11 +197,12 @@ async def _load_server(pid: int, port: int, long_texts: list[str], short_texts: 
         start = time.perf_counter()
         await asyncio.gather(*(client_loop(i) for i in range(32)))
         elapsed = time.perf_counter() - start
-    return {"idle_mb": idle_mb, "peak_mb": _rss_mb(pid, "VmHWM"), "requests": counts["requests"],
+    return {"idle_mb": idle_mb, "peak_mb": status_mb(pid, "VmHWM"), "requests": counts["requests"],
             "tokens_per_s": counts["tokens"] / elapsed, "seconds": elapsed}
 
 
-def _rss_mb(pid: int, field: str) -> float:
+def status_mb(pid: int, field: str) -> float:
+    """A memory field of ``/proc/<pid>/status`` (``VmRSS``, ``VmHWM``) in MB."""
     with open(f"/proc/{pid}/status", encoding="ascii") as status:
         for line in status:
             if line.startswith(field + ":"):

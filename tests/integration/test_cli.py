@@ -69,13 +69,16 @@ def test_unreachable_database_exits_with_one_line(tmp_path: Path) -> None:
     assert len(lines) == 1 and "cannot connect to PostgreSQL" in lines[0], result.stderr
 
 
-def _postgres_running_in(pg_dir: Path) -> bool:
+def _postgres_in(pg_dir: Path) -> list:
+    """The postgres processes serving ``pg_dir`` (psutil processes)."""
     import psutil
 
-    for proc in psutil.process_iter(attrs=["name", "cmdline"]):
-        if proc.info["name"] == "postgres" and str(pg_dir) in " ".join(proc.info["cmdline"] or []):
-            return True
-    return False
+    return [proc for proc in psutil.process_iter(attrs=["name", "cmdline"])
+            if proc.info["name"] == "postgres" and str(pg_dir) in " ".join(proc.info["cmdline"] or [])]
+
+
+def _postgres_running_in(pg_dir: Path) -> bool:
+    return bool(_postgres_in(pg_dir))
 
 
 def test_embedded_database_is_started_reused_and_stopped(tmp_path: Path) -> None:
@@ -134,8 +137,5 @@ def test_sigterm_ends_a_long_running_command_and_stops_its_embedded_database(
 
 
 def _stop_postgres_in(pg_dir: Path) -> None:
-    import psutil
-
-    for proc in psutil.process_iter(attrs=["name", "cmdline"]):
-        if proc.info["name"] == "postgres" and str(pg_dir) in " ".join(proc.info["cmdline"] or []):
-            proc.terminate()
+    for proc in _postgres_in(pg_dir):
+        proc.terminate()
