@@ -155,10 +155,14 @@ def server_peak_rss(long_texts: list[str], short_texts: list[str], seconds: floa
     zhiku = Path(sys.executable).with_name("zhiku")
     with tempfile.TemporaryDirectory() as data_dir:
         env = {**os.environ, "ZHIKU_DATA_DIR": data_dir, "ZHIKU_LOG_LEVEL": "WARNING"}
-        server = subprocess.Popen([str(zhiku), "embed-server", "--port", str(port)], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        log = Path(data_dir) / "embed-server.log"  # a file, not a pipe nobody reads
+        with open(log, "w", encoding="utf-8") as output:
+            server = subprocess.Popen([str(zhiku), "embed-server", "--port", str(port)], env=env,
+                                      stdout=output, stderr=subprocess.STDOUT)
         try:
             return asyncio.run(_load_server(server.pid, port, long_texts, short_texts, seconds))
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}; its output:\n{log.read_text(encoding='utf-8')[-2000:]}") from exc
         finally:
             server.terminate()
             server.wait(timeout=30)
