@@ -61,7 +61,15 @@ def test_stream_passes_chunks_and_ends_with_done(gateway_server, admin, fakes) -
     chunks = list(stream)
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Streaming works fine."
     assert all(c.choices for c in chunks)  # the usage chunk we asked for is not passed to a client that did not
+    sent = fakes[0].last_request.json  # the client's bytes with the usage option put in front
+    assert sent["stream_options"] == {"include_usage": True}
+    assert sent["model"] == model and sent["stream"] is True and sent["messages"][0]["role"] == "user"
+
+    fakes[0].reply("Asked not to.")  # an explicit "no": usage is still asked upstream, and not passed on
+    lines = sse_lines(gateway_server, key, {"model": model, "stream": True, "stream_options": {"include_usage": False},
+                                            "messages": [{"role": "user", "content": "hi"}]})
     assert fakes[0].last_request.json["stream_options"] == {"include_usage": True}
+    assert lines[-1] == "data: [DONE]" and not any('"usage":{' in line.replace(" ", "") for line in lines)
 
     fakes[0].reply("Again.")
     lines = sse_lines(gateway_server, key, {"model": model, "stream": True, "stream_options": {"include_usage": True},
@@ -70,7 +78,7 @@ def test_stream_passes_chunks_and_ends_with_done(gateway_server, admin, fakes) -
     usage = [json.loads(line[6:]) for line in lines[:-1] if '"usage":{' in line.replace(" ", "")]
     assert usage and usage[-1]["usage"]["completion_tokens"] == count_tokens("Again.")
     rows = flushed_logs(gateway_server, admin, model=model)
-    assert [r["is_stream"] for r in rows] == [True, True] and all(r["first_token_ms"] is not None for r in rows)
+    assert [r["is_stream"] for r in rows] == [True, True, True] and all(r["first_token_ms"] is not None for r in rows)
     assert all(r["completion_tokens"] > 0 and r["usage_source"] == "upstream" for r in rows)
 
 

@@ -10,11 +10,14 @@ counting tokens locally when the upstream gives no usage.
 from __future__ import annotations
 
 import json
+from collections import deque
 from typing import Any
 
 from zhiku.apps.models import Usage
 from zhiku.gateway import sse
 from zhiku.gateway.providers.base import usage_of
+
+_decode = json.JSONDecoder().decode
 
 
 class StreamMeter:
@@ -26,7 +29,9 @@ class StreamMeter:
         self.error: dict[str, Any] | None = None
         self.malformed: bytes | None = None
         self.forwarded = 0
+        self.received_done = False  # the upstream's [DONE] has arrived (it may not be checked yet)
         self._splitter = sse.EventSplitter()
+        self._blocks: deque[bytes] = deque()  # whole events received, not yet checked
         self._text: list[str] = []
 
     @property
@@ -39,53 +44,76 @@ class StreamMeter:
         return self.error is not None or self.malformed is not None
 
     def feed(self, chunk: bytes) -> list[bytes]:
-        out = []
-        for block in self._splitter.feed(chunk):
-            event = self._event(block)
+        """Every event ``chunk`` completes, checked, ready to forward."""
+        self.push(chunk)
+        return self.drain()
+
+    def push(self, chunk: bytes) -> None:
+        """Take in upstream bytes; their events are checked by :meth:`drain`."""
+        blocks = self._splitter.feed(chunk)
+        if blocks:
+            self._blocks.extend(blocks)
+            last = sse.event_data(blocks[-1])
+            if last is not None and last.strip() == sse.DONE:
+                self.received_done = True
+
+    def drain(self, limit: int = 0) -> list[bytes]:
+        """Check the events taken in so far and return those to forward: all, or the first ``limit``."""
+        out: list[bytes] = []
+        blocks = self._blocks
+        while blocks:
+            event = self._event(blocks.popleft())
             if event is not None:
                 out.append(event)
+                if len(out) == limit:
+                    break
         return out
 
     def finish(self) -> list[bytes]:
         """Events left in the buffer when the upstream closed without a final blank line."""
+        out = self.drain()
         rest = self._splitter.rest()
         event = self._event(rest) if rest else None
-        return [event] if event is not None else []
+        return out + [event] if event is not None else out
 
     def _event(self, block: bytes) -> bytes | None:
-        data = sse.event_data(block)
+        if block.startswith(b"data: ") and b"\n" not in block:  # the usual one-line event
+            data: bytes | None = block[6:]
+        else:
+            data = sse.event_data(block)
         if data is None or self.done or self.broken:
             return None
-        if data.strip() == sse.DONE:
+        if data == sse.DONE or data.strip() == sse.DONE:
             self.done = True
             return None
         try:
-            parsed = json.loads(data.decode())  # str: json skips its encoding detection for bytes
+            parsed = _decode(data.decode())  # str: json skips its encoding detection for bytes
         except ValueError:
             parsed = None
-        if not isinstance(parsed, dict):
+        if type(parsed) is not dict:
             self.malformed = data[:200]
             return None
-        if parsed.get("error") and not parsed.get("choices"):
-            error = parsed["error"]
-            self.error = error if isinstance(error, dict) else {"message": str(error)}
-            return None
         choices = parsed.get("choices")
-        if isinstance(parsed.get("usage"), dict):
-            self.usage = usage_of(parsed["usage"]) or self.usage
-            if self.strip_usage_chunk and not choices:
+        if "error" in parsed or "usage" in parsed:
+            if parsed.get("error") and not choices:
+                error = parsed["error"]
+                self.error = error if isinstance(error, dict) else {"message": str(error)}
                 return None
-        for choice in choices or ():
-            if not isinstance(choice, dict):
-                continue
-            if choice.get("finish_reason"):
-                self.finished = True
-            if choice.get("index", 0) == 0:
-                delta = choice.get("delta")
-                if isinstance(delta, dict) and isinstance(delta.get("content"), str):
-                    self._text.append(delta["content"])
-                elif isinstance(choice.get("text"), str):
-                    self._text.append(choice["text"])
+            if isinstance(parsed.get("usage"), dict):
+                self.usage = usage_of(parsed["usage"]) or self.usage
+                if self.strip_usage_chunk and not choices:
+                    return None
+        if type(choices) is list:
+            for choice in choices:
+                if type(choice) is not dict:
+                    continue
+                if choice.get("finish_reason"):
+                    self.finished = True
+                if choice.get("index", 0) == 0:
+                    delta = choice.get("delta")
+                    text = delta.get("content") if type(delta) is dict else choice.get("text")
+                    if type(text) is str:
+                        self._text.append(text)
         self.forwarded += 1
         return block + b"\n\n"
 

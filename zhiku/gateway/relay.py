@@ -177,8 +177,12 @@ class Relay:
         if upstream_model != call.model:
             body, raw = {**body, "model": upstream_model}, None
         if call.stream and call.endpoint in (ENDPOINT_CHAT, ENDPOINT_COMPLETIONS) and not _asks_usage(body):
-            options = body.get("stream_options") if isinstance(body.get("stream_options"), dict) else {}
-            body, raw = {**body, "stream_options": {**options, "include_usage": True}}, None
+            if "stream_options" not in body and raw is not None and raw[:1] == b"{":
+                # The usual case: the client's bytes with the option put in front, not a re-encoding.
+                body, raw = {**body, "stream_options": {"include_usage": True}}, _WITH_USAGE_OPTION + raw[1:]
+            else:
+                options = body.get("stream_options") if isinstance(body.get("stream_options"), dict) else {}
+                body, raw = {**body, "stream_options": {**options, "include_usage": True}}, None
         return UpstreamRequest(endpoint=call.endpoint, body=body, stream=call.stream, channel=channel,
                                timeout=channel.timeout_seconds or self.host.default_timeout, raw=raw)
 
@@ -207,6 +211,7 @@ class Relay:
         first: list[bytes] = []
         try:
             # Until one event is ready nothing was sent to the client, so a failure here still fails over.
+            # Only the first event is checked here: it leaves before the rest of its read is looked at.
             while not first:
                 try:
                     chunk = await chunks.__anext__()
@@ -216,7 +221,8 @@ class Relay:
                         raise UpstreamFailure(bad_response(f"channel {channel.name!r} ended the stream "
                                                            "before sending anything")) from None
                     break
-                first.extend(meter.feed(chunk))
+                meter.push(chunk)
+                first.extend(meter.drain(1))
                 if meter.broken and not first:
                     raise UpstreamFailure(_stream_failure(channel, meter))
                 if meter.complete:
@@ -225,7 +231,7 @@ class Relay:
             await upstream.aclose()
             raise
         return RelayResult(stream=self._pump(state, channel, request, upstream, chunks, meter, first),
-                           channel=channel, stream_complete=meter.done)
+                           channel=channel, stream_complete=meter.received_done)
 
     async def _pump(self, state: _Attempt, channel: ChannelInfo, request: UpstreamRequest,
                     upstream: UpstreamStream, chunks: AsyncIterator[bytes], meter: StreamMeter,
@@ -233,22 +239,23 @@ class Relay:
         first_token_ms = _ms(state.call.started)
         status, error = 200, None
         try:
-            # Events that arrived together leave together (one write to the client, not one per event).
             if first:
-                yield b"".join(first)
+                yield first[0] if len(first) == 1 else b"".join(first)
+            # Events that arrived together leave together (one write to the client, not one per event),
+            # and the end of the stream leaves with the last of them.
+            pending = meter.drain()
             try:
                 while not (meter.done or meter.broken):
+                    if pending:
+                        yield pending[0] if len(pending) == 1 else b"".join(pending)
                     try:
                         chunk = await chunks.__anext__()
                     except StopAsyncIteration:
-                        rest = meter.finish()
-                        if rest:
-                            yield b"".join(rest)
+                        pending = meter.finish()
                         break
-                    events = meter.feed(chunk)
-                    if events:
-                        yield events[0] if len(events) == 1 else b"".join(events)
+                    pending = meter.feed(chunk)
             except UpstreamFailure as exc:
+                pending = []
                 if not meter.finished:  # a drop after the finish reason loses nothing
                     error = exc.failure.message
             if meter.broken:
@@ -257,8 +264,10 @@ class Relay:
                 error = f"channel {channel.name!r} ended the stream without [DONE] or a finish reason"
             if error is not None:
                 status, error = 502, f"the upstream stream was cut short: {error}"
-                yield sse.encode({"error": {"message": error, "type": "api_error", "code": "upstream_stream_cut"}})
-            yield sse.DONE_EVENT
+                pending.append(sse.encode({"error": {"message": error, "type": "api_error",
+                                                     "code": "upstream_stream_cut"}}))
+            pending.append(sse.DONE_EVENT)
+            yield b"".join(pending)
         except (asyncio.CancelledError, GeneratorExit):
             status, error = 499, "the client disconnected"
             raise
@@ -310,6 +319,9 @@ def _stream_failure(channel: ChannelInfo, meter: StreamMeter) -> Failure:
         message = meter.error.get("message") or meter.error
         return bad_response(f"channel {channel.name!r} sent an error in the stream: {message}")
     return bad_response(f"channel {channel.name!r} sent a stream event that is not JSON: {meter.malformed!r}")
+
+
+_WITH_USAGE_OPTION = b'{"stream_options":{"include_usage":true},'
 
 
 def _asks_usage(body: dict[str, Any]) -> bool:
