@@ -92,6 +92,8 @@ class Settings(BaseSettings):
     gateway_auto_disable: bool = Field(True, validation_alias=_env("ZHIKU_GATEWAY_AUTO_DISABLE"))
     gateway_channel_test_seconds: float = Field(600.0, validation_alias=_env("ZHIKU_GATEWAY_CHANNEL_TEST_SECONDS"))
     gateway_admin_token: str = Field("", validation_alias=_env("ZHIKU_GATEWAY_ADMIN_TOKEN"))
+    gateway_max_request_bytes: int = Field(32 * 1024 * 1024, ge=1024,
+                                           validation_alias=_env("ZHIKU_GATEWAY_MAX_REQUEST_BYTES"))
     initial_root_token: str = Field("", validation_alias=_env("INITIAL_ROOT_TOKEN", "ZHIKU_INITIAL_ROOT_TOKEN"))
 
     # --- import ------------------------------------------------------------------

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
@@ -19,12 +21,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from zhiku.errors import InvalidInput, Unauthorized, ZhikuError
+from zhiku.errors import InvalidInput, PayloadTooLarge, Unauthorized, ZhikuError
 from zhiku.gateway.domain import ENDPOINT_EMBEDDINGS, ENDPOINT_RERANK, ENDPOINTS
 from zhiku.gateway.relay import RelayCall
 from zhiku.gateway.runtime import Gateway
-from zhiku.gateway.streaming import EventStreamResponse
-from zhiku.web.errors import render
+from zhiku.gateway.streaming import SSE_HEADERS, EventStreamResponse
+from zhiku.web.errors import openai_error_type, render
 
 log = logging.getLogger(__name__)
 _KEY_HEADERS = (b"authorization", b"x-api-key", b"api-key")
@@ -84,17 +86,73 @@ def _error(request: Request, exc: ZhikuError) -> Response:
     return render(request, exc.status, exc.code, exc.message, exc.detail, headers or None)
 
 
+@dataclass
+class Answer:
+    """A relay route's answer, for whichever server writes it (ASGI, or the gateway's own protocol)."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes = b""
+    stream: AsyncIterator[bytes] | None = None  # SSE events; ``headers`` then omit the length
+    watch_disconnect: bool = True  # False: every event is already in hand (see EventStreamResponse)
+
+
+def error_answer(exc: ZhikuError) -> Answer:
+    """An OpenAI-style error body, as ``zhiku.web.errors.render`` gives on ``/v1/`` routes."""
+    error: dict[str, Any] = {"message": exc.message, "type": openai_error_type(exc.status), "code": exc.code}
+    if exc.detail is not None:
+        error["detail"] = exc.detail
+    headers = [_JSON]
+    if exc.status == 401 and not any(k.lower() == "www-authenticate" for k in exc.headers or {}):
+        headers.append((b"www-authenticate", b"Bearer"))
+    headers.extend((k.lower().encode("latin-1"), str(v).encode("latin-1")) for k, v in (exc.headers or {}).items())
+    body = json.dumps({"error": error}, ensure_ascii=False, separators=(",", ":")).encode()
+    return Answer(exc.status, headers, body)
+
+
+async def relay_answer(gateway: Gateway, endpoint: str, headers: list[tuple[bytes, bytes]], raw: bytes,
+                       client_ip: str | None) -> Answer:
+    """Serve one relay request: the key, the body, the relay; errors become OpenAI-style answers."""
+    try:
+        key = _key_from(headers)
+        if not key:
+            raise Unauthorized("missing gateway token: send 'Authorization: Bearer sk-…'", code="missing_api_key")
+        token = await gateway.token_for_key(key)
+        body = _parse(raw, endpoint)
+        result = await gateway.handle(RelayCall(endpoint=endpoint, body=body, raw=raw, token=token,
+                                                client_ip=client_ip))
+    except ZhikuError as exc:
+        return error_answer(exc)
+    except Exception:
+        log.exception("gateway: unhandled error on /v1/%s", endpoint)
+        return error_answer(ZhikuError("internal server error; see the server log"))
+    if result.stream is not None:
+        return Answer(200, SSE_HEADERS, stream=result.stream, watch_disconnect=not result.stream_complete)
+    return Answer(200, [_JSON], result.body or b"")
+
+
 class _ClientGone(Exception):
     """The client hung up before its request body arrived: nobody to answer."""
 
 
-async def _read_body(receive: Receive) -> bytes:
+def request_too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"the request body is larger than this gateway takes ({limit} bytes; "
+                           "ZHIKU_GATEWAY_MAX_REQUEST_BYTES)", code="request_too_large")
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    """The whole body, or :func:`request_too_large` once it passes ``limit`` bytes."""
     chunks: list[bytes] = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             raise _ClientGone
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise request_too_large(limit)
+        chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
@@ -107,37 +165,23 @@ class RelayEndpoint:
         self.gateway = gateway  # None: the app's ``state.gateway`` (a route inside a Starlette app)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        gateway = self.gateway or scope["app"].state.gateway
+        gateway: Gateway = self.gateway or scope["app"].state.gateway
         try:
-            key = _key_from(scope["headers"])
-            if not key:
-                raise Unauthorized("missing gateway token: send 'Authorization: Bearer sk-…'",
-                                   code="missing_api_key")
-            token = await gateway.token_for_key(key)
-            raw = await _read_body(receive)
-            body = _parse(raw, self.endpoint)
-            client = scope.get("client")
-            call = RelayCall(endpoint=self.endpoint, body=body, raw=raw, token=token,
-                             client_ip=client[0] if client else None)
-            result = await gateway.handle(call)
+            raw = await _read_body(receive, gateway.settings.gateway_max_request_bytes)
         except _ClientGone:
             return
-        except ZhikuError as exc:
-            await _error(Request(scope), exc)(scope, receive, send)
+        except PayloadTooLarge as exc:
+            answer = error_answer(exc)
+        else:
+            client = scope.get("client")
+            answer = await relay_answer(gateway, self.endpoint, scope["headers"], raw,
+                                        client[0] if client else None)
+        if answer.stream is not None:
+            await EventStreamResponse(answer.stream, watch_disconnect=answer.watch_disconnect)(scope, receive, send)
             return
-        except Exception:
-            log.exception("gateway: unhandled error on %s", scope.get("path"))
-            await render(Request(scope), 500, "internal_error", "internal server error; see the server log")(
-                scope, receive, send)
-            return
-        if result.stream is not None:
-            await EventStreamResponse(result.stream, watch_disconnect=not result.stream_complete)(
-                scope, receive, send)
-            return
-        answer = result.body or b""
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [_JSON, (b"content-length", str(len(answer)).encode())]})
-        await send({"type": "http.response.body", "body": answer})
+        await send({"type": "http.response.start", "status": answer.status,
+                    "headers": [*answer.headers, (b"content-length", str(len(answer.body)).encode())]})
+        await send({"type": "http.response.body", "body": answer.body})
 
 
 class RelayFirst:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 from collections.abc import Callable
 from typing import Any
@@ -11,8 +12,9 @@ import uvicorn
 
 from zhiku.config import Settings
 from zhiku.gateway.app import create_gateway_app
-from zhiku.gateway.http_server import CoalescingHttpToolsProtocol
-from zhiku.gateway.router import RelayFirst
+from zhiku.gateway.domain import ENDPOINTS
+from zhiku.gateway.http_server import gateway_protocol
+from zhiku.gateway.router import RelayFirst, error_answer, relay_answer, request_too_large
 from zhiku.gateway.runtime import Gateway, open_gateway
 
 
@@ -35,7 +37,11 @@ async def run_gateway_server(settings: Settings, *, port: int | None = None,
     port = port or settings.gateway_port
     app = RelayFirst(create_gateway_app(gateway), gateway)
     config = uvicorn.Config(app, host=settings.host, port=port, log_level=settings.log_level, lifespan="off",
-                            access_log=False, http=CoalescingHttpToolsProtocol, server_header=False)
+                            access_log=False, server_header=False)
+    limit = settings.gateway_max_request_bytes
+    config.http = gateway_protocol(
+        config, {f"/v1/{endpoint}": functools.partial(relay_answer, gateway, endpoint) for endpoint in ENDPOINTS},
+        max_body=limit, refuse_too_large=lambda: error_answer(request_too_large(limit)))
     server = uvicorn.Server(config)
     notifier = None
     if on_ready is not None:

@@ -20,7 +20,7 @@ _HTTP_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "me
                413: "payload_too_large", 415: "unsupported_media_type"}
 
 
-def _openai_type(status: int) -> str:
+def openai_error_type(status: int) -> str:
     if status == 401:
         return "authentication_error"
     if status == 403:
@@ -37,7 +37,7 @@ def _openai_type(status: int) -> str:
 def render(request: Request, status: int, code: str, message: str, detail: Any = None,
            headers: dict[str, str] | None = None) -> JSONResponse:
     if request.url.path.startswith(OPENAI_STYLE_PREFIXES):
-        body: dict[str, Any] = {"error": {"message": message, "type": _openai_type(status), "code": code}}
+        body: dict[str, Any] = {"error": {"message": message, "type": openai_error_type(status), "code": code}}
         if detail is not None:
             body["error"]["detail"] = detail
     else:
