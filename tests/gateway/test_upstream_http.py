@@ -201,6 +201,25 @@ async def test_failures_are_classified() -> None:
     await client.close()
 
 
+async def test_malformed_framing_and_huge_headers_are_bad_http() -> None:
+    huge = b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-Filler-%d: %s\r\n" % (i, b"y" * 1000) for i in range(80)) + \
+        b"Content-Length: 2\r\n\r\n{}"
+    bad_chunk = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n"
+    client = UpstreamClient()
+    async with ScriptedServer(huge, bad_chunk, ok(b"fine")) as server:
+        with pytest.raises(BadHTTP, match="headers are too large"):
+            await call(client, server.url)
+        response = await call(client, server.url)
+        with pytest.raises(BadHTTP, match="malformed answer body"):
+            await response.read()
+        response.close()
+        last = await call(client, server.url)
+        assert await last.read() == b"fine"
+        last.release()
+    assert server.connections == 3  # neither broken connection went back to the pool
+    await client.close()
+
+
 async def test_stream_endings_keep_or_drop_the_connection() -> None:
     events = [b'data: {"choices":[]}\n\n', b"data: [DONE]\n\n"]
     whole = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n" + \

@@ -4,8 +4,9 @@ The relay sends one POST per request and reads back JSON or server-sent events; 
 redirects, proxies or multipart. A general client (aiohttp) spends about ten times the CPU of this
 one per request on that path (~140 µs against ~15 µs measured on loopback), and on a relay that is
 most of the cost of a request. This one writes the request in one system call, parses the answer
-as it arrives (``Content-Length``, chunked, or until close; gzip/deflate are decoded) and hands the
-connection back to its pool once the body has been read to its end.
+as it arrives with llhttp (httptools, the parser uvicorn uses: ``Content-Length``, chunked, or until
+close; gzip/deflate are decoded here) and hands the connection back to its pool once the body has
+been read to its end. The framing in C costs a stream of a dozen chunks ~4 µs instead of ~20 µs.
 
 Every wait — for the connection, for the status line, for each piece of the body — is bounded by the
 caller's timeout. Failures are raised as :class:`UpstreamHTTPError` subclasses carrying a short
@@ -25,6 +26,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
+
+import httptools
 
 _MAX_HEAD = 64 * 1024  # status line and headers
 _PAUSE_AT = 1024 * 1024  # body bytes queued for a slow reader before the socket stops being read
@@ -99,22 +102,25 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.idle_since = 0.0
+        # One parser for the connection's life: a connection is reused only after an answer was read
+        # whole, where the parser is ready for the next one.
+        self.parser = httptools.HttpResponseParser(self)
         self._reset()
 
     def _reset(self) -> None:
-        self.head = bytearray()
         self.status = 0
         self.headers: dict[str, str] = {}
+        self.head_size = 0
+        self.interim = False  # a 1xx answer is being read; the real one follows
         self.head_done = False
         self.mode = ""  # length | chunked | close | none
-        self.remaining = 0
-        self.chunk_buffer = bytearray()
-        self.chunk_left = -1  # -1: reading a size line; -2: the CRLF after a chunk; -3: trailers
         self.keep_alive = True
         self.done = False
         self.received_any = False
+        self.first_bytes = b""  # for the error message when the answer is not HTTP at all
         self.error: UpstreamHTTPError | None = None
         self.body: collections.deque[bytes] = collections.deque()
+        self._incoming: list[bytes] = []  # body pieces of the read being parsed
         self.queued = 0
         self.paused = False
         self.waiter: asyncio.Future[None] | None = None
@@ -125,32 +131,26 @@ class _Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
-        self.received_any = True
-        try:
-            if not self.head_done:
-                self.head += data
-                end = self.head.find(b"\r\n\r\n")
-                if end < 0:
-                    if len(self.head) > _MAX_HEAD:
-                        raise BadHTTP("the answer's headers are too large")
-                    return
-                rest = bytes(self.head[end + 4:])
-                if not self._parse_head(bytes(self.head[:end])):
-                    self.head = bytearray(rest)  # an interim 1xx answer: the real one follows
-                    if rest:
-                        self.data_received(b"")
-                    return
-                self.head = bytearray()
-                self._wake()
-                if rest:
-                    self._body(rest)
-            elif not self.done:
-                self._body(data)
-            # Bytes after a complete answer: the connection is not reused.
-            elif data:
+        if self.done:  # bytes after a complete answer: the connection is not reused
+            if data:
                 self.keep_alive = False
-        except UpstreamHTTPError as exc:
-            self._fail(exc)
+            return
+        if not self.received_any:
+            self.received_any = True
+            self.first_bytes = data[:80]
+        incoming = self._incoming
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserCallbackError as exc:
+            cause = exc.__context__
+            self._fail(cause if isinstance(cause, UpstreamHTTPError) else BadHTTP(f"malformed answer ({cause})"))
+        except httptools.HttpParserError as exc:
+            self._fail(BadHTTP(f"not an HTTP answer: {self.first_bytes!r}") if not self.head_done
+                       else BadHTTP(f"malformed answer body ({exc})"))
+        finally:
+            if incoming:  # everything one read brought is handed on at once (a burst of stream events: one piece)
+                self._queue(incoming[0] if len(incoming) == 1 else b"".join(incoming))
+                incoming.clear()
 
     def eof_received(self) -> bool | None:
         self._ended(None)
@@ -167,103 +167,57 @@ class _Connection(asyncio.Protocol):
     def resume_writing(self) -> None:
         pass
 
-    # ---- parsing ------------------------------------------------------------------------------
+    # ---- httptools parser callbacks (llhttp does the framing: lengths, chunks, trailers) ----------
 
-    def _parse_head(self, head: bytes) -> bool:
-        lines = head.split(b"\r\n")
-        status_line = lines[0].decode("latin-1")
-        version, _, rest = status_line.partition(" ")
-        if not version.startswith("HTTP/1.") or len(rest) < 3 or not rest[:3].isdigit():
-            raise BadHTTP(f"not an HTTP answer: {status_line[:80]!r}")
-        status = int(rest[:3])
+    def on_message_begin(self) -> None:
+        if self.done:  # the start of another answer after ours: not ours to read
+            self.keep_alive = False
+        self.headers = {}
+        self.head_size = 0
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self.done:
+            return
+        self.head_size += len(name) + len(value) + 4
+        if self.head_size > _MAX_HEAD:
+            raise BadHTTP("the answer's headers are too large")
+        key = name.decode("latin-1").lower()
+        text = value.decode("latin-1").strip()
+        headers = self.headers
+        headers[key] = f"{headers[key]}, {text}" if key in headers else text
+
+    def on_headers_complete(self) -> None:
+        if self.done:
+            return
+        status = self.parser.get_status_code()
         if 100 <= status < 200 and status != 101:
-            return False
-        headers: dict[str, str] = {}
-        for line in lines[1:]:
-            name, sep, value = line.decode("latin-1").partition(":")
-            if not sep:
-                raise BadHTTP(f"malformed header line {line[:80]!r}")
-            key = name.strip().lower()
-            value = value.strip()
-            headers[key] = f"{headers[key]}, {value}" if key in headers else value
-        self.status, self.headers, self.head_done = status, headers, True
-        connection = headers.get("connection", "").lower()
-        self.keep_alive = ("close" not in connection if version == "HTTP/1.1" else "keep-alive" in connection)
+            self.interim = True
+            return
+        self.status, self.head_done = status, True
+        self.keep_alive = self.parser.should_keep_alive()
+        headers = self.headers
         if status in (204, 304):
             self.mode = "none"
         elif "chunked" in headers.get("transfer-encoding", "").lower():
             self.mode = "chunked"
         elif "content-length" in headers:
-            try:
-                self.remaining = int(headers["content-length"])
-            except ValueError:
-                raise BadHTTP(f"invalid Content-Length {headers['content-length']!r}") from None
             self.mode = "length"
         else:
             self.mode, self.keep_alive = "close", False
-        if self.mode == "none" or self.mode == "length" and self.remaining == 0:
-            self.done = True
-        return True
+        self._wake()
 
-    def _body(self, data: bytes) -> None:
-        if self.mode == "length":
-            if len(data) > self.remaining:
-                data, self.keep_alive = data[:self.remaining], False
-            self.remaining -= len(data)
-            self._queue(data)
-            if self.remaining == 0:
-                self.done = True
-                self._wake()
-        elif self.mode == "chunked":
-            self._chunked(data)
-        elif self.mode == "close":
-            self._queue(data)
+    def on_body(self, body: bytes) -> None:
+        if not self.done and body:
+            self._incoming.append(body)
 
-    def _chunked(self, data: bytes) -> None:
-        buffer = self.chunk_buffer
-        buffer += data
-        position = 0
-        out: list[bytes] = []
-        while True:
-            if self.chunk_left > 0:
-                take = min(self.chunk_left, len(buffer) - position)
-                if take == 0:
-                    break
-                out.append(bytes(buffer[position:position + take]))
-                position += take
-                self.chunk_left -= take
-                if self.chunk_left == 0:
-                    self.chunk_left = -2
-                continue
-            end = buffer.find(b"\r\n", position)
-            if end < 0:
-                if len(buffer) - position > _MAX_HEAD:
-                    raise BadHTTP("a chunk header is too long")
-                break
-            line = bytes(buffer[position:end])
-            position = end + 2
-            if self.chunk_left == -2:  # the CRLF closing a chunk's data
-                if line:
-                    raise BadHTTP("chunk data is longer than its declared size")
-                self.chunk_left = -1
-            elif self.chunk_left == -3:  # trailers, until an empty line
-                if not line:
-                    self.done = True
-                    break
-            else:
-                size_text = line.split(b";", 1)[0].strip()
-                try:
-                    size = int(size_text, 16)
-                except ValueError:
-                    raise BadHTTP(f"invalid chunk size {size_text[:20]!r}") from None
-                self.chunk_left = size if size > 0 else -3
-        del buffer[:position]
-        if self.done and buffer:
-            self.keep_alive = False
-        if out:  # everything one read brought is handed on at once (a burst of stream events: one piece)
-            self._queue(out[0] if len(out) == 1 else b"".join(out))
+    def on_message_complete(self) -> None:
+        if self.interim:
+            self.interim = False
+            return
         if self.done:
-            self._wake()
+            return
+        self.done = True
+        self._wake()
 
     def _queue(self, data: bytes) -> None:
         if not data:
