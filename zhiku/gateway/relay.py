@@ -191,14 +191,9 @@ class Relay:
     async def _complete(self, state: _Attempt, channel: ChannelInfo, provider: Provider,
                         request: UpstreamRequest) -> RelayResult:
         reply = await provider.send(request)
-        usage, source = reply.usage, "upstream"
-        if usage is None:
-            usage = counted_usage(state.call.endpoint, request.body, request.body["model"],
-                                  completion_text(state.call.endpoint, reply.body))
-            source = "counted"
         latency = _ms(state.call.started)
-        self._settle(state, channel, usage, latency)
-        self._log(state, channel, usage, status=200, usage_source=source, latency_ms=latency)
+        self._account_later(state, channel, request, reply.usage,
+                            lambda: completion_text(state.call.endpoint, reply.body), latency_ms=latency)
         return RelayResult(body=reply.body, channel=channel)
 
     # ---- streams ----------------------------------------------------------------------------
@@ -273,17 +268,43 @@ class Relay:
             raise
         finally:
             await upstream.aclose(finished=status == 200)
-            usage, source = meter.usage, "upstream"
-            if usage is None or status != 200 and usage.completion_tokens == 0:
-                usage = counted_usage(state.call.endpoint, request.body, request.body["model"],
-                                      meter.completion_text())
-                source = "counted"
-            latency = _ms(state.call.started)
-            self._settle(state, channel, usage, first_token_ms)
-            self._log(state, channel, usage, status=status, usage_source=source, latency_ms=latency,
-                      first_token_ms=first_token_ms, error=error)
+            usage = meter.usage
+            if usage is not None and status != 200 and usage.completion_tokens == 0:
+                usage = None  # a cut stream's usage chunk never came: count what was streamed
+            self._account_later(state, channel, request, usage, meter.completion_text,
+                                latency_ms=_ms(state.call.started), first_token_ms=first_token_ms, status=status,
+                                error=error)
 
     # ---- billing and logs -------------------------------------------------------------------
+
+    def _account_later(self, state: _Attempt, channel: ChannelInfo, request: UpstreamRequest,
+                       usage: Usage | None, text: Callable[[], str], *, latency_ms: int,
+                       first_token_ms: int | None = None, status: int = 200, error: str | None = None) -> None:
+        """Settle the quota and write the log row once the answer has left.
+
+        They run as the next callback of the event loop, after the bytes of this answer (and those of
+        answers that arrived with it) were written: billing is not on the client's clock. Without usage
+        from the upstream, the tokens are counted locally from ``text()``.
+        """
+        asyncio.get_running_loop().call_soon(self._account, state, channel, request, usage, text, latency_ms,
+                                             first_token_ms, status, error)
+
+    def _account(self, state: _Attempt, channel: ChannelInfo, request: UpstreamRequest, usage: Usage | None,
+                 text: Callable[[], str], latency_ms: int, first_token_ms: int | None, status: int,
+                 error: str | None) -> None:
+        try:
+            source = "upstream"
+            if usage is None:
+                usage = counted_usage(state.call.endpoint, request.body, request.body["model"], text())
+                source = "counted"
+            self._settle(state, channel, usage, first_token_ms if first_token_ms is not None else latency_ms)
+        except Exception:  # never leave the reservation held
+            log.exception("gateway %s: settling the request failed; its reservation is refunded",
+                          state.call.request_id)
+            self.host.ledger.refund(state.reservation)
+            return
+        self._log(state, channel, usage, status=status, usage_source=source, latency_ms=latency_ms,
+                  first_token_ms=first_token_ms, error=error)
 
     def _settle(self, state: _Attempt, channel: ChannelInfo, usage: Usage, latency_ms: int) -> int:
         host = self.host
