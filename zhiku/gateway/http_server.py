@@ -111,7 +111,9 @@ class _Exchange:
         self.disconnected = False
         self.streaming = False
         self.task: asyncio.Task[None] | None = None
-        self.message_event = self  # uvicorn calls ``cycle.message_event.set()`` when the client leaves
+        # uvicorn calls ``cycle.message_event.set()`` when the client leaves; a self-reference until the
+        # answer is done (then dropped, so the exchange is freed at once, not by the garbage collector)
+        self.message_event: Any = self
 
     def set(self) -> None:
         """The client left: a stream stops at once, and with it the upstream request.
@@ -133,10 +135,12 @@ class GatewayHttpProtocol(CoalescingHttpToolsProtocol):
     Use :func:`gateway_protocol` to make one.
     """
 
+    # Set by gateway_protocol(): the relay routes (path → route), the largest body taken, the answer to
+    # a larger one, and the trusted proxies as uvicorn's own middleware has them.
     routes: ClassVar[dict[bytes, RelayRoute]] = {}
-    max_body: ClassVar[int] = 32 * 1024 * 1024
-    refuse_too_large: ClassVar[Callable[[], Answer] | None] = None
-    proxy: ClassVar[ProxyHeadersMiddleware | None] = None  # trusted proxies, as uvicorn's own middleware has them
+    max_body: ClassVar[int] = 0
+    refuse_too_large: ClassVar[Callable[[], Answer]]
+    proxy: ClassVar[ProxyHeadersMiddleware | None] = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -195,7 +199,7 @@ class GatewayHttpProtocol(CoalescingHttpToolsProtocol):
 
     async def _serve(self, exchange: _Exchange) -> None:
         try:
-            if exchange.too_large and self.refuse_too_large is not None:
+            if exchange.too_large:
                 exchange.keep_alive = False
                 answer = self.refuse_too_large()
             else:
@@ -215,6 +219,8 @@ class GatewayHttpProtocol(CoalescingHttpToolsProtocol):
             exchange.keep_alive = False
         finally:
             exchange.response_complete = True
+            exchange.message_event = _ANSWERED
+            exchange.task = None
             if self._active is exchange:
                 self._active = None
             if not exchange.keep_alive:
@@ -269,6 +275,16 @@ class GatewayHttpProtocol(CoalescingHttpToolsProtocol):
             return host
         client, _ = proxy.trusted_hosts.get_trusted_client_address(b", ".join(forwarded).decode("latin-1"))
         return client or host
+
+
+class _Answered:
+    """``message_event`` of an exchange whose answer is done: nothing left to stop."""
+
+    def set(self) -> None:
+        pass
+
+
+_ANSWERED = _Answered()
 
 
 async def _no_app(scope: Any, receive: Any, send: Any) -> None:  # ProxyHeadersMiddleware wants an app

@@ -26,7 +26,7 @@ from zhiku.gateway.domain import ENDPOINT_EMBEDDINGS, ENDPOINT_RERANK, ENDPOINTS
 from zhiku.gateway.relay import RelayCall
 from zhiku.gateway.runtime import Gateway
 from zhiku.gateway.streaming import SSE_HEADERS, EventStreamResponse
-from zhiku.web.errors import openai_error_type, render
+from zhiku.web.errors import openai_error, render
 
 log = logging.getLogger(__name__)
 _KEY_HEADERS = (b"authorization", b"x-api-key", b"api-key")
@@ -98,15 +98,13 @@ class Answer:
 
 
 def error_answer(exc: ZhikuError) -> Answer:
-    """An OpenAI-style error body, as ``zhiku.web.errors.render`` gives on ``/v1/`` routes."""
-    error: dict[str, Any] = {"message": exc.message, "type": openai_error_type(exc.status), "code": exc.code}
-    if exc.detail is not None:
-        error["detail"] = exc.detail
+    """The OpenAI-style error answer ``zhiku.web.errors.render`` gives on ``/v1/`` routes."""
     headers = [_JSON]
     if exc.status == 401 and not any(k.lower() == "www-authenticate" for k in exc.headers or {}):
         headers.append((b"www-authenticate", b"Bearer"))
     headers.extend((k.lower().encode("latin-1"), str(v).encode("latin-1")) for k, v in (exc.headers or {}).items())
-    body = json.dumps({"error": error}, ensure_ascii=False, separators=(",", ":")).encode()
+    body = json.dumps(openai_error(exc.status, exc.code, exc.message, exc.detail), ensure_ascii=False,
+                      separators=(",", ":")).encode()
     return Answer(exc.status, headers, body)
 
 

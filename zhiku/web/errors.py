@@ -20,7 +20,7 @@ _HTTP_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "me
                413: "payload_too_large", 415: "unsupported_media_type"}
 
 
-def openai_error_type(status: int) -> str:
+def _openai_type(status: int) -> str:
     if status == 401:
         return "authentication_error"
     if status == 403:
@@ -34,12 +34,18 @@ def openai_error_type(status: int) -> str:
     return "api_error"
 
 
+def openai_error(status: int, code: str, message: str, detail: Any = None) -> dict[str, Any]:
+    """The body OpenAI clients read: ``{"error": {"message", "type", "code"[, "detail"]}}``."""
+    error: dict[str, Any] = {"message": message, "type": _openai_type(status), "code": code}
+    if detail is not None:
+        error["detail"] = detail
+    return {"error": error}
+
+
 def render(request: Request, status: int, code: str, message: str, detail: Any = None,
            headers: dict[str, str] | None = None) -> JSONResponse:
     if request.url.path.startswith(OPENAI_STYLE_PREFIXES):
-        body: dict[str, Any] = {"error": {"message": message, "type": openai_error_type(status), "code": code}}
-        if detail is not None:
-            body["error"]["detail"] = detail
+        body = openai_error(status, code, message, detail)
     else:
         body = {"code": code, "message": message, "detail": detail}
     return JSONResponse(body, status_code=status, headers=headers)
