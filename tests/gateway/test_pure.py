@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +19,7 @@ from zhiku.gateway.ledger import Ledger
 from zhiku.gateway.limits import RateWindow, TokenLimiter, check_client, check_model, check_token
 from zhiku.gateway.meter import StreamMeter
 from zhiku.gateway.pricing import Prices, prices_from_options, quota_for, validate_ratio_option
+from zhiku.gateway.providers.base import json_loads
 from zhiku.gateway.secret import fernet_key_from, mask_key, open_keybox
 from zhiku.gateway.sse import EventSplitter, event_data, event_name
 
@@ -250,3 +252,17 @@ def test_meter_forwards_events_and_notes_usage_errors_and_cuts() -> None:
     assert broken.feed(b'data: {"choices": [\n\n') == [] and broken.broken
     errored = StreamMeter(strip_usage_chunk=False)
     assert errored.feed(b'data: {"error": {"message": "overloaded"}}\n\n') == [] and errored.error["message"]
+
+
+@pytest.mark.parametrize("raw", [b'{"a":1,"b":[true,null]}', b' {"a": 1} ', b'{"a": NaN}', '{"中": "文"}'.encode(),
+                                 '{"a":"x"}'.encode("utf-16"), b"\xef\xbb\xbf{\"bom\":1}", '{"s":"\\ud800"}', b"[1,2]"])
+def test_json_loads_accepts_exactly_what_json_loads_does(raw: bytes | str) -> None:
+    assert json.dumps(json_loads(raw)) == json.dumps(json.loads(raw))  # as text: NaN != NaN
+
+
+@pytest.mark.parametrize("raw", [b'{"a":1}x', b'{"a":1} {"b":2}', b"{", b'{"a":"\xff"}', b""])
+def test_json_loads_refuses_exactly_what_json_loads_does(raw: bytes) -> None:
+    with pytest.raises(ValueError):
+        json.loads(raw)
+    with pytest.raises(ValueError):
+        json_loads(raw)

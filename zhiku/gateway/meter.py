@@ -9,15 +9,12 @@ counting tokens locally when the upstream gives no usage.
 
 from __future__ import annotations
 
-import json
 from collections import deque
 from typing import Any
 
 from zhiku.apps.models import Usage
 from zhiku.gateway import sse
-from zhiku.gateway.providers.base import usage_of
-
-_decode = json.JSONDecoder().decode
+from zhiku.gateway.providers.base import json_loads, usage_of
 
 
 class StreamMeter:
@@ -87,7 +84,7 @@ class StreamMeter:
             self.done = True
             return None
         try:
-            parsed = _decode(data.decode())  # str: json skips its encoding detection for bytes
+            parsed = json_loads(data)
         except ValueError:
             parsed = None
         if type(parsed) is not dict:

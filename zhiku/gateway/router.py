@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from zhiku.errors import InvalidInput, PayloadTooLarge, Unauthorized, ZhikuError
 from zhiku.gateway.domain import ENDPOINT_EMBEDDINGS, ENDPOINT_RERANK, ENDPOINTS
+from zhiku.gateway.providers.base import json_loads
 from zhiku.gateway.relay import RelayCall
 from zhiku.gateway.runtime import Gateway
 from zhiku.gateway.streaming import SSE_HEADERS, EventStreamResponse
@@ -63,7 +64,7 @@ async def _token(request: Request, gateway: Gateway) -> Any:
 
 def _parse(raw: bytes, endpoint: str) -> dict[str, Any]:
     try:
-        body = json.loads(raw)
+        body = json_loads(raw)
     except ValueError:
         raise InvalidInput("the request body is not valid JSON", code="invalid_json") from None
     if not isinstance(body, dict):

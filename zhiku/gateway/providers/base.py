@@ -201,9 +201,28 @@ async def _drain_then_release(response: UpstreamResponse) -> None:
     response.release()  # closes the connection instead when the body is still not at its end
 
 
+_DECODER = json.JSONDecoder()
+
+
+def json_loads(raw: bytes | str) -> Any:
+    """``json.loads``, quicker on the relay's small documents: the usual compact UTF-8 text goes
+    straight to the decoder's scanner (no encoding detection, no whitespace regexes around it);
+    anything else takes ``json.loads`` itself, so what it accepts and refuses is unchanged."""
+    if raw[:1] in (b"{", "{"):
+        try:
+            text = raw if isinstance(raw, str) else raw.decode()
+            value, end = _DECODER.raw_decode(text)
+        except ValueError:
+            pass
+        else:
+            if end == len(text):
+                return value
+    return json.loads(raw)
+
+
 def parse_json_object(raw: bytes, where: str) -> dict[str, Any]:
     try:
-        data = json.loads(raw)
+        data = json_loads(raw)
     except ValueError:
         snippet = raw[:200].decode("utf-8", "replace")
         raise UpstreamFailure(bad_response(f"{where} returned a body that is not JSON: {snippet!r}")) from None
