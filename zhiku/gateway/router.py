@@ -1,11 +1,13 @@
 """The OpenAI-compatible relay routes: ``/v1/chat/completions``, ``/v1/completions``, ``/v1/embeddings``,
 ``/v1/rerank`` and ``GET /v1/models``.
 
-The relay routes are bare ASGI apps rather than framework routes: the body is read as bytes and only
-``model`` and ``stream`` are looked at, so a large request is never validated field by field, and the
-bytes go upstream as they came whenever nothing needs to change. The standalone gateway puts them in
-front of everything (:class:`RelayFirst`), so the hot path skips FastAPI's middleware and request
-objects entirely; inside ``zhiku serve`` they are ordinary routes of the platform's app.
+One request is served by :func:`relay_answer`: the body is read as bytes and only ``model`` and
+``stream`` are looked at, so a large request is never validated field by field, and the bytes go
+upstream as they came whenever nothing needs to change. The standalone gateway calls it straight from
+its HTTP protocol (``zhiku.gateway.http_server``), with no ASGI in between; :class:`RelayEndpoint`
+wraps it as a bare ASGI app for everything else: inside ``zhiku serve`` the relay routes are ordinary
+routes of the platform's app, and :class:`RelayFirst` puts them in front of the standalone gateway's
+app for the requests its protocol leaves to ASGI.
 """
 
 from __future__ import annotations
