@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from zhiku.gateway.router import Answer
 
 logger = logging.getLogger(__name__)
+STREAM_GATE_SECONDS = 0.001  # how long the rest of a stream waits behind other streams' first events
 
 
 class CoalescingTransport:
@@ -141,6 +142,7 @@ class GatewayHttpProtocol(CoalescingHttpToolsProtocol):
     max_body: ClassVar[int] = 0
     refuse_too_large: ClassVar[Callable[[], Answer]]
     proxy: ClassVar[ProxyHeadersMiddleware | None] = None
+    gate: ClassVar[_Gate]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -252,11 +254,11 @@ class GatewayHttpProtocol(CoalescingHttpToolsProtocol):
                     await self.flow.drain()
                 transport.write(b"%x\r\n%b\r\n" % (len(event), event))
                 if first:
-                    # The first event leaves now, and other streams get to send theirs before this one
-                    # goes on; later events are joined per loop step.
+                    # The first event leaves now; the rest of the stream waits for the gate, so first
+                    # events of other streams go before it. Later events are joined per loop step.
                     first = False
                     transport.flush()
-                    await asyncio.sleep(0)
+                    await self.gate.wait()
             transport.write(b"0\r\n\r\n")
         finally:
             exchange.streaming = False
@@ -275,6 +277,33 @@ class GatewayHttpProtocol(CoalescingHttpToolsProtocol):
             return host
         client, _ = proxy.trusted_hosts.get_trusted_client_address(b", ".join(forwarded).decode("latin-1"))
         return client or host
+
+
+class _Gate:
+    """Where streams wait after their first event: once a millisecond all of them go on together.
+
+    A burst of answers that arrive together is then served first bytes first: the rest of each
+    stream (its other events, its billing) runs after every first event of the burst has left. A
+    real model's later events come tens of milliseconds apart anyway; one timer serves all waiters.
+    """
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self._waiters: list[asyncio.Future[None]] = []
+
+    def wait(self) -> asyncio.Future[None]:
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+        if not self._waiters:
+            loop.call_later(self.delay, self._open)
+        self._waiters.append(waiter)
+        return waiter
+
+    def _open(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():  # a cancelled waiter (the client left) is skipped
+                waiter.set_result(None)
 
 
 class _Answered:
@@ -298,4 +327,4 @@ def gateway_protocol(config: uvicorn.Config, routes: dict[str, RelayRoute], *, m
     proxy = ProxyHeadersMiddleware(_no_app, trusted_hosts=config.forwarded_allow_ips) if config.proxy_headers else None
     return type("GatewayHttpProtocol", (GatewayHttpProtocol,), {
         "routes": {path.encode(): route for path, route in routes.items()}, "max_body": max_body,
-        "refuse_too_large": staticmethod(refuse_too_large), "proxy": proxy})
+        "refuse_too_large": staticmethod(refuse_too_large), "proxy": proxy, "gate": _Gate(STREAM_GATE_SECONDS)})
