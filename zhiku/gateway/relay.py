@@ -286,8 +286,13 @@ class Relay:
         answers that arrived with it) were written: billing is not on the client's clock. Without usage
         from the upstream, the tokens are counted locally from ``text()``.
         """
-        asyncio.get_running_loop().call_soon(self._account, state, channel, request, usage, text, latency_ms,
-                                             first_token_ms, status, error)
+        args = (state, channel, request, usage, text, latency_ms, first_token_ms, status, error)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # a stream closed outside the loop (finalised late): account for it now
+            self._account(*args)
+            return
+        loop.call_soon(self._account, *args)
 
     def _account(self, state: _Attempt, channel: ChannelInfo, request: UpstreamRequest, usage: Usage | None,
                  text: Callable[[], str], latency_ms: int, first_token_ms: int | None, status: int,
