@@ -266,3 +266,13 @@ def test_json_loads_refuses_exactly_what_json_loads_does(raw: bytes) -> None:
         json.loads(raw)
     with pytest.raises(ValueError):
         json_loads(raw)
+
+
+def test_meter_checks_events_lazily_and_knows_when_done_arrived() -> None:
+    meter = StreamMeter(strip_usage_chunk=False)
+    meter.push(b'data: {"choices":[{"index":0,"delta":{"content":"a"}}]}\n\ndata: not json\n\ndata: [DONE]\n\n')
+    assert meter.received_done and not meter.done  # in hand, not yet checked
+    first = meter.drain(1)
+    assert first == [b'data: {"choices":[{"index":0,"delta":{"content":"a"}}]}\n\n'] and not meter.broken
+    assert meter.drain() == [] and meter.malformed == b"not json"  # the bad one is never forwarded
+    assert not meter.done and meter.completion_text() == "a"  # nothing after a broken event counts
