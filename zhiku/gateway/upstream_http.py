@@ -113,7 +113,7 @@ class _Connection(asyncio.Protocol):
         self.head_size = 0
         self.interim = False  # a 1xx answer is being read; the real one follows
         self.head_done = False
-        self.mode = ""  # length | chunked | close | none
+        self.until_close = False  # the body has neither a length nor chunks: it ends when the connection does
         self.keep_alive = True
         self.done = False
         self.received_any = False
@@ -196,14 +196,10 @@ class _Connection(asyncio.Protocol):
         self.status, self.head_done = status, True
         self.keep_alive = self.parser.should_keep_alive()
         headers = self.headers
-        if status in (204, 304):
-            self.mode = "none"
-        elif "chunked" in headers.get("transfer-encoding", "").lower():
-            self.mode = "chunked"
-        elif "content-length" in headers:
-            self.mode = "length"
-        else:
-            self.mode, self.keep_alive = "close", False
+        self.until_close = (status not in (204, 304) and "content-length" not in headers
+                            and "chunked" not in headers.get("transfer-encoding", "").lower())
+        if self.until_close:
+            self.keep_alive = False
         self._wake()
 
     def on_body(self, body: bytes) -> None:
@@ -232,7 +228,7 @@ class _Connection(asyncio.Protocol):
     def _ended(self, exc: Exception | None) -> None:
         if self.done and self.head_done:
             return
-        if self.head_done and self.mode == "close" and exc is None:
+        if self.head_done and self.until_close and exc is None:
             self.done = True
         elif self.error is None:
             reason = f" ({exc})" if exc else ""
