@@ -383,3 +383,9 @@ def test_bad_requests_and_unknown_models(gateway_server, admin) -> None:
     assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
     r = httpx.post(url, json={"model": "x"})
     assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"
+    assert r.headers["www-authenticate"] == "Bearer"
+    r = httpx.get(gateway_server.base_url + "/v1/models", headers={"Authorization": "Bearer sk-not-a-real-token"})
+    assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+    assert r.headers["content-type"] == "application/json"
+    assert r.json()["error"] == {"message": "invalid gateway token", "type": "authentication_error",
+                                 "code": "invalid_api_key"}

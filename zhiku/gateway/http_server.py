@@ -22,6 +22,8 @@ import uvicorn
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from zhiku.gateway.streaming import aclose_events
+
 if TYPE_CHECKING:
     from zhiku.gateway.router import Answer
 
@@ -262,9 +264,7 @@ class GatewayHttpProtocol(CoalescingHttpToolsProtocol):
             transport.write(b"0\r\n\r\n")
         finally:
             exchange.streaming = False
-            aclose = getattr(events, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            await aclose_events(events)
 
     def _client_ip(self, headers: list[tuple[bytes, bytes]]) -> str | None:
         """The peer's address, or the client's from ``X-Forwarded-For`` when the peer is a trusted proxy."""

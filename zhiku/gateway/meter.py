@@ -74,13 +74,10 @@ class StreamMeter:
         return out + [event] if event is not None else out
 
     def _event(self, block: bytes) -> bytes | None:
-        if block.startswith(b"data: ") and b"\n" not in block:  # the usual one-line event
-            data: bytes | None = block[6:]
-        else:
-            data = sse.event_data(block)
+        data = sse.event_data(block)
         if data is None or self.done or self.broken:
             return None
-        if data == sse.DONE or data.strip() == sse.DONE:
+        if data.strip() == sse.DONE:
             self.done = True
             return None
         try:

@@ -29,7 +29,7 @@ from zhiku.gateway.providers.base import json_loads
 from zhiku.gateway.relay import RelayCall
 from zhiku.gateway.runtime import Gateway
 from zhiku.gateway.streaming import SSE_HEADERS, EventStreamResponse
-from zhiku.web.errors import openai_error, render
+from zhiku.web.errors import openai_error
 
 log = logging.getLogger(__name__)
 _KEY_HEADERS = (b"authorization", b"x-api-key", b"api-key")
@@ -82,13 +82,6 @@ def _parse(raw: bytes, endpoint: str) -> dict[str, Any]:
     return body
 
 
-def _error(request: Request, exc: ZhikuError) -> Response:
-    headers = dict(exc.headers or {})
-    if exc.status == 401:
-        headers.setdefault("WWW-Authenticate", "Bearer")
-    return render(request, exc.status, exc.code, exc.message, exc.detail, headers or None)
-
-
 @dataclass
 class Answer:
     """A relay route's answer, for whichever server writes it (ASGI, or the gateway's own protocol)."""
@@ -101,7 +94,8 @@ class Answer:
 
 
 def error_answer(exc: ZhikuError) -> Answer:
-    """The OpenAI-style error answer ``zhiku.web.errors.render`` gives on ``/v1/`` routes."""
+    """The OpenAI-style error answer ``zhiku.web.errors.render`` gives on ``/v1/`` routes (401: with
+    ``WWW-Authenticate: Bearer``)."""
     headers = [_JSON]
     if exc.status == 401 and not any(k.lower() == "www-authenticate" for k in exc.headers or {}):
         headers.append((b"www-authenticate", b"Bearer"))
@@ -210,7 +204,9 @@ async def list_models(request: Request) -> Response:
         user = snapshot.users.get(token.user_id)
         names = snapshot.models_for(user.group) if user else []
     except ZhikuError as exc:
-        return _error(request, exc)
+        answer = error_answer(exc)
+        return Response(answer.body, status_code=answer.status,
+                        headers={name.decode("latin-1"): value.decode("latin-1") for name, value in answer.headers})
     if token.models is not None:
         names = [n for n in names if n in token.models]
     owners = {m: c.type for c in snapshot.channels.values() for m in c.models}

@@ -33,9 +33,7 @@ class EventStreamResponse:
             except OSError:
                 pass
             finally:
-                aclose = getattr(self.events, "aclose", None)
-                if aclose is not None:
-                    await aclose()
+                await aclose_events(self.events)
             return
         # The events are pumped in this task; a watcher task cancels it when the client hangs up.
         task = asyncio.current_task()
@@ -61,15 +59,20 @@ class EventStreamResponse:
         finally:
             watch.remove_done_callback(client_left)
             watch.cancel()
-            aclose = getattr(self.events, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            await aclose_events(self.events)
 
     async def _pump(self, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.headers})
         async for event in self.events:
             await send({"type": "http.response.body", "body": event, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def aclose_events(events: AsyncIterator[bytes]) -> None:
+    """Close an event iterator that can be closed (an async generator: its ``finally`` runs now)."""
+    aclose = getattr(events, "aclose", None)
+    if aclose is not None:
+        await aclose()
 
 
 async def _wait_disconnect(receive: Receive) -> None:

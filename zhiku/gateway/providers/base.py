@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from zhiku.apps.models import Usage
 from zhiku.gateway.domain import ChannelInfo
 from zhiku.gateway.failures import UpstreamFailure, bad_response, http_failure, transport_failure
+from zhiku.gateway.streaming import aclose_events
 from zhiku.gateway.upstream_http import (
     BodyCut,
     ConnectTimeout,
@@ -70,9 +71,7 @@ class UpstreamStream:
             return
         self._closed = True
         try:
-            aclose = getattr(self._chunks, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            await aclose_events(self._chunks)
         finally:
             await self._close(finished)
 
