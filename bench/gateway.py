@@ -18,6 +18,11 @@ per concurrent request. Each phase warms up, then runs until ``--requests`` answ
 whichever comes first. Latency is the whole non-stream answer; for streams it is the time to the
 first byte of the body (the first event). "Added" is the target's percentile minus the direct one.
 Max req/s is non-stream at ``--max-concurrency`` connections. Nothing is saved; the table is printed.
+
+A probe process times a small unit of CPU work all along and the report says how much of the run (and
+of each concurrency-16 row) the machine's CPUs were stalled: on a shared VM the host at times runs
+every CPU at a fraction of its speed for tens of milliseconds, and a p99 depends on how many of those
+windows a row happened to catch (see ``bench/README.md``).
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -118,6 +124,69 @@ class UpstreamProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
+
+
+# ---- the stall probe (runs in its own process) -----------------------------------------------
+
+PROBE_UNIT_SECONDS = 20e-6  # the probe's unit of work, timed every PROBE_PAUSE_SECONDS
+PROBE_PAUSE_SECONDS = 0.002
+PROBE_SLOW = 4  # a unit that took this many times its usual time was run on a stalled CPU
+PROBE_GAP_SECONDS = 0.05  # slow units closer than this belong to one stall window
+
+
+def _busy(rounds: int) -> None:
+    for _ in range(rounds):
+        pass
+
+
+def probe_stalls(path: str) -> None:
+    """Time a fixed small unit of pure CPU work every few ms; note each unit that ran 4× slower than usual.
+
+    On this VM the host now and then runs both CPUs at a small fraction of their speed for tens of
+    milliseconds (invisible in /proc/stat's steal time). Every process is slowed alike, so a target
+    that spends more CPU per answer loses more in those windows; the report says how much of each row
+    they covered. The probe costs about 1% of one CPU.
+    """
+    best = min(_timed(_busy, 10_000) for _ in range(50))
+    rounds = max(100, int(10_000 * PROBE_UNIT_SECONDS / best))
+    usual = sorted(_timed(_busy, rounds) for _ in range(200))[100]
+    with open(path, "w", buffering=1, encoding="ascii") as out:
+        while True:
+            took = _timed(_busy, rounds)
+            if took > PROBE_SLOW * usual:
+                out.write(f"{time.perf_counter() - took:.6f} {took:.6f}\n")
+            time.sleep(PROBE_PAUSE_SECONDS)
+
+
+def _timed(work: Callable[[int], None], rounds: int) -> float:
+    """The CPU time ``work`` took: a unit the guest's scheduler paused to run another process does not
+    count as slow, one the host ran slowly does (the guest cannot tell that from running)."""
+    started = time.thread_time()
+    work(rounds)
+    return time.thread_time() - started
+
+
+def stall_windows(path: Path) -> list[tuple[float, float]]:
+    """The probe's slow units merged into (start, end) windows (perf_counter seconds, system-wide).
+
+    A lone slow unit (an interrupt, a page fault) is not a window: a window has two or more.
+    """
+    runs: list[list[float]] = []  # [start, end, slow units]
+    with contextlib.suppress(OSError), open(path, encoding="ascii") as records:
+        for line in records:
+            start, took = (float(x) for x in line.split())
+            if runs and start - runs[-1][1] < PROBE_GAP_SECONDS:
+                runs[-1][1] = max(runs[-1][1], start + took)
+                runs[-1][2] += 1
+            else:
+                runs.append([start, start + took, 1])
+    return [(start, end) for start, end, units in runs if units >= 2]
+
+
+def stalled_share(windows: list[tuple[float, float]], start: float, end: float) -> float:
+    """The share of [start, end] inside stall windows."""
+    inside = sum(max(0.0, min(b, end) - max(a, start)) for a, b in windows)
+    return inside / (end - start) if end > start else 0.0
 
 
 def serve_upstream(port: int, latency_ms: float) -> None:
@@ -210,6 +279,7 @@ class Phase:
     latencies: list[float] = field(default_factory=list)  # seconds: whole answer, or first body byte
     errors: int = 0
     elapsed: float = 0.0
+    started: float = 0.0  # perf_counter when the measured part began
     cpu_seconds: float = float("nan")  # the target process's CPU time over the measured part
 
     @property
@@ -281,7 +351,7 @@ async def load(target: Target, *, concurrency: int, stream: bool, requests: int,
     tasks = [asyncio.create_task(worker(i)) for i in range(concurrency)]
     while issued < warmup and not all(t.done() for t in tasks):
         await asyncio.sleep(0.001)
-    started = time.perf_counter()
+    started = phase.started = time.perf_counter()
     deadline = started + seconds
     cpu_before = process_cpu_seconds(target)
     await asyncio.gather(*tasks)
@@ -523,9 +593,33 @@ def report(targets: list[Target], results: dict, rates: dict[str, Phase], sample
         print("zhiku RSS (MiB) by requests served: "
               + ", ".join(f"{n // 1000}k {mib:.1f}" for n, mib in samples)
               + f"; growth from {samples[1][0] // 1000}k to {samples[-1][0] // 1000}k: {growth:+.1f}%")
+    _report_stalls(results, names, args)
     if "zhiku" in names:
         print("goals: " + "; ".join(f"{label}: {'met' if ok else 'NOT met'}"
                                      for label, ok in _goals(results, rates, names, samples, growth)))
+
+
+def _report_stalls(results: dict, names: list[str], args: argparse.Namespace) -> None:
+    phases = list(results.values())
+    first, last = min(p.started for p in phases), max(p.started + p.elapsed for p in phases)
+    windows = [w for w in stall_windows(args.stall_file) if w[1] > first and w[0] < last]
+    probe = (f"a probe process timing {PROBE_UNIT_SECONDS * 1e6:.0f} µs of CPU work every "
+             f"{PROBE_PAUSE_SECONDS * 1000:.0f} ms")
+    if not windows:
+        print(f"machine stalls ({probe}): none seen")
+        return
+    lengths = sorted((b - a) * 1000 for a, b in windows)
+
+    def share(phase: Phase) -> str:
+        return f"{stalled_share(windows, phase.started, phase.started + phase.elapsed) * 100:.0f}%"
+
+    rows = "; ".join(f"{name} {share(results[(name, 16, False)])}/{share(results[(name, 16, True)])}"
+                     for name in names)
+    median = lengths[len(lengths) // 2]
+    print(f"machine stalls ({probe}; 'stalled' = ≥ {PROBE_SLOW}× slower): {len(windows)} windows in "
+          f"{last - first:.0f} s, median {median:.0f} ms, longest {lengths[-1]:.0f} ms, "
+          f"{stalled_share(windows, first, last) * 100:.1f}% of the time; "
+          f"share of the c=16 rows stalled (whole/stream): {rows}")
 
 
 def _added(results: dict, name: str, concurrency: int, stream: bool, q: float) -> float:
@@ -576,9 +670,13 @@ def main() -> None:
     parser.add_argument("--zhiku-dsn", default=None,
                         help="the gateway's database (default: SQLite in a temp dir)")
     parser.add_argument("--serve-upstream", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--probe-stalls", metavar="FILE", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_upstream:
         serve_upstream(args.serve_upstream, args.latency_ms)
+        return
+    if args.probe_stalls:
+        probe_stalls(args.probe_stalls)
         return
     wanted = [t.strip() for t in args.targets.split(",") if t.strip()]
     if "direct" not in wanted:
@@ -587,6 +685,8 @@ def main() -> None:
     args.load_before = os.getloadavg()[0]
     workdir = Path(tempfile.mkdtemp(prefix="zhiku-bench-gw-"))
     targets: list[Target] = []
+    args.stall_file = workdir / "stalls.txt"
+    probe = subprocess.Popen([sys.executable, __file__, "--probe-stalls", str(args.stall_file)], cwd=ROOT)
     try:
         upstream = start_upstream(args.latency_ms)
         targets.append(upstream)
@@ -604,6 +704,8 @@ def main() -> None:
         for target in reversed(targets):
             with contextlib.suppress(Exception):
                 stop(target)
+        probe.terminate()
+        probe.wait(10)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
