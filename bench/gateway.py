@@ -14,9 +14,10 @@ One run starts, all on loopback:
   (never a project dependency), one worker, no database, a master key, the same upstream.
 
 The load generator is a raw asyncio client (uvloop when installed) over keep-alive connections, one
-per concurrent request. Each phase warms up, then runs until ``--requests`` answers or ``--seconds``,
-whichever comes first. Latency is the whole non-stream answer; for streams it is the time to the
-first byte of the body (the first event). "Added" is the target's percentile minus the direct one.
+per concurrent request. Each row runs until ``--requests`` answers or ``--seconds``, whichever comes
+first, in ``--slices`` slices (3) in which the targets take turns, each slice after a warm-up. Latency
+is the whole non-stream answer; for streams it is the time to the first byte of the body (the first
+event). "Added" is the target's percentile minus the direct one.
 Max req/s is non-stream at ``--max-concurrency`` connections. Nothing is saved; the table is printed.
 
 A probe process times a small unit of CPU work all along and the report says how much of the run (and
@@ -279,12 +280,21 @@ class Phase:
     latencies: list[float] = field(default_factory=list)  # seconds: whole answer, or first body byte
     errors: int = 0
     elapsed: float = 0.0
-    started: float = 0.0  # perf_counter when the measured part began
+    spans: list[tuple[float, float]] = field(default_factory=list)  # perf_counter (start, end) measured
     cpu_seconds: float = float("nan")  # the target process's CPU time over the measured part
 
     @property
     def cpu_per_answer_us(self) -> float:
         return self.cpu_seconds / len(self.latencies) * 1e6 if self.latencies else float("nan")
+
+    def extend(self, other: Phase) -> None:
+        """Add another slice of the same row."""
+        self.latencies += other.latencies
+        self.errors += other.errors
+        self.elapsed += other.elapsed
+        self.cpu_seconds = (other.cpu_seconds if math.isnan(self.cpu_seconds)
+                            else self.cpu_seconds + other.cpu_seconds)
+        self.spans += other.spans
 
     @property
     def rate(self) -> float:
@@ -351,11 +361,13 @@ async def load(target: Target, *, concurrency: int, stream: bool, requests: int,
     tasks = [asyncio.create_task(worker(i)) for i in range(concurrency)]
     while issued < warmup and not all(t.done() for t in tasks):
         await asyncio.sleep(0.001)
-    started = phase.started = time.perf_counter()
+    started = time.perf_counter()
     deadline = started + seconds
     cpu_before = process_cpu_seconds(target)
     await asyncio.gather(*tasks)
-    phase.elapsed = time.perf_counter() - started
+    ended = time.perf_counter()
+    phase.elapsed = ended - started
+    phase.spans.append((started, ended))
     phase.cpu_seconds = process_cpu_seconds(target) - cpu_before
     return phase
 
@@ -518,14 +530,24 @@ def _fmt(value: float) -> str:
 
 
 async def measure(targets: list[Target], args: argparse.Namespace) -> dict[tuple[str, int, bool], Phase]:
+    """Each row in ``--slices`` slices, the targets taking turns, so all meet the machine's stalls alike."""
     results: dict[tuple[str, int, bool], Phase] = {}
+    slices = max(1, args.slices)
     for concurrency in LEVELS:
         for stream in (False, True):
+            for index in range(slices):
+                for target in targets:
+                    phase = await load(target, concurrency=concurrency, stream=stream,
+                                       requests=math.ceil(args.requests / slices),
+                                       seconds=args.seconds / slices,
+                                       warmup=max(20, 2 * concurrency) if index == 0 else concurrency,
+                                       spread=0.0 if args.lockstep else args.latency_ms / 1000)
+                    if index == 0:
+                        results[(target.name, concurrency, stream)] = phase
+                    else:
+                        results[(target.name, concurrency, stream)].extend(phase)
             for target in targets:
-                phase = await load(target, concurrency=concurrency, stream=stream, requests=args.requests,
-                                   seconds=args.seconds, warmup=max(20, 2 * concurrency),
-                                   spread=0.0 if args.lockstep else args.latency_ms / 1000)
-                results[(target.name, concurrency, stream)] = phase
+                phase = results[(target.name, concurrency, stream)]
                 print(f"  {target.name:8} c={concurrency:<3} {'stream' if stream else 'whole ':6} "
                       f"{len(phase.latencies):6} answers in {phase.elapsed:5.1f}s, {phase.errors} errors",
                       flush=True)
@@ -562,7 +584,7 @@ def report(targets: list[Target], results: dict, rates: dict[str, Phase], sample
     print()
     print(f"Gateway benchmark — upstream latency {args.latency_ms:g} ms, loopback, {os.cpu_count()} CPUs, "
           f"load generator: raw asyncio ({loop_name}), up to {args.requests} answers or {args.seconds:g} s "
-          f"per row, connections {spread}")
+          f"per row in {args.slices} slices (targets taking turns), connections {spread}")
     print(f"machine load average (1 min): {args.load_before:.2f} before the run, {os.getloadavg()[0]:.2f} "
           "after (other work on this machine competes for the same CPUs)")
     print("latency in ms; 'added' = target percentile − direct percentile; stream = time to first body byte")
@@ -601,7 +623,7 @@ def report(targets: list[Target], results: dict, rates: dict[str, Phase], sample
 
 def _report_stalls(results: dict, names: list[str], args: argparse.Namespace) -> None:
     phases = list(results.values())
-    first, last = min(p.started for p in phases), max(p.started + p.elapsed for p in phases)
+    first, last = min(a for p in phases for a, _ in p.spans), max(b for p in phases for _, b in p.spans)
     windows = [w for w in stall_windows(args.stall_file) if w[1] > first and w[0] < last]
     probe = (f"a probe process timing {PROBE_UNIT_SECONDS * 1e6:.0f} µs of CPU work every "
              f"{PROBE_PAUSE_SECONDS * 1000:.0f} ms")
@@ -611,7 +633,8 @@ def _report_stalls(results: dict, names: list[str], args: argparse.Namespace) ->
     lengths = sorted((b - a) * 1000 for a, b in windows)
 
     def share(phase: Phase) -> str:
-        return f"{stalled_share(windows, phase.started, phase.started + phase.elapsed) * 100:.0f}%"
+        stalled = sum(stalled_share(windows, a, b) * (b - a) for a, b in phase.spans)
+        return f"{stalled / phase.elapsed * 100:.0f}%" if phase.elapsed else "-"
 
     rows = "; ".join(f"{name} {share(results[(name, 16, False)])}/{share(results[(name, 16, True)])}"
                      for name in names)
@@ -662,6 +685,8 @@ def main() -> None:
                         help="comma-separated: direct,zhiku,litellm")
     parser.add_argument("--requests", type=int, default=3000, help="answers per row at most (default 3000)")
     parser.add_argument("--seconds", type=float, default=6.0, help="seconds per row at most (default 6)")
+    parser.add_argument("--slices", type=int, default=3,
+                        help="each row measured in this many slices, the targets taking turns (default 3)")
     parser.add_argument("--max-concurrency", type=int, default=128, help="connections for the max req/s row")
     parser.add_argument("--long", action="store_true", help="also Zhiku's RSS over --long-requests requests")
     parser.add_argument("--long-requests", type=int, default=100_000)
