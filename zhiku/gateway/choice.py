@@ -37,6 +37,8 @@ def choose_channel(candidates: Sequence[ChannelInfo], draw: float, *, exclude: C
     ``draw`` is uniform in [0, 1). Within the top tier each channel's chance is its weight over the
     tier's total weight; a weight of 0 is never picked unless the whole tier weighs 0 (then uniform).
     """
+    if len(candidates) == 1 and not exclude and not cooling_until:  # the usual case: one channel, no failures
+        return candidates[0]
     pool = eligible(candidates, exclude, cooling_until or {}, now)
     if not pool:
         return None

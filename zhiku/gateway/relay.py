@@ -63,14 +63,13 @@ class RelayCall:
     client_ip: str | None = None
     request_id: str = field(default_factory=lambda: f"{_ID_PREFIX}{next(_ID_COUNTER):012x}")
     started: float = field(default_factory=time.perf_counter)
+    # From the body, read once (the relay asks for them a dozen times per request).
+    model: str = field(init=False)
+    stream: bool = field(init=False)
 
-    @property
-    def model(self) -> str:
-        return str(self.body.get("model") or "")
-
-    @property
-    def stream(self) -> bool:
-        return self.body.get("stream") is True
+    def __post_init__(self) -> None:
+        self.model = str(self.body.get("model") or "")
+        self.stream = self.body.get("stream") is True
 
 
 @dataclass
