@@ -4,6 +4,8 @@ proxies) still holds, and a body over the size limit is refused."""
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import json
 import socket
 from collections.abc import Iterator
@@ -12,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.gateway.conftest import Admin, GatewayThread, gateway_settings, unique
+from zhiku.gateway.http_server import _Gate
 
 pytestmark = pytest.mark.integration
 
@@ -170,3 +173,39 @@ def test_a_body_over_the_limit_is_a_413_and_the_gateway_goes_on(small_gateway, f
         sock.sendall(request(key, chat(model, "small")))
         status, _, body = reader.answer()
         assert status == 200 and json.loads(body)["choices"][0]["message"]["content"] == "Echo: small"
+
+
+def test_the_stream_gate_lets_streams_on_a_few_per_loop_turn_and_skips_the_departed() -> None:
+    """After the delay one waiter goes per loop turn (more when many wait); a cancelled one is skipped."""
+    async def scenario(count: int, cancel: int | None) -> dict[int, int]:
+        loop = asyncio.get_running_loop()
+        gate = _Gate(0.001)
+        turn = 0
+        ticking = True
+
+        def tick() -> None:  # counts loop turns
+            nonlocal turn
+            turn += 1
+            if ticking:
+                loop.call_soon(tick)
+
+        tick()
+        released: dict[int, int] = {}  # waiter → the loop turn it was let on
+        waiters = [gate.wait() for _ in range(count)]
+        for index, waiter in enumerate(waiters):
+            waiter.add_done_callback(lambda w, i=index: None if w.cancelled() else released.setdefault(i, turn))
+        if cancel is not None:
+            waiters[cancel].cancel()  # its client left
+        await asyncio.gather(*waiters, return_exceptions=True)
+        ticking = False
+        return released
+
+    released = asyncio.run(scenario(3, cancel=1))
+    assert sorted(released) == [0, 2]  # both live waiters let on, the cancelled one skipped
+    assert released[0] < released[2]  # … in order, on different turns
+
+    released = asyncio.run(scenario(24, cancel=None))
+    per_turn = sorted(collections.Counter(released.values()).values())
+    assert len(released) == 24
+    assert per_turn[-1] > 1  # with 24 waiting, a few go per turn
+    assert len(per_turn) > 2  # … but not all at once

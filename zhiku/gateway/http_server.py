@@ -14,6 +14,7 @@ and body together, and a burst of stream events that arrived in one upstream rea
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -283,30 +284,41 @@ class GatewayHttpProtocol(CoalescingHttpToolsProtocol):
 
 
 class _Gate:
-    """Where streams wait after their first event: once a millisecond all of them go on together.
+    """Where streams wait after their first event, then go on one per turn of the event loop.
 
-    A burst of answers that arrive together is then served first bytes first: the rest of each
-    stream (its other events, its billing) runs after every first event of the burst has left. A
-    real model's later events come tens of milliseconds apart anyway; one timer serves all waiters.
+    A burst of answers that arrive together is served first bytes first: the rest of each stream
+    (its other events, its billing) starts a millisecond after the first waiter came, and then one
+    stream per loop turn (more when many wait), so an answer's first event that arrives meanwhile
+    waits behind one stream's bulk work, not behind all of them. A real model's later events come
+    tens of milliseconds apart anyway.
     """
 
     def __init__(self, delay: float) -> None:
         self.delay = delay
-        self._waiters: list[asyncio.Future[None]] = []
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._scheduled = False
 
     def wait(self) -> asyncio.Future[None]:
         loop = asyncio.get_running_loop()
         waiter = loop.create_future()
-        if not self._waiters:
-            loop.call_later(self.delay, self._open)
         self._waiters.append(waiter)
+        if not self._scheduled:
+            self._scheduled = True
+            loop.call_later(self.delay, self._open, loop)
         return waiter
 
-    def _open(self) -> None:
-        waiters, self._waiters = self._waiters, []
-        for waiter in waiters:
+    def _open(self, loop: asyncio.AbstractEventLoop) -> None:
+        waiters = self._waiters
+        count = 1 + len(waiters) // 8  # a long queue drains in a few turns, not one per stream
+        while waiters and count:
+            waiter = waiters.popleft()
             if not waiter.done():  # a cancelled waiter (the client left) is skipped
                 waiter.set_result(None)
+                count -= 1
+        if waiters:
+            loop.call_soon(self._open, loop)  # the next one after the loop has looked at its sockets
+        else:
+            self._scheduled = False
 
 
 class _Answered:
