@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import json
 import random
 from datetime import UTC, datetime, timedelta
@@ -20,6 +22,7 @@ from zhiku.gateway.limits import RateWindow, TokenLimiter, check_client, check_m
 from zhiku.gateway.meter import StreamMeter
 from zhiku.gateway.pricing import Prices, prices_from_options, quota_for, validate_ratio_option
 from zhiku.gateway.providers.base import json_loads
+from zhiku.gateway.relay import Relay
 from zhiku.gateway.secret import fernet_key_from, mask_key, open_keybox
 from zhiku.gateway.sse import EventSplitter, event_data, event_name
 
@@ -276,3 +279,30 @@ def test_meter_checks_events_lazily_and_knows_when_done_arrived() -> None:
     assert first == [b'data: {"choices":[{"index":0,"delta":{"content":"a"}}]}\n\n'] and not meter.broken
     assert meter.drain() == [] and meter.malformed == b"not json"  # the bad one is never forwarded
     assert not meter.done and meter.completion_text() == "a"  # nothing after a broken event counts
+
+
+def test_answers_are_billed_a_few_per_loop_turn_and_all_before_the_gateway_stops() -> None:
+    relay = Relay(host=None)  # type: ignore[arg-type]
+    billed: list[tuple[int, int]] = []  # (answer, loop turn)
+    turn = 0
+    relay._account = lambda state, *rest: billed.append((state, turn))  # type: ignore[method-assign]
+
+    def later(answer: int) -> None:
+        relay._account_later(answer, None, None, None, str, latency_ms=1)  # type: ignore[arg-type]
+
+    async def scenario() -> None:
+        nonlocal turn
+        for answer in range(24):  # a burst of answers in one turn
+            later(answer)
+        assert billed == []  # not on the answers' own turn
+        while len(billed) < 24:
+            await asyncio.sleep(0)
+            turn += 1
+        for answer in range(24, 30):  # queued, then the gateway stops before their turn
+            later(answer)
+        relay.settle_queued()
+
+    asyncio.run(scenario())
+    assert [answer for answer, _ in billed] == list(range(30))  # all of them, in order
+    per_turn = collections.Counter(t for answer, t in billed if answer < 24)
+    assert max(per_turn.values()) < 24 and len(per_turn) > 2  # spread over turns, a few at a time

@@ -10,6 +10,7 @@ stays on its channel.
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import logging
 import random
@@ -99,6 +100,8 @@ class Relay:
     def __init__(self, host: RelayHost, *, draw: Callable[[], float] = random.random) -> None:
         self.host = host
         self.draw = draw
+        self._unsettled: collections.deque[tuple[Any, ...]] = collections.deque()  # see _account_later
+        self._settling = False
 
     async def handle(self, call: RelayCall) -> RelayResult:
         host = self.host
@@ -281,9 +284,11 @@ class Relay:
                        first_token_ms: int | None = None, status: int = 200, error: str | None = None) -> None:
         """Settle the quota and write the log row once the answer has left.
 
-        They run as the next callback of the event loop, after the bytes of this answer (and those of
-        answers that arrived with it) were written: billing is not on the client's clock. Without usage
-        from the upstream, the tokens are counted locally from ``text()``.
+        Billing is not on the client's clock: answers are queued and settled from the next turn of
+        the event loop on, a few per turn (1 + queued/8), so after a burst of answers the requests
+        that arrive meanwhile wait behind a few answers' billing, not all of them. Until then the
+        reservation holds the quota. Without usage from the upstream, the tokens are counted
+        locally from ``text()``.
         """
         args = (state, channel, request, usage, text, latency_ms, first_token_ms, status, error)
         try:
@@ -291,7 +296,28 @@ class Relay:
         except RuntimeError:  # a stream closed outside the loop (finalised late): account for it now
             self._account(*args)
             return
-        loop.call_soon(self._account, *args)
+        self._unsettled.append(args)
+        if not self._settling:
+            self._settling = True
+            loop.call_soon(self._account_some, loop)
+
+    def _account_some(self, loop: asyncio.AbstractEventLoop) -> None:
+        queue = self._unsettled
+        try:
+            for _ in range(1 + len(queue) // 8):
+                if not queue:
+                    break
+                self._account(*queue.popleft())
+        finally:  # whatever one answer's accounting raised, the queue goes on
+            if queue:
+                loop.call_soon(self._account_some, loop)
+            else:
+                self._settling = False
+
+    def settle_queued(self) -> None:
+        """Account for every answer still queued (before the last flush when the gateway stops)."""
+        while self._unsettled:
+            self._account(*self._unsettled.popleft())
 
     def _account(self, state: _Attempt, channel: ChannelInfo, request: UpstreamRequest, usage: Usage | None,
                  text: Callable[[], str], latency_ms: int, first_token_ms: int | None, status: int,

@@ -101,6 +101,7 @@ class Gateway:
         self._tasks = []
         if self._writes:
             await asyncio.gather(*self._writes, return_exceptions=True)
+        self.relay.settle_queued()
         with contextlib.suppress(Exception):
             await self.flush()
         await self.http.close()
