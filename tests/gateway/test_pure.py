@@ -306,3 +306,27 @@ def test_answers_are_billed_a_few_per_loop_turn_and_all_before_the_gateway_stops
     assert [answer for answer, _ in billed] == list(range(30))  # all of them, in order
     per_turn = collections.Counter(t for answer, t in billed if answer < 24)
     assert max(per_turn.values()) < 24 and len(per_turn) > 2  # spread over turns, a few at a time
+
+
+def test_billing_goes_on_in_a_new_event_loop_after_one_stopped_with_answers_queued() -> None:
+    relay = Relay(host=None)  # type: ignore[arg-type]
+    billed: list[int] = []
+    relay._account = lambda state, *rest: billed.append(state)  # type: ignore[method-assign]
+
+    def answer(number: int) -> None:
+        relay._account_later(number, None, None, None, str, latency_ms=1)  # type: ignore[arg-type]
+
+    loop = asyncio.new_event_loop()
+    loop.call_soon(answer, 1)
+    loop.call_soon(loop.stop)  # the loop stops before the turn that would bill answer 1
+    loop.run_forever()
+    loop.close()
+    assert billed == []
+
+    async def answer_and_wait(number: int) -> None:
+        answer(number)
+        for _ in range(3):
+            await asyncio.sleep(0)
+
+    asyncio.run(answer_and_wait(2))
+    assert billed == [1, 2]  # the new loop billed what the stopped one left, and its own

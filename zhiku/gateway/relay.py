@@ -101,7 +101,7 @@ class Relay:
         self.host = host
         self.draw = draw
         self._unsettled: collections.deque[tuple[Any, ...]] = collections.deque()  # see _account_later
-        self._settling = False
+        self._settling: asyncio.AbstractEventLoop | None = None  # the loop whose turns settle the queue
 
     async def handle(self, call: RelayCall) -> RelayResult:
         host = self.host
@@ -297,8 +297,8 @@ class Relay:
             self._account(*args)
             return
         self._unsettled.append(args)
-        if not self._settling:
-            self._settling = True
+        if self._settling is not loop:  # (a loop that stopped with its turn pending settles nothing more)
+            self._settling = loop
             loop.call_soon(self._account_some, loop)
 
     def _account_some(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -311,13 +311,14 @@ class Relay:
         finally:  # whatever one answer's accounting raised, the queue goes on
             if queue:
                 loop.call_soon(self._account_some, loop)
-            else:
-                self._settling = False
+            elif self._settling is loop:
+                self._settling = None
 
     def settle_queued(self) -> None:
         """Account for every answer still queued (before the last flush when the gateway stops)."""
         while self._unsettled:
             self._account(*self._unsettled.popleft())
+        self._settling = None
 
     def _account(self, state: _Attempt, channel: ChannelInfo, request: UpstreamRequest, usage: Usage | None,
                  text: Callable[[], str], latency_ms: int, first_token_ms: int | None, status: int,
