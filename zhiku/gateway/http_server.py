@@ -14,7 +14,6 @@ and body together, and a burst of stream events that arrived in one upstream rea
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -24,6 +23,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from zhiku.gateway.streaming import aclose_events
+from zhiku.gateway.turns import TurnQueue
 
 if TYPE_CHECKING:
     from zhiku.gateway.router import Answer
@@ -294,31 +294,20 @@ class _Gate:
     """
 
     def __init__(self, delay: float) -> None:
-        self.delay = delay
-        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
-        self._scheduled = False
+        self._waiters: TurnQueue[asyncio.Future[None]] = TurnQueue(_let_on, delay=delay)
 
     def wait(self) -> asyncio.Future[None]:
         loop = asyncio.get_running_loop()
         waiter = loop.create_future()
-        self._waiters.append(waiter)
-        if not self._scheduled:
-            self._scheduled = True
-            loop.call_later(self.delay, self._open, loop)
+        self._waiters.put(waiter, loop)
         return waiter
 
-    def _open(self, loop: asyncio.AbstractEventLoop) -> None:
-        waiters = self._waiters
-        count = 1 + len(waiters) // 8  # a long queue drains in a few turns, not one per stream
-        while waiters and count:
-            waiter = waiters.popleft()
-            if not waiter.done():  # a cancelled waiter (the client left) is skipped
-                waiter.set_result(None)
-                count -= 1
-        if waiters:
-            loop.call_soon(self._open, loop)  # the next one after the loop has looked at its sockets
-        else:
-            self._scheduled = False
+
+def _let_on(waiter: asyncio.Future[None]) -> bool:
+    if waiter.done():  # cancelled: the client left
+        return False
+    waiter.set_result(None)
+    return True
 
 
 class _Answered:

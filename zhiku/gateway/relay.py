@@ -10,7 +10,6 @@ stays on its channel.
 from __future__ import annotations
 
 import asyncio
-import collections
 import itertools
 import logging
 import random
@@ -34,6 +33,7 @@ from zhiku.gateway.limits import TokenLimiter, check_client, check_model, check_
 from zhiku.gateway.meter import StreamMeter
 from zhiku.gateway.pricing import estimate_prompt_tokens, quota_for
 from zhiku.gateway.providers.base import Provider, UpstreamRequest, UpstreamStream
+from zhiku.gateway.turns import TurnQueue
 
 log = logging.getLogger(__name__)
 # Request ids: random per process, then a counter (unique without a system call per request).
@@ -100,8 +100,7 @@ class Relay:
     def __init__(self, host: RelayHost, *, draw: Callable[[], float] = random.random) -> None:
         self.host = host
         self.draw = draw
-        self._unsettled: collections.deque[tuple[Any, ...]] = collections.deque()  # see _account_later
-        self._settling: asyncio.AbstractEventLoop | None = None  # the loop whose turns settle the queue
+        self._unsettled: TurnQueue[tuple[Any, ...]] = TurnQueue(self._account_queued)  # see _account_later
 
     async def handle(self, call: RelayCall) -> RelayResult:
         host = self.host
@@ -296,29 +295,15 @@ class Relay:
         except RuntimeError:  # a stream closed outside the loop (finalised late): account for it now
             self._account(*args)
             return
-        self._unsettled.append(args)
-        if self._settling is not loop:  # (a loop that stopped with its turn pending settles nothing more)
-            self._settling = loop
-            loop.call_soon(self._account_some, loop)
+        self._unsettled.put(args, loop)
 
-    def _account_some(self, loop: asyncio.AbstractEventLoop) -> None:
-        queue = self._unsettled
-        try:
-            for _ in range(1 + len(queue) // 8):
-                if not queue:
-                    break
-                self._account(*queue.popleft())
-        finally:  # whatever one answer's accounting raised, the queue goes on
-            if queue:
-                loop.call_soon(self._account_some, loop)
-            elif self._settling is loop:
-                self._settling = None
+    def _account_queued(self, args: tuple[Any, ...]) -> bool:
+        self._account(*args)
+        return True
 
     def settle_queued(self) -> None:
         """Account for every answer still queued (before the last flush when the gateway stops)."""
-        while self._unsettled:
-            self._account(*self._unsettled.popleft())
-        self._settling = None
+        self._unsettled.run_all()
 
     def _account(self, state: _Attempt, channel: ChannelInfo, request: UpstreamRequest, usage: Usage | None,
                  text: Callable[[], str], latency_ms: int, first_token_ms: int | None, status: int,
