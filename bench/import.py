@@ -30,13 +30,13 @@ from sqlalchemy import text
 
 from zhiku.auth.service import root_principal
 from zhiku.config import Settings
-from zhiku.embedding.registry import EmbedderRegistry
+from zhiku.embedding.registry import EmbedderRegistry, build_embedders
 from zhiku.knowledge import collections, datasets
 from zhiku.knowledge.chunker import split_text
 from zhiku.knowledge.parsers import parser_for
 from zhiku.knowledge.schemas import DatasetCreate
-from zhiku.platform import build_embedders, open_platform
 from zhiku.retrieval.segment import index_document
+from zhiku.wiring import open_platform
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "eval" / "scifact" / "corpus.jsonl"
 

@@ -59,17 +59,17 @@ from sqlalchemy import insert, select, text, update
 from zhiku.auth.service import root_principal
 from zhiku.config import Settings
 from zhiku.db.models import Chunk, Collection, Dataset
-from zhiku.embedding.registry import EmbedderRegistry
+from zhiku.embedding.registry import EmbedderRegistry, build_embedders
 from zhiku.embedding.service import model_tokens
 from zhiku.embedding.windows import split_windows
 from zhiku.knowledge import datasets
-from zhiku.knowledge.index_text import chunk_text
 from zhiku.knowledge.indexing import embed_chunk_rows
 from zhiku.knowledge.schemas import DatasetCreate
-from zhiku.platform import Platform, build_embedders, open_platform
 from zhiku.retrieval import fulltext
+from zhiku.retrieval.index_text import chunk_text
 from zhiku.retrieval.search import SearchSettings, search
 from zhiku.retrieval.segment import index_document
+from zhiku.wiring import Platform, open_platform
 
 EVAL = ROOT.parent / "shared" / "data" / "eval"
 SCIFACT_CORPUS = EVAL / "scifact" / "corpus.jsonl"

@@ -202,7 +202,7 @@ async def run(size: int, url: str | None, queries: int, seed: int) -> dict:
 
 
 def query_embedding_latency(n: int = 50) -> tuple[float, float]:
-    from zhiku.platform import build_embedders
+    from zhiku.embedding.registry import build_embedders
 
     embedder = build_embedders(Settings()).get()
     embedder.embed(["warm up"], "query")

@@ -17,8 +17,7 @@ import pytest
 
 from zhiku.config import Settings
 from zhiku.db.embedded import start_embedded
-from zhiku.embedding.registry import EmbedderRegistry
-from zhiku.platform import build_embedders
+from zhiku.embedding.registry import EmbedderRegistry, build_embedders
 from zhiku.testing.fake_upstream import FakeUpstream, fake_upstream
 from zhiku.testing.server import ServerThread, free_port
 

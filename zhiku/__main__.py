@@ -1,3 +1,3 @@
-from zhiku.cli import app
+from zhiku.cli.main import app
 
 app(prog_name="zhiku")

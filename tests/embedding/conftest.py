@@ -16,8 +16,8 @@ from zhiku.config import DEFAULT_EMBED_API_KEY, Settings
 from zhiku.embedding.hf_model import HFEmbedder
 from zhiku.embedding.registry import EmbedderRegistry
 from zhiku.embedding.rerank import CrossEncoder
-from zhiku.embedding.server import create_embed_app
 from zhiku.testing.server import free_port
+from zhiku.web.embed_server import create_embed_app
 
 API_KEY = DEFAULT_EMBED_API_KEY
 

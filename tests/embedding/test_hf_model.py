@@ -12,8 +12,8 @@ from tests.embedding.tiny_models import HIDDEN, POSITIONS, reference_hidden, wri
 from zhiku.config import Settings
 from zhiku.embedding.base import Embedder
 from zhiku.embedding.hf_model import HFEmbedder
+from zhiku.embedding.registry import build_embedders
 from zhiku.errors import StartupError
-from zhiku.platform import build_embedders
 
 TEXTS = ["the cat sat on the mat", "dog", "a big green tree over the river bank 猫", "Bird FLEW over the house"]
 

@@ -14,7 +14,7 @@ import pytest
 from tests.embedding.conftest import API_KEY, RunningServer
 from zhiku.embedding.registry import EmbedderRegistry
 from zhiku.embedding.service import model_tokens
-from zhiku.tokens import get_encoding
+from zhiku.tokencount import get_encoding
 
 TEXTS = ["知识库问答系统把文档切成片段并向量化。", "The quick brown fox jumps over the lazy dog.",
          "向量检索与全文检索的结果用 RRF 融合。", "Embeddings turn text into vectors."]
@@ -211,7 +211,7 @@ def test_a_configured_hf_model_is_served(embed_server: RunningServer, embedders:
 def test_the_cli_command_exists() -> None:
     from typer.testing import CliRunner
 
-    from zhiku.cli import app
+    from zhiku.cli.main import app
 
     result = CliRunner().invoke(app, ["embed-server", "--help"])
     assert result.exit_code == 0 and "--port" in result.output and "--host" in result.output
@@ -219,8 +219,8 @@ def test_the_cli_command_exists() -> None:
 
 def test_production_refuses_the_seed_key() -> None:
     from zhiku.config import Settings
-    from zhiku.embedding.server import check_embed_settings
     from zhiku.errors import StartupError
+    from zhiku.web.embed_server import check_embed_settings
 
     with pytest.raises(StartupError, match="ZHIKU_EMBED_API_KEY"):
         check_embed_settings(Settings(profile="prod", embed_api_key=API_KEY, root_password=None, secret_key=""))

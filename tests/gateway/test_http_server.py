@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.gateway.conftest import Admin, GatewayThread, gateway_settings, unique
-from zhiku.gateway.http_server import _Gate
+from zhiku.gateway.http.protocol import _Gate
 
 pytestmark = pytest.mark.integration
 

@@ -25,10 +25,10 @@ from tests.gateway.conftest import Admin, GatewayThread, gateway_settings
 from tests.gateway.mariadb import PASSWORD, USER, MariaDB
 from zhiku.auth.secrets import hash_token
 from zhiku.errors import InvalidInput
-from zhiku.gateway import oneapi, users
-from zhiku.gateway.oneapi_import import import_oneapi, read_oneapi
-from zhiku.gateway.secret import KeyBox, fernet_key_from
-from zhiku.gateway.store import migrate, open_store
+from zhiku.gateway.admin import oneapi, users
+from zhiku.gateway.admin.oneapi_import import import_oneapi, read_oneapi
+from zhiku.gateway.store.engine import migrate, open_store
+from zhiku.gateway.store.keybox import KeyBox, fernet_key_from
 from zhiku.testing.fake_upstream import FakeUpstream
 
 SECRET = "oneapi import test secret"

@@ -13,18 +13,18 @@ import pytest
 
 from zhiku.config import Settings
 from zhiku.errors import Forbidden, QuotaExhausted, RateLimited, StartupError, Unauthorized
-from zhiku.gateway.choice import choose_channel, cooldown_left, serving
 from zhiku.gateway.domain import AUTO_DISABLED, ChannelInfo, TokenInfo, UserInfo, parse_subnets
-from zhiku.gateway.dsn import gateway_database_url, redact_dsn
-from zhiku.gateway.failures import Failure, http_failure, parse_retry_after, transport_failure
-from zhiku.gateway.ledger import Ledger
-from zhiku.gateway.limits import RateWindow, TokenLimiter, check_client, check_model, check_token
-from zhiku.gateway.meter import StreamMeter
-from zhiku.gateway.pricing import Prices, prices_from_options, quota_for, validate_ratio_option
 from zhiku.gateway.providers.base import json_loads
-from zhiku.gateway.relay import Relay
-from zhiku.gateway.secret import fernet_key_from, mask_key, open_keybox
-from zhiku.gateway.sse import EventSplitter, event_data, event_name
+from zhiku.gateway.providers.failures import Failure, http_failure, parse_retry_after, transport_failure
+from zhiku.gateway.providers.sse import EventSplitter, event_data, event_name
+from zhiku.gateway.relay.choice import choose_channel, cooldown_left, serving
+from zhiku.gateway.relay.handler import Relay
+from zhiku.gateway.relay.ledger import Ledger
+from zhiku.gateway.relay.limits import RateWindow, TokenLimiter, check_client, check_model, check_token
+from zhiku.gateway.relay.meter import StreamMeter
+from zhiku.gateway.relay.pricing import Prices, prices_from_options, quota_for, validate_ratio_option
+from zhiku.gateway.store.dsn import gateway_database_url, redact_dsn
+from zhiku.gateway.store.keybox import fernet_key_from, mask_key, open_keybox
 
 
 def ch(id: int, *, priority: int = 0, weight: int = 1, models: tuple[str, ...] = ("m",), status: str = "enabled",

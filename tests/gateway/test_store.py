@@ -10,14 +10,14 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, select, text
 
-from zhiku.gateway import channels, logs, options, tokens, users
-from zhiku.gateway.cache import load_snapshot, token_exists
+from zhiku.gateway.admin import channels, logs, options, tokens, users
+from zhiku.gateway.admin.schemas import ChannelCreate, ChannelUpdate, TokenCreate, UserCreate, UserUpdate
 from zhiku.gateway.domain import AUTO_DISABLED, ENABLED
-from zhiku.gateway.ledger import LOG_CHUNK, Ledger
-from zhiku.gateway.schemas import ChannelCreate, ChannelUpdate, TokenCreate, UserCreate, UserUpdate
-from zhiku.gateway.secret import KeyBox, fernet_key_from
-from zhiku.gateway.store import migrate, open_store
-from zhiku.gateway.tables import GatewayAbility, GatewayBase, GatewayChannel
+from zhiku.gateway.relay.ledger import LOG_CHUNK, Ledger
+from zhiku.gateway.relay.snapshot import load_snapshot, token_exists
+from zhiku.gateway.store.engine import migrate, open_store
+from zhiku.gateway.store.keybox import KeyBox, fernet_key_from
+from zhiku.gateway.store.tables import GatewayAbility, GatewayBase, GatewayChannel
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from zhiku.gateway.streaming import EventStreamResponse
+from zhiku.gateway.http.event_stream import EventStreamResponse
 
 
 class _Events:

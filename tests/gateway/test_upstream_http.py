@@ -13,10 +13,10 @@ from typing import Union
 
 import pytest
 
-from zhiku.gateway.failures import UpstreamFailure
-from zhiku.gateway.http_server import CoalescingTransport
+from zhiku.gateway.http.protocol import CoalescingTransport
 from zhiku.gateway.providers.base import closer, post, stream_chunks
-from zhiku.gateway.upstream_http import (
+from zhiku.gateway.providers.failures import UpstreamFailure
+from zhiku.gateway.providers.upstream_http import (
     BadHTTP,
     BodyCut,
     ConnectFailed,

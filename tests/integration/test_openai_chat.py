@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
-from zhiku.apps.models import ChatDelta, ChatMessage, ChatParams, Usage
 from zhiku.apps.openai_chat import OpenAIChatModel
+from zhiku.chat_model import ChatDelta, ChatMessage, ChatParams, Usage
 from zhiku.errors import UpstreamError, UpstreamUnavailable
 from zhiku.testing.fake_upstream import FakeUpstream, count_tokens, fake_upstream
 

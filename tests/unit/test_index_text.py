@@ -1,4 +1,4 @@
-from zhiku.knowledge.index_text import chunk_text
+from zhiku.retrieval.index_text import chunk_text
 
 
 def test_chunk_text_joins_q_and_a() -> None:

@@ -1,8 +1,8 @@
 import pytest
 
 from zhiku.apps.extractive import HEADER_EN, HEADER_ZH, extractive_answer
-from zhiku.apps.models import ChatMessage
 from zhiku.apps.prompt import build_messages, fill_variables, parse_messages
+from zhiku.chat_model import ChatMessage
 from zhiku.errors import InvalidInput
 from zhiku.retrieval.fusion import Candidate
 

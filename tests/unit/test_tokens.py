@@ -6,7 +6,7 @@ import tiktoken
 import tiktoken.load
 from tiktoken_ext import openai_public
 
-from zhiku import tokens
+from zhiku import tokencount as tokens
 
 
 def test_cl100k_matches_openai_ids():

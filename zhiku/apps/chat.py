@@ -18,15 +18,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from zhiku.apps.extractive import MODEL_NAME as EXTRACTIVE_MODEL
 from zhiku.apps.extractive import extractive_answer
-from zhiku.apps.models import ChatDelta, ChatMessage, ChatParams, ChatResult, Usage
 from zhiku.apps.prompt import build_messages, parse_messages
 from zhiku.apps.service import app_datasets_of, load_app
 from zhiku.auth.service import Principal
+from zhiku.chat_model import ChatDelta, ChatMessage, ChatParams, ChatResult, Usage
 from zhiku.db.models import App, Chat, ChatItem
 from zhiku.errors import Forbidden, InvalidInput
-from zhiku.platform import Platform
 from zhiku.retrieval.fusion import Candidate
 from zhiku.retrieval.search import SearchResult, SearchSettings, quote_dict, search
+from zhiku.wiring import Platform
 
 # How many earlier messages of a stored chat are sent back to the model (FastGPT keeps a few turns).
 MAX_HISTORY_MESSAGES = 12

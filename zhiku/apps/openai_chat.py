@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from zhiku.apps.models import ChatDelta, ChatMessage, ChatParams, ChatResult, Usage, openai_chat_body
+from zhiku.chat_model import ChatDelta, ChatMessage, ChatParams, ChatResult, Usage, openai_chat_body
 from zhiku.errors import UpstreamError, UpstreamUnavailable
 
 _SNIPPET = 500  # characters of a bad upstream body kept in messages

@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from zhiku.apps.models import ChatMessage
+from zhiku.chat_model import ChatMessage
 from zhiku.errors import InvalidInput
 from zhiku.retrieval.fusion import Candidate
 

@@ -22,13 +22,7 @@ def include_object(obj, name, type_, reflected, compare_to) -> bool:
     run time) and the gateway's tables (their own migration chain, possibly in the same database)."""
     if type_ == "index" and name and name.startswith("ix_chunk_vectors_hnsw_"):
         return False
-    return not (type_ == "table" and name and (name.startswith("gateway_") or name in _gateway_tables()))
-
-
-def _gateway_tables() -> set[str]:
-    from zhiku.gateway.tables import GatewayBase
-
-    return set(GatewayBase.metadata.tables)
+    return not (type_ == "table" and name and name.startswith("gateway_"))
 
 
 def alembic_config(connection: Connection | None = None) -> Config:

@@ -1,6 +1,6 @@
 """What the embedding server does for a request: resolve the model, measure, window, batch, answer.
 
-The routes in ``zhiku.embedding.server`` only read the body and hand it here.
+The routes in ``zhiku.web.embed_server`` only read the body and hand it here.
 Token counting and windowing run in a helper thread; forward passes run in the
 one forward thread that every ``EmbedBatcher`` shares, so two models never
 fight over the cores and the event loop never waits on numpy.
@@ -23,7 +23,7 @@ from zhiku.embedding.registry import EmbedderRegistry
 from zhiku.embedding.windows import split_windows
 from zhiku.embedding.wire import EmbeddingsCall, RerankCall, embeddings_body, rerank_body
 from zhiku.errors import InvalidInput, NotFound, ZhikuError
-from zhiku.tokens import get_encoding
+from zhiku.tokencount import get_encoding
 
 TruncatePolicy = Literal["window", "reject"]
 

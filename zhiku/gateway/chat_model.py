@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Sequence
 
-from zhiku.apps.models import ChatDelta, ChatMessage, ChatParams, ChatResult, Usage, openai_chat_body
+from zhiku.chat_model import ChatDelta, ChatMessage, ChatParams, ChatResult, Usage, openai_chat_body
 from zhiku.errors import UpstreamError
-from zhiku.gateway import sse
 from zhiku.gateway.domain import ENDPOINT_CHAT
+from zhiku.gateway.providers import sse
 from zhiku.gateway.providers.base import usage_of
 from zhiku.gateway.runtime import Gateway
 

@@ -15,20 +15,21 @@ from typing import Any
 
 from zhiku.auth.secrets import hash_token
 from zhiku.config import Settings
+from zhiku.embedding.registry import EmbedderRegistry
 from zhiku.errors import Unauthorized
-from zhiku.gateway import channels, tokens, users
-from zhiku.gateway.cache import Snapshot, load_snapshot, token_exists
-from zhiku.gateway.channel_test import probe_channel
+from zhiku.gateway.admin import channels, tokens, users
+from zhiku.gateway.admin.channel_probe import probe_channel
+from zhiku.gateway.admin.schemas import ChannelCreate, ChannelTestResult, TokenCreate
 from zhiku.gateway.domain import AUTO_DISABLED, ENABLED, ChannelInfo, TokenInfo
-from zhiku.gateway.failures import Failure
-from zhiku.gateway.ledger import Ledger
-from zhiku.gateway.limits import TokenLimiter
 from zhiku.gateway.providers import build_providers
 from zhiku.gateway.providers.base import ProviderContext, new_http_session
-from zhiku.gateway.relay import Relay, RelayCall, RelayResult
-from zhiku.gateway.schemas import ChannelCreate, ChannelTestResult, TokenCreate
-from zhiku.gateway.secret import KeyBox, open_keybox
-from zhiku.gateway.store import GatewayStore, migrate, open_store, store_on
+from zhiku.gateway.providers.failures import Failure
+from zhiku.gateway.relay.handler import Relay, RelayCall, RelayResult
+from zhiku.gateway.relay.ledger import Ledger
+from zhiku.gateway.relay.limits import TokenLimiter
+from zhiku.gateway.relay.snapshot import Snapshot, load_snapshot, token_exists
+from zhiku.gateway.store.engine import GatewayStore, migrate, open_store, store_on
+from zhiku.gateway.store.keybox import KeyBox, open_keybox
 
 log = logging.getLogger(__name__)
 _UNKNOWN_KEY_TTL = 10.0  # seconds a key found nowhere is not looked up again
@@ -36,7 +37,8 @@ _UNKNOWN_KEYS_MAX = 10_000
 
 
 class Gateway:
-    def __init__(self, settings: Settings, store: GatewayStore, keybox: KeyBox, *, embedders: Any = None) -> None:
+    def __init__(self, settings: Settings, store: GatewayStore, keybox: KeyBox, *,
+                 embedders: EmbedderRegistry | None = None) -> None:
         self.settings = settings
         self.store = store
         self.keybox = keybox
@@ -59,7 +61,7 @@ class Gateway:
 
     def embedder_registry(self) -> Any:
         if self._embedders is None:
-            from zhiku.platform import build_embedders
+            from zhiku.embedding.registry import build_embedders
 
             self._embedders = build_embedders(self.settings)
         return self._embedders

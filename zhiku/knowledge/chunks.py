@@ -10,10 +10,10 @@ from zhiku.db.models import Chunk, Collection, Dataset
 from zhiku.embedding.registry import EmbedderRegistry
 from zhiku.errors import InvalidInput, NotFound
 from zhiku.knowledge.collections import load_collection
-from zhiku.knowledge.index_text import chunk_text
 from zhiku.knowledge.indexing import embed_chunk_rows
 from zhiku.knowledge.schemas import ChunkPublic, ChunkUpdate, Page
 from zhiku.retrieval import fulltext
+from zhiku.retrieval.index_text import chunk_text
 from zhiku.retrieval.segment import index_document
 
 

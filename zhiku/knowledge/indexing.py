@@ -24,9 +24,9 @@ from zhiku.errors import UnsupportedFile
 from zhiku.knowledge.chunker import split_text
 from zhiku.knowledge.collections import EMBED_JOB, PARSE_JOB
 from zhiku.knowledge.files import BlobStore
-from zhiku.knowledge.index_text import chunk_text
 from zhiku.knowledge.parsers import ParsedDocument, parser_for
 from zhiku.retrieval import fulltext
+from zhiku.retrieval.index_text import chunk_text
 from zhiku.retrieval.segment import index_document
 from zhiku.worker import queue
 from zhiku.worker.queue import ClaimedJob

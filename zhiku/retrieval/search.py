@@ -19,7 +19,6 @@ from zhiku.db.models import Dataset
 from zhiku.embedding.base import Reranker
 from zhiku.embedding.registry import EmbedderRegistry
 from zhiku.errors import InvalidInput
-from zhiku.knowledge.index_text import chunk_text
 from zhiku.retrieval import fulltext
 from zhiku.retrieval.fusion import (
     Candidate,
@@ -32,9 +31,10 @@ from zhiku.retrieval.fusion import (
     rrf_fuse,
     rrf_k,
 )
+from zhiku.retrieval.index_text import chunk_text
 from zhiku.retrieval.segment import query_terms
 from zhiku.retrieval.vectors import HNSW_EF_SEARCH, vector_cast
-from zhiku.tokens import count_tokens
+from zhiku.tokencount import count_tokens
 
 SearchMode = Literal["embedding", "fullText", "mixed"]
 # FastGPT's names for the same modes.

@@ -1,4 +1,4 @@
-"""Run a whole Zhiku server (``zhiku.server.run_server``) in a background thread, for tests and demos."""
+"""Run a whole Zhiku server (``zhiku.process.serve.run_server``) in a background thread, for tests and demos."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import uvicorn
 
 from zhiku.config import Settings
 from zhiku.embedding.registry import EmbedderRegistry
-from zhiku.platform import Platform
-from zhiku.server import run_server
+from zhiku.process.serve import run_server
+from zhiku.wiring import Platform
 
 
 def free_port() -> int:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from zhiku import __version__
-from zhiku.platform import Platform
 from zhiku.web.errors import install_error_handlers
 from zhiku.web.routers import apps, auth, chat, chunks, collections, datasets, health, keys
+from zhiku.wiring import Platform
 
 
 def create_app(platform: Platform) -> FastAPI:
@@ -18,7 +18,7 @@ def create_app(platform: Platform) -> FastAPI:
     for module in (health, auth, keys, datasets, collections, chunks, apps, chat):
         app.include_router(module.router)
     if platform.gateway is not None:
-        from zhiku.gateway.app import install_gateway
+        from zhiku.gateway.http.app import install_gateway
 
         install_gateway(app, platform.gateway)
     return app

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from zhiku.auth.service import Principal, authenticate
 from zhiku.config import Settings
 from zhiku.errors import Forbidden
-from zhiku.platform import Platform
+from zhiku.wiring import Platform
 
 SESSION_COOKIE = "zhiku_session"
 

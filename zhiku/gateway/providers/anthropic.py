@@ -15,10 +15,9 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from zhiku.apps.models import Usage
-from zhiku.gateway import sse
+from zhiku.chat_model import Usage
 from zhiku.gateway.domain import ENDPOINT_CHAT
-from zhiku.gateway.failures import UpstreamFailure, bad_response
+from zhiku.gateway.providers import sse
 from zhiku.gateway.providers.base import (
     ProviderContext,
     UpstreamReply,
@@ -31,6 +30,7 @@ from zhiku.gateway.providers.base import (
     read_body,
     stream_chunks,
 )
+from zhiku.gateway.providers.failures import UpstreamFailure, bad_response
 
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096

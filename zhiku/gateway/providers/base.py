@@ -3,7 +3,7 @@
 A provider receives an OpenAI-format request (the model already mapped to the upstream's name) and
 answers in the OpenAI format: a whole JSON body, or a stream of OpenAI SSE events. Translating
 providers (Ollama, Anthropic) convert both ways; OpenAI-compatible ones pass bytes through.
-Failures are raised as :class:`~zhiku.gateway.failures.UpstreamFailure`, classified, so the relay
+Failures are raised as :class:`~zhiku.gateway.providers.failures.UpstreamFailure`, classified, so the relay
 can decide on failover without knowing the provider.
 """
 
@@ -16,11 +16,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from zhiku.apps.models import Usage
+from zhiku.chat_model import Usage
 from zhiku.gateway.domain import ChannelInfo
-from zhiku.gateway.failures import UpstreamFailure, bad_response, http_failure, transport_failure
-from zhiku.gateway.streaming import aclose_events
-from zhiku.gateway.upstream_http import (
+from zhiku.gateway.providers.failures import UpstreamFailure, bad_response, http_failure, transport_failure
+from zhiku.gateway.providers.upstream_http import (
     BodyCut,
     ConnectTimeout,
     ReadTimeout,
@@ -49,6 +48,13 @@ class UpstreamRequest:
 class UpstreamReply:
     body: bytes  # OpenAI-format JSON
     usage: Usage | None
+
+
+async def aclose_events(events: AsyncIterator[bytes]) -> None:
+    """Close an event iterator that can be closed (an async generator: its ``finally`` runs now)."""
+    aclose = getattr(events, "aclose", None)
+    if aclose is not None:
+        await aclose()
 
 
 class UpstreamStream:

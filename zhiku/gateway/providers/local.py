@@ -14,11 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from zhiku.apps.models import Usage
+from zhiku.chat_model import Usage
 from zhiku.embedding.service import embed_texts
 from zhiku.errors import ZhikuError
 from zhiku.gateway.domain import ENDPOINT_EMBEDDINGS, ENDPOINT_RERANK
-from zhiku.gateway.failures import Failure, UpstreamFailure
 from zhiku.gateway.providers.base import (
     ProviderContext,
     UpstreamReply,
@@ -26,6 +25,7 @@ from zhiku.gateway.providers.base import (
     UpstreamStream,
     dumps,
 )
+from zhiku.gateway.providers.failures import Failure, UpstreamFailure
 
 
 def _texts(value: Any) -> list[str]:

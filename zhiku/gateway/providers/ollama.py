@@ -16,10 +16,9 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from zhiku.apps.models import Usage
-from zhiku.gateway import sse
+from zhiku.chat_model import Usage
 from zhiku.gateway.domain import ENDPOINT_CHAT, ENDPOINT_EMBEDDINGS
-from zhiku.gateway.failures import UpstreamFailure, bad_response
+from zhiku.gateway.providers import sse
 from zhiku.gateway.providers.base import (
     ProviderContext,
     UpstreamReply,
@@ -33,6 +32,7 @@ from zhiku.gateway.providers.base import (
     stream_chunks,
     url_join,
 )
+from zhiku.gateway.providers.failures import UpstreamFailure, bad_response
 
 # OpenAI sampling parameters and their Ollama ``options`` names.
 _OPTIONS = {"temperature": "temperature", "top_p": "top_p", "max_tokens": "num_predict",

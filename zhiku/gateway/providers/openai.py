@@ -11,9 +11,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from zhiku.gateway import sse
 from zhiku.gateway.domain import ENDPOINT_CHAT, ENDPOINT_COMPLETIONS, ENDPOINT_EMBEDDINGS, ENDPOINT_RERANK
-from zhiku.gateway.failures import UpstreamFailure, bad_response
+from zhiku.gateway.providers import sse
 from zhiku.gateway.providers.base import (
     ProviderContext,
     UpstreamReply,
@@ -27,6 +26,7 @@ from zhiku.gateway.providers.base import (
     url_join,
     usage_of,
 )
+from zhiku.gateway.providers.failures import UpstreamFailure, bad_response
 
 # What a successful answer must contain, per endpoint, to be passed on.
 _REQUIRED_FIELD = {ENDPOINT_CHAT: "choices", ENDPOINT_COMPLETIONS: "choices", ENDPOINT_EMBEDDINGS: "data",

@@ -12,7 +12,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from zhiku.apps import chat
-from zhiku.apps.models import ChatDelta, Usage
+from zhiku.chat_model import ChatDelta, Usage
 from zhiku.errors import ZhikuError
 from zhiku.web.deps import CurrentPrincipal, PlatformDep
 

@@ -1,0 +1,1 @@
+"""The ``zhiku`` command: typer commands, thin; each calls the same services as the API."""

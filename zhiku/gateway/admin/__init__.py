@@ -1,0 +1,1 @@
+"""Admin services over the gateway's store: channels, tokens, users, logs, options, OneAPI import."""

@@ -1,0 +1,1 @@
+"""The relay: token checks, channel choice, failover, metering, quota and logs."""

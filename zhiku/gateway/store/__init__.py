@@ -1,0 +1,1 @@
+"""The gateway's database: engine, tables, migrations, the key box for channel keys."""
