@@ -38,9 +38,9 @@ from zhiku.db.engine import open_database
 from zhiku.db.migrate import migrate
 from zhiku.embedding.registry import EmbedderRegistry
 from zhiku.retrieval import fulltext
+from zhiku.retrieval.pgvector_store import HNSW_EF_SEARCH, PGVECTOR_STORE
 from zhiku.retrieval.search import SearchSettings, search
 from zhiku.retrieval.segment import index_document
-from zhiku.retrieval.vectors import HNSW_EF_SEARCH, ensure_vector_index
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "eval" / "scifact" / "corpus.jsonl"
 MODEL_PREFIX = "bench-e5-shaped"
@@ -142,7 +142,7 @@ async def run(size: int, url: str | None, queries: int, seed: int) -> dict:
     t0 = time.perf_counter()
     async with db.engine.begin() as conn:
         await conn.execute(text("SET maintenance_work_mem = '1GB'"))
-        await ensure_vector_index(conn, MODEL, DIM)
+        await PGVECTOR_STORE.ensure_index(conn, MODEL, DIM)
         await conn.execute(text("ANALYZE chunks"))
         await conn.execute(text("ANALYZE chunk_terms"))
         await conn.execute(text("ANALYZE chunk_vectors"))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -20,6 +20,10 @@ def _env(*names: str) -> AliasChoices:
 
 
 DEFAULT_EMBED_API_KEY = "sk-aaabbbcccdddeeefffggghhhiiijjjkkk"
+
+# The stores ``zhiku.retrieval`` registers (a test checks the two agree). Settings sit below the services,
+# so they name the choices rather than importing the registry.
+VECTOR_STORES = ("pgvector",)
 
 
 def parse_model_specs(value: str, setting: str) -> dict[str, Path]:
@@ -49,6 +53,8 @@ class Settings(BaseSettings):
     # Empty means: start the embedded PostgreSQL in ``data_dir/pg``.
     database_url: str = Field("", validation_alias=_env("ZHIKU_DATABASE_URL", "PG_URL"))
     db_pool_size: int = Field(10, validation_alias=_env("ZHIKU_DB_POOL_SIZE"))
+    # Where chunk vectors are kept and searched (``zhiku.retrieval.vector_store``).
+    vector_store: str = Field("pgvector", validation_alias=_env("ZHIKU_VECTOR_STORE"))
 
     # --- users -------------------------------------------------------------------
     root_password: str | None = Field(None, validation_alias=_env("DEFAULT_ROOT_PSW", "ZHIKU_ROOT_PASSWORD"))
@@ -105,6 +111,14 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = Field(1.0, validation_alias=_env("ZHIKU_WORKER_POLL_SECONDS"))
     worker_enabled: bool = Field(True, validation_alias=_env("ZHIKU_WORKER_ENABLED"))
     worker_concurrency: int = Field(2, ge=1, le=64, validation_alias=_env("ZHIKU_WORKER_CONCURRENCY"))
+
+    @field_validator("vector_store")
+    @classmethod
+    def _known_vector_store(cls, value: str) -> str:
+        if value not in VECTOR_STORES:
+            raise ValueError(f"ZHIKU_VECTOR_STORE {value!r} is not a known vector store "
+                             f"(known: {', '.join(VECTOR_STORES)})")
+        return value
 
     @model_validator(mode="after")
     def _no_placeholder_secrets_in_prod(self) -> Settings:

@@ -14,7 +14,9 @@ from zhiku.knowledge.indexing import embed_chunk_rows
 from zhiku.knowledge.schemas import ChunkPublic, ChunkUpdate, Page
 from zhiku.retrieval import fulltext
 from zhiku.retrieval.index_text import chunk_text
+from zhiku.retrieval.pgvector_store import PGVECTOR_STORE
 from zhiku.retrieval.segment import index_document
+from zhiku.retrieval.vector_store import VectorStore
 
 
 def _public(chunk: Chunk) -> ChunkPublic:
@@ -47,7 +49,8 @@ async def get_chunk(session: AsyncSession, principal: Principal, chunk_id: int) 
 
 
 async def update_chunk(session: AsyncSession, principal: Principal, embedders: EmbedderRegistry,
-                       chunk_id: int, data: ChunkUpdate) -> ChunkPublic:
+                       chunk_id: int, data: ChunkUpdate, *,
+                       vector_store: VectorStore = PGVECTOR_STORE) -> ChunkPublic:
     """Change q and/or a; the new text is segmented and re-embedded in the same transaction."""
     chunk = await load_chunk(session, principal, chunk_id)
     q = chunk.q if data.q is None else data.q
@@ -63,7 +66,8 @@ async def update_chunk(session: AsyncSession, principal: Principal, embedders: E
     await session.flush()
     await fulltext.unindex_chunks(session, [chunk.id])
     await fulltext.index_terms(session, chunk.dataset_id, [(chunk.id, chunk.fulltext.split())])
-    await embed_chunk_rows(session, embedders.get(dataset.embedding_model), dataset.id, [(chunk.id, q, a)])
+    await embed_chunk_rows(session, embedders.get(dataset.embedding_model), dataset.id, [(chunk.id, q, a)],
+                           vector_store=vector_store)
     if not was_embedded:
         await session.execute(update(Collection).where(Collection.id == chunk.collection_id)
                               .values(indexed_count=Collection.indexed_count + 1))
@@ -72,8 +76,10 @@ async def update_chunk(session: AsyncSession, principal: Principal, embedders: E
     return _public(chunk)
 
 
-async def delete_chunk(session: AsyncSession, principal: Principal, chunk_id: int) -> None:
+async def delete_chunk(session: AsyncSession, principal: Principal, chunk_id: int, *,
+                       vector_store: VectorStore = PGVECTOR_STORE) -> None:
     chunk = await load_chunk(session, principal, chunk_id)
+    await vector_store.delete_chunks(session, [chunk.id])
     await session.execute(update(Collection).where(Collection.id == chunk.collection_id).values(
         chunk_count=Collection.chunk_count - 1,
         indexed_count=Collection.indexed_count - (1 if chunk.embedded else 0)))

@@ -15,6 +15,8 @@ from zhiku.knowledge.files import BlobStore, register_file
 from zhiku.knowledge.parsers import parser_for
 from zhiku.knowledge.schemas import CollectionPublic, Page, TextCollectionCreate
 from zhiku.retrieval import fulltext
+from zhiku.retrieval.pgvector_store import PGVECTOR_STORE
+from zhiku.retrieval.vector_store import VectorStore
 from zhiku.worker import queue
 
 PARSE_JOB = "parse"
@@ -90,9 +92,11 @@ async def get_collection(session: AsyncSession, principal: Principal, collection
     return CollectionPublic.model_validate(await load_collection(session, principal, collection_id))
 
 
-async def delete_collection(session: AsyncSession, principal: Principal, collection_id: int) -> None:
+async def delete_collection(session: AsyncSession, principal: Principal, collection_id: int, *,
+                            vector_store: VectorStore = PGVECTOR_STORE) -> None:
     """Delete a collection with its chunks, vectors and pending jobs, in one transaction."""
     collection = await load_collection(session, principal, collection_id)
     await fulltext.unindex_collection(session, collection.id)
+    await vector_store.delete_collection(session, collection.id)
     await session.delete(collection)
     await session.commit()

@@ -12,7 +12,8 @@ from zhiku.embedding.registry import EmbedderRegistry
 from zhiku.errors import Conflict, NotFound
 from zhiku.knowledge.schemas import DatasetCreate, DatasetPublic, DatasetUpdate
 from zhiku.retrieval import fulltext
-from zhiku.retrieval.vectors import ensure_vector_index
+from zhiku.retrieval.pgvector_store import PGVECTOR_STORE
+from zhiku.retrieval.vector_store import VectorStore
 
 
 async def load_dataset(session: AsyncSession, principal: Principal, dataset_id: int) -> Dataset:
@@ -28,7 +29,7 @@ async def find_dataset_by_name(session: AsyncSession, principal: Principal, name
 
 
 async def create_dataset(session: AsyncSession, principal: Principal, embedders: EmbedderRegistry,
-                         data: DatasetCreate) -> DatasetPublic:
+                         data: DatasetCreate, *, vector_store: VectorStore = PGVECTOR_STORE) -> DatasetPublic:
     embedder = embedders.get(data.embedding_model)
     dataset = Dataset(team_id=principal.team_id, name=data.name.strip(), description=data.description,
                       embedding_model=embedder.model_name, vector_dim=embedder.dim, chunk_size=data.chunk_size)
@@ -38,7 +39,7 @@ async def create_dataset(session: AsyncSession, principal: Principal, embedders:
     except IntegrityError:
         await session.rollback()
         raise Conflict(f"a dataset named {data.name!r} already exists", code="dataset_exists") from None
-    await ensure_vector_index(session, dataset.embedding_model, dataset.vector_dim)
+    await vector_store.ensure_index(session, dataset.embedding_model, dataset.vector_dim)
     await session.commit()
     return DatasetPublic.model_validate(dataset)
 
@@ -69,9 +70,11 @@ async def update_dataset(session: AsyncSession, principal: Principal, dataset_id
     return DatasetPublic.model_validate(dataset)
 
 
-async def delete_dataset(session: AsyncSession, principal: Principal, dataset_id: int) -> None:
+async def delete_dataset(session: AsyncSession, principal: Principal, dataset_id: int, *,
+                         vector_store: VectorStore = PGVECTOR_STORE) -> None:
     """Delete a dataset with its collections, chunks, vectors and jobs (cascades in one transaction)."""
     dataset = await load_dataset(session, principal, dataset_id)
     await fulltext.drop_dataset(session, dataset.id)
+    await vector_store.delete_dataset(session, dataset.id)
     await session.delete(dataset)
     await session.commit()

@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Sequence
+from functools import partial
 
 from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from zhiku.db.models import Chunk, ChunkVector, Collection, Dataset
+from zhiku.db.models import Chunk, Collection, Dataset
 from zhiku.embedding.base import Embedder
 from zhiku.embedding.service import model_tokens
 from zhiku.embedding.windows import split_windows
@@ -27,7 +28,9 @@ from zhiku.knowledge.files import BlobStore
 from zhiku.knowledge.parsers import ParsedDocument, parser_for
 from zhiku.retrieval import fulltext
 from zhiku.retrieval.index_text import chunk_text
+from zhiku.retrieval.pgvector_store import PGVECTOR_STORE
 from zhiku.retrieval.segment import index_document
+from zhiku.retrieval.vector_store import ChunkVectorRecord, VectorStore
 from zhiku.worker import queue
 from zhiku.worker.queue import ClaimedJob
 from zhiku.worker.runner import JobContext, JobHandler
@@ -52,7 +55,7 @@ def _parse_and_chunk(collection: Collection, data: bytes) -> tuple[ParsedDocumen
     return doc, rows
 
 
-async def run_parse(ctx: JobContext, job: ClaimedJob) -> None:
+async def run_parse(ctx: JobContext, job: ClaimedJob, *, vector_store: VectorStore = PGVECTOR_STORE) -> None:
     blobs = BlobStore(ctx.settings.files_dir)
     async with ctx.db.sessions() as session:
         collection = await session.get(Collection, job.collection_id)
@@ -69,6 +72,7 @@ async def run_parse(ctx: JobContext, job: ClaimedJob) -> None:
         if collection is None or collection.status != "parsing":
             return
         await fulltext.unindex_collection(session, collection.id)
+        await vector_store.delete_collection(session, collection.id)
         await session.execute(delete(Chunk).where(Chunk.collection_id == collection.id))
         for row in rows:
             row.update(dataset_id=collection.dataset_id, collection_id=collection.id)
@@ -89,7 +93,8 @@ async def run_parse(ctx: JobContext, job: ClaimedJob) -> None:
 
 
 async def embed_chunk_rows(session: AsyncSession, embedder: Embedder, dataset_id: int,
-                           rows: Sequence[tuple[int, str, str]]) -> None:
+                           rows: Sequence[tuple[int, str, str]], *,
+                           vector_store: VectorStore = PGVECTOR_STORE) -> None:
     """Replace the default vectors of these chunks (id, q, a) and mark them embedded, in the caller's transaction."""
     def tokens(piece: str) -> int:
         return model_tokens(embedder, piece, "passage")
@@ -103,16 +108,13 @@ async def embed_chunk_rows(session: AsyncSession, embedder: Embedder, dataset_id
             owners.append((chunk_id, part))
     vectors = await asyncio.to_thread(embedder.embed, texts, "passage")
     ids = [r[0] for r in rows]
-    await session.execute(delete(ChunkVector).where(ChunkVector.chunk_id.in_(ids), ChunkVector.kind == "default"))
-    if texts:
-        await session.execute(insert(ChunkVector), [
-            {"chunk_id": cid, "dataset_id": dataset_id, "model": embedder.model_name, "kind": "default",
-             "part": part, "text": t, "embedding": vec}
-            for (cid, part), t, vec in zip(owners, texts, vectors)])
+    await vector_store.upsert(session, dataset_id, embedder.model_name, ids, [
+        ChunkVectorRecord(chunk_id=cid, part=part, text=t, embedding=vec)
+        for (cid, part), t, vec in zip(owners, texts, vectors)])
     await session.execute(update(Chunk).where(Chunk.id.in_(ids)).values(embedded=1))
 
 
-async def run_embed(ctx: JobContext, job: ClaimedJob) -> None:
+async def run_embed(ctx: JobContext, job: ClaimedJob, *, vector_store: VectorStore = PGVECTOR_STORE) -> None:
     while True:
         async with ctx.db.sessions() as session:
             collection = await session.get(Collection, job.collection_id)
@@ -128,7 +130,8 @@ async def run_embed(ctx: JobContext, job: ClaimedJob) -> None:
                 .with_for_update(skip_locked=True))).all()
             if not rows:
                 break
-            await embed_chunk_rows(session, embedder, dataset.id, [tuple(r) for r in rows])
+            await embed_chunk_rows(session, embedder, dataset.id, [tuple(r) for r in rows],
+                                   vector_store=vector_store)
             await session.execute(update(Collection).where(Collection.id == collection.id)
                                   .values(indexed_count=Collection.indexed_count + len(rows)))
             await session.commit()
@@ -150,8 +153,10 @@ async def mark_collection_failed(ctx: JobContext, job: ClaimedJob, code: str, re
         await session.commit()
 
 
-def import_handlers() -> dict[str, JobHandler]:
+def import_handlers(*, vector_store: VectorStore = PGVECTOR_STORE) -> dict[str, JobHandler]:
     return {
-        PARSE_JOB: JobHandler(run=run_parse, on_final_failure=mark_collection_failed),
-        EMBED_JOB: JobHandler(run=run_embed, on_final_failure=mark_collection_failed),
+        PARSE_JOB: JobHandler(run=partial(run_parse, vector_store=vector_store),
+                              on_final_failure=mark_collection_failed),
+        EMBED_JOB: JobHandler(run=partial(run_embed, vector_store=vector_store),
+                              on_final_failure=mark_collection_failed),
     }

@@ -32,8 +32,9 @@ from zhiku.retrieval.fusion import (
     rrf_k,
 )
 from zhiku.retrieval.index_text import chunk_text
+from zhiku.retrieval.pgvector_store import PGVECTOR_STORE
 from zhiku.retrieval.segment import query_terms
-from zhiku.retrieval.vectors import HNSW_EF_SEARCH, vector_cast
+from zhiku.retrieval.vector_store import VectorHit, VectorStore
 from zhiku.tokencount import count_tokens
 
 SearchMode = Literal["embedding", "fullText", "mixed"]
@@ -92,44 +93,37 @@ class SearchResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-_CANDIDATE_COLUMNS = "c.id, c.q, c.a, c.dataset_id, c.collection_id, c.chunk_index, col.name"
-
-
-def _candidates(rows: Sequence[Any], score_type: ScoreType) -> list[Candidate]:
-    """Rows of ``_CANDIDATE_COLUMNS`` + score, best first, as candidates ranked 0, 1, 2…"""
-    return [Candidate(chunk_id=r[0], q=r[1], a=r[2], dataset_id=r[3], collection_id=r[4], chunk_index=r[5],
-                      source_name=r[6], scores=(ScoreItem(type=score_type, value=float(r[7]), index=rank),))
-            for rank, r in enumerate(rows)]
+async def _load_candidates(session: AsyncSession, ranked: Sequence[tuple[int, float]],
+                           score_type: ScoreType) -> list[Candidate]:
+    """Chunks ranked best first as (id, score), with their text and source, as candidates ranked 0, 1, 2…"""
+    if not ranked:
+        return []
+    result = await session.execute(text(
+        "SELECT c.id, c.q, c.a, c.dataset_id, c.collection_id, c.chunk_index, col.name, r.score "
+        "FROM unnest(CAST(:ids AS bigint[]), CAST(:scores AS float8[])) "
+        "WITH ORDINALITY AS r(id, score, pos) JOIN chunks c ON c.id = r.id "
+        "JOIN collections col ON col.id = c.collection_id ORDER BY r.pos"),
+        {"ids": [cid for cid, _ in ranked], "scores": [score for _, score in ranked]})
+    return [Candidate(chunk_id=r.id, q=r.q, a=r.a, dataset_id=r.dataset_id, collection_id=r.collection_id,
+                      chunk_index=r.chunk_index, source_name=r.name,
+                      scores=(ScoreItem(type=score_type, value=float(r.score), index=rank),))
+            for rank, r in enumerate(result.all())]
 
 
 async def _vector_candidates(sessions: async_sessionmaker[AsyncSession], embedders: EmbedderRegistry,
-                             datasets: list[Dataset], query: str, limit: int) -> list[Candidate]:
-    by_model: dict[tuple[str, int], list[int]] = {}
+                             vector_store: VectorStore, datasets: list[Dataset], query: str,
+                             limit: int) -> list[Candidate]:
+    by_model: dict[str, list[int]] = {}
     for ds in datasets:
-        by_model.setdefault((ds.embedding_model, ds.vector_dim), []).append(ds.id)
-    rows: list[Any] = []
-    for (model, dim), ids in by_model.items():
-        embedder = embedders.get(model)
-        vector = (await asyncio.to_thread(embedder.embed, [query], "query"))[0]
-        cast = vector_cast(dim)
-        literal = "[" + ",".join(f"{x:.7g}" for x in vector.tolist()) + "]"
-        async with sessions() as session:
-            await session.execute(text(
-                "SELECT set_config('hnsw.ef_search', :ef, true), "
-                "set_config('hnsw.iterative_scan', 'relaxed_order', true)"), {"ef": str(HNSW_EF_SEARCH)})
-            # A long chunk has several windows (2× the rows), and scores as its best one.
-            result = await session.execute(text(
-                f"WITH hits AS MATERIALIZED ("
-                f"  SELECT chunk_id, embedding::{cast} <=> CAST(:q AS {cast}) AS dist FROM chunk_vectors"
-                f"  WHERE model = :model AND dataset_id = ANY(:ids)"
-                f"  ORDER BY embedding::{cast} <=> CAST(:q AS {cast}) LIMIT :limit) "
-                f"SELECT {_CANDIDATE_COLUMNS}, 1 - min(h.dist) AS score FROM hits h "
-                f"JOIN chunks c ON c.id = h.chunk_id JOIN collections col ON col.id = c.collection_id "
-                f"GROUP BY c.id, col.name ORDER BY score DESC, c.id"),
-                {"q": literal, "model": model, "ids": ids, "limit": limit * 2})
-            rows.extend(result.all())
-    rows.sort(key=lambda r: -r[7])  # several models: merge their lists by score
-    return _candidates(rows[:limit], "embedding")
+        by_model.setdefault(ds.embedding_model, []).append(ds.id)
+    queries = {model: (await asyncio.to_thread(embedders.get(model).embed, [query], "query"))[0]
+               for model in by_model}
+    hits: list[VectorHit] = []
+    async with sessions() as session:
+        for model, ids in by_model.items():
+            hits.extend(await vector_store.search(session, model, queries[model], ids, limit))
+        hits.sort(key=lambda h: -h.score)  # several models: merge their lists by score
+        return await _load_candidates(session, [(h.chunk_id, h.score) for h in hits[:limit]], "embedding")
 
 
 async def _fulltext_candidates(sessions: async_sessionmaker[AsyncSession], dataset_ids: list[int], query: str,
@@ -139,14 +133,7 @@ async def _fulltext_candidates(sessions: async_sessionmaker[AsyncSession], datas
         return []
     async with sessions() as session:
         ranked = await fulltext.search_terms(session, dataset_ids, terms, limit)
-        if not ranked:
-            return []
-        result = await session.execute(text(
-            f"SELECT {_CANDIDATE_COLUMNS}, r.score FROM unnest(CAST(:ids AS bigint[]), CAST(:scores AS float8[])) "
-            f"WITH ORDINALITY AS r(id, score, pos) JOIN chunks c ON c.id = r.id "
-            f"JOIN collections col ON col.id = c.collection_id ORDER BY r.pos"),
-            {"ids": [cid for cid, _ in ranked], "scores": [score for _, score in ranked]})
-        return _candidates(result.all(), "fullText")
+        return await _load_candidates(session, ranked, "fullText")
 
 
 async def _rerank(reranker: Reranker, query: str, candidates: list[Candidate],
@@ -165,7 +152,8 @@ async def _rerank(reranker: Reranker, query: str, candidates: list[Candidate],
 
 async def search(sessions: async_sessionmaker[AsyncSession], embedders: EmbedderRegistry,
                  datasets: list[Dataset], query: str, settings: SearchSettings,
-                 reranker: Reranker | None = None) -> SearchResult:
+                 reranker: Reranker | None = None, *,
+                 vector_store: VectorStore = PGVECTOR_STORE) -> SearchResult:
     query = query.strip()
     if not query:
         raise InvalidInput("the search text is empty", code="empty_query")
@@ -175,14 +163,15 @@ async def search(sessions: async_sessionmaker[AsyncSession], embedders: Embedder
     ids = [d.id for d in datasets]
     will_rerank = settings.rerank and reranker is not None
     if settings.mode == "embedding":
-        candidates = await _vector_candidates(sessions, embedders, datasets, query, EMBEDDING_ONLY_LIMIT)
+        candidates = await _vector_candidates(sessions, embedders, vector_store, datasets, query,
+                                              EMBEDDING_ONLY_LIMIT)
         if not will_rerank:  # with rerank, the threshold applies to the rerank score instead
             candidates = filter_similarity(candidates, settings.similarity, "embedding")
     elif settings.mode == "fullText":
         candidates = await _fulltext_candidates(sessions, ids, query, FULLTEXT_ONLY_LIMIT)
     else:
         vec, ft = await asyncio.gather(
-            _vector_candidates(sessions, embedders, datasets, query, MIXED_VECTOR_LIMIT),
+            _vector_candidates(sessions, embedders, vector_store, datasets, query, MIXED_VECTOR_LIMIT),
             _fulltext_candidates(sessions, ids, query, MIXED_FULLTEXT_LIMIT))
         k_vec, k_ft = rrf_k(settings.embedding_weight)
         candidates = rrf_fuse([(vec, k_vec), (ft, k_ft)])

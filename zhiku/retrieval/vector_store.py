@@ -1,0 +1,92 @@
+"""The vector-store seam: where chunk vectors are kept and searched.
+
+A store is anything with the methods of ``VectorStore``. Built-in stores register
+through ``register_vector_store``, exactly as a third-party one would; a new store
+(Milvus) is a new module that calls it, chosen by name with ``ZHIKU_VECTOR_STORE``.
+
+Every method takes the caller's ``AsyncSession``: pgvector writes in that
+transaction, so a batch's vectors commit or roll back with its chunk rows; a store
+outside PostgreSQL may use the session to read what it needs (the chunk ids of a
+collection) and otherwise ignores it. Deletes are called before the chunk rows go.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from zhiku.errors import StartupError
+
+
+@dataclass(frozen=True)
+class ChunkVectorRecord:
+    """One index text of a chunk and its vector; a chunk longer than the model's input has several parts."""
+
+    chunk_id: int
+    part: int
+    text: str
+    embedding: Sequence[float]
+
+
+@dataclass(frozen=True)
+class VectorHit:
+    """A chunk found by vector search; ``score`` is the cosine similarity of its best vector."""
+
+    chunk_id: int
+    score: float
+
+
+class VectorStore(Protocol):
+    name: str
+
+    async def ensure_index(self, session: AsyncSession, model: str, dim: int) -> None:
+        """Be ready to store and search ``dim``-dimensional vectors of ``model`` (safe to call again)."""
+        ...
+
+    async def upsert(self, session: AsyncSession, dataset_id: int, model: str, chunk_ids: Sequence[int],
+                     records: Sequence[ChunkVectorRecord]) -> None:
+        """Replace the default vectors of ``chunk_ids`` with ``records`` (a chunk without a record keeps none)."""
+        ...
+
+    async def delete_chunks(self, session: AsyncSession, chunk_ids: Sequence[int]) -> None: ...
+
+    async def delete_collection(self, session: AsyncSession, collection_id: int) -> None: ...
+
+    async def delete_dataset(self, session: AsyncSession, dataset_id: int) -> None: ...
+
+    async def search(self, session: AsyncSession, model: str, query: Sequence[float], dataset_ids: Sequence[int],
+                     limit: int) -> list[VectorHit]:
+        """At most ``limit`` chunks of ``model``'s vectors in these datasets, one hit per chunk (its best
+        vector), best first; equal scores by chunk id."""
+        ...
+
+
+VectorStoreFactory = Callable[[], VectorStore]
+
+_STORES: dict[str, VectorStoreFactory] = {}
+
+
+def register_vector_store(name: str, factory: VectorStoreFactory) -> None:
+    """Make ``name`` a choice for ``ZHIKU_VECTOR_STORE``. A later registration replaces an earlier one,
+    so a plugin can override a built-in."""
+    _STORES[name] = factory
+
+
+def create_vector_store(name: str) -> VectorStore:
+    try:
+        factory = _STORES[name]
+    except KeyError:
+        raise StartupError(f"unknown vector store {name!r}: set ZHIKU_VECTOR_STORE to one of "
+                           f"{', '.join(vector_store_names())}", code="unknown_vector_store") from None
+    return factory()
+
+
+def vector_store_names() -> list[str]:
+    return sorted(_STORES)
+
+
+# Built-ins register on import, through the same seam as anyone else.
+from zhiku.retrieval import pgvector_store  # noqa: E402, F401

@@ -1,0 +1,73 @@
+"""A ``VectorStore`` in process memory, for tests and demos that should not depend on pgvector.
+
+Search is exact cosine similarity over every stored vector. Writes are not part of
+the caller's transaction: they stay even if it rolls back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from zhiku.db.models import Chunk
+from zhiku.retrieval.vector_store import ChunkVectorRecord, VectorHit
+
+
+@dataclass(frozen=True)
+class StoredVector:
+    dataset_id: int
+    model: str
+    part: int
+    text: str
+    embedding: np.ndarray
+
+
+class MemoryVectorStore:
+    name = "memory"
+
+    def __init__(self) -> None:
+        self.vectors: dict[int, list[StoredVector]] = {}  # by chunk id
+        self.indexes: set[tuple[str, int]] = set()
+
+    async def ensure_index(self, session: AsyncSession, model: str, dim: int) -> None:
+        self.indexes.add((model, dim))
+
+    async def upsert(self, session: AsyncSession, dataset_id: int, model: str, chunk_ids: Sequence[int],
+                     records: Sequence[ChunkVectorRecord]) -> None:
+        for chunk_id in chunk_ids:
+            self.vectors.pop(chunk_id, None)
+        for r in records:
+            self.vectors.setdefault(r.chunk_id, []).append(StoredVector(
+                dataset_id=dataset_id, model=model, part=r.part, text=r.text,
+                embedding=np.asarray(r.embedding, dtype=np.float32)))
+
+    async def delete_chunks(self, session: AsyncSession, chunk_ids: Sequence[int]) -> None:
+        for chunk_id in chunk_ids:
+            self.vectors.pop(chunk_id, None)
+
+    async def delete_collection(self, session: AsyncSession, collection_id: int) -> None:
+        # The chunk rows are still there: deletes come before them.
+        ids = (await session.execute(select(Chunk.id).where(Chunk.collection_id == collection_id))).scalars()
+        await self.delete_chunks(session, list(ids))
+
+    async def delete_dataset(self, session: AsyncSession, dataset_id: int) -> None:
+        for chunk_id in [cid for cid, rows in self.vectors.items() if rows[0].dataset_id == dataset_id]:
+            del self.vectors[chunk_id]
+
+    async def search(self, session: AsyncSession, model: str, query: Sequence[float], dataset_ids: Sequence[int],
+                     limit: int) -> list[VectorHit]:
+        q = np.asarray(query, dtype=np.float32)
+        q = q / (np.linalg.norm(q) or 1.0)
+        wanted = set(dataset_ids)
+        hits = []
+        for chunk_id, rows in self.vectors.items():
+            scores = [float(np.dot(q, r.embedding) / (np.linalg.norm(r.embedding) or 1.0))
+                      for r in rows if r.model == model and r.dataset_id in wanted]
+            if scores:
+                hits.append(VectorHit(chunk_id=chunk_id, score=max(scores)))
+        hits.sort(key=lambda h: (-h.score, h.chunk_id))
+        return hits[:limit]
