@@ -3,6 +3,7 @@
     .venv/bin/python bench/gateway.py                # latency at concurrency 1/16/64, max req/s
     .venv/bin/python bench/gateway.py --long         # … and Zhiku's RSS over 100k requests
     .venv/bin/python bench/gateway.py --targets direct,zhiku   # without LiteLLM
+    .venv/bin/python bench/gateway.py --targets direct,zhiku --build old=/tmp/old-tree   # A/B of two builds
 
 One run starts, all on loopback:
 
@@ -10,6 +11,9 @@ One run starts, all on loopback:
   latency, 20 ms by default, from precomputed bytes, so it is never the bottleneck);
 * ``zhiku gateway serve`` (its own SQLite database in a temp dir; a channel to the upstream and a token
   made with the CLI), one process;
+* with ``--build NAME=DIR``, another ``zhiku gateway serve`` from the source tree in DIR (the same
+  virtualenv), a target named NAME taking its turns with the others: an A/B of two builds in one run
+  (a build given twice shows the run-to-run spread of one build);
 * LiteLLM's proxy, ``litellm[proxy]==1.108.7``, installed on first use into ``bench/.venv-litellm``
   (never a project dependency), one worker, no database, a master key, the same upstream.
 
@@ -430,15 +434,20 @@ def start_upstream(latency_ms: float) -> Target:
     return target
 
 
-def start_zhiku(upstream: Target, workdir: Path, dsn: str | None) -> Target:
+def start_zhiku(upstream: Target, workdir: Path, dsn: str | None, *, name: str = "zhiku",
+                source: Path = ROOT) -> Target:
+    """``zhiku gateway serve`` run from the source tree ``source`` (``-m`` imports from the cwd first)."""
+    workdir = workdir / name
+    workdir.mkdir()
     env = clean_env(ZHIKU_DATA_DIR=str(workdir / "zhiku-data"),
                     ZHIKU_SECRET_KEY="bench-secret-0123456789abcdef",
                     SQL_DSN=dsn or f"sqlite:///{workdir / 'gateway.db'}",
-                    ZHIKU_LOG_LEVEL="warning", ZHIKU_GATEWAY_CHANNEL_TEST_SECONDS="0")
+                    ZHIKU_LOG_LEVEL="warning", ZHIKU_GATEWAY_CHANNEL_TEST_SECONDS="0",
+                    PYTHONPATH=os.pathsep.join(filter(None, [str(source), os.environ.get("PYTHONPATH")])))
     zhiku = [sys.executable, "-m", "zhiku", "gateway"]
 
     def cli(*args: str) -> str:
-        done = subprocess.run(zhiku + list(args), env=env, cwd=ROOT, capture_output=True, text=True,
+        done = subprocess.run(zhiku + list(args), env=env, cwd=source, capture_output=True, text=True,
                               timeout=180, check=False)
         if done.returncode != 0:
             raise RuntimeError(f"zhiku gateway {' '.join(args[:2])} failed: {done.stderr.strip()}")
@@ -449,8 +458,8 @@ def start_zhiku(upstream: Target, workdir: Path, dsn: str | None) -> Target:
     key = cli("tokens", "create", "--name", "bench").strip().splitlines()[-1]
     port = free_port()
     process = subprocess.Popen(zhiku + ["serve", "--port", str(port), "--host", "127.0.0.1"], env=env,
-                               cwd=ROOT, stdout=subprocess.DEVNULL)
-    target = Target("zhiku", port, key, process)
+                               cwd=source, stdout=subprocess.DEVNULL)
+    target = Target(name, port, key, process)
     wait_ready(target, 120)
     return target
 
@@ -692,6 +701,8 @@ def main() -> None:
     parser.add_argument("--long-requests", type=int, default=100_000)
     parser.add_argument("--lockstep", action="store_true",
                         help="start each row's connections together, not spread over one upstream latency")
+    parser.add_argument("--build", action="append", default=[], metavar="NAME=DIR",
+                        help="also run the gateway from the source tree DIR as target NAME (repeatable)")
     parser.add_argument("--zhiku-dsn", default=None,
                         help="the gateway's database (default: SQLite in a temp dir)")
     parser.add_argument("--serve-upstream", type=int, metavar="PORT", help=argparse.SUPPRESS)
@@ -717,6 +728,10 @@ def main() -> None:
         targets.append(upstream)
         if "zhiku" in wanted:
             targets.append(start_zhiku(upstream, workdir, args.zhiku_dsn))
+        for build in args.build:
+            name, _, source = build.partition("=")
+            targets.append(start_zhiku(upstream, workdir, args.zhiku_dsn, name=name,
+                                       source=Path(source).resolve()))
         if "litellm" in wanted:
             targets.append(start_litellm(upstream, workdir))
         print(f"targets up: {', '.join(t.name for t in targets)}", flush=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -51,7 +51,7 @@ class ChatParams:
 class ChatModel(Protocol):
     async def complete(self, messages: Sequence[ChatMessage], params: ChatParams) -> ChatResult: ...
 
-    def stream(self, messages: Sequence[ChatMessage], params: ChatParams) -> AsyncIterator[ChatDelta]: ...
+    def stream(self, messages: Sequence[ChatMessage], params: ChatParams) -> AsyncGenerator[ChatDelta, None]: ...
 
 
 def openai_chat_body(messages: Sequence[ChatMessage], params: ChatParams, *, stream: bool) -> dict[str, Any]:

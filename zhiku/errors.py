@@ -1,9 +1,13 @@
-"""Domain errors. Each carries an HTTP status and a stable machine-readable code.
+"""Domain errors, and the two wire shapes they are rendered in.
 
-Services raise these; one handler in ``zhiku.web.errors`` renders them, as
-``{"code", "message", "detail"}`` on the native API and as
-``{"error": {"message", "type", "code"}}`` on OpenAI-style routes. The CLI turns
-them into one line on stderr and a non-zero exit.
+Each error carries an HTTP status, a stable machine-readable code and, where a
+client needs them, response headers (``Retry-After``). Services raise these; the
+web layer renders them with :func:`native_body` (``{"code", "message", "detail"}``,
+the platform's own API) or :func:`openai_body` (``{"error": {"message", "type",
+"code"}}``: OpenAI-style routes, the gateway, the embedding server, errors inside
+an event stream), and sends :func:`error_headers` with them. Those two functions
+are the only places either body is built. The CLI turns an error into one line on
+stderr and a non-zero exit.
 """
 
 from __future__ import annotations
@@ -102,3 +106,33 @@ class StartupError(ZhikuError):
     """A problem that stops the process from starting; the message says how to fix it."""
 
     code = "startup_error"
+
+
+def native_body(error: ZhikuError) -> dict[str, Any]:
+    """The platform API's error body: ``{"code", "message", "detail"}``."""
+    return {"code": error.code, "message": error.message, "detail": error.detail}
+
+
+def openai_body(error: ZhikuError) -> dict[str, Any]:
+    """The body OpenAI clients read: ``{"error": {"message", "type", "code"[, "detail"]}}``."""
+    body: dict[str, Any] = {"message": error.message, "type": _openai_type(error.status), "code": error.code}
+    if error.detail is not None:
+        body["detail"] = error.detail
+    return {"error": body}
+
+
+def error_headers(error: ZhikuError) -> dict[str, str]:
+    """Headers that go with the error's response: its own (``Retry-After``), and on a 401 a
+    ``WWW-Authenticate: Bearer`` challenge unless the error names its own."""
+    headers = dict(error.headers or {})
+    if error.status == 401 and not any(name.lower() == "www-authenticate" for name in headers):
+        headers["WWW-Authenticate"] = "Bearer"
+    return headers
+
+
+_OPENAI_TYPES = {401: "authentication_error", 403: "permission_error", 404: "not_found_error",
+                 429: "rate_limit_error"}
+
+
+def _openai_type(status: int) -> str:
+    return _OPENAI_TYPES.get(status, "invalid_request_error" if status < 500 else "api_error")

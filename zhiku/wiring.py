@@ -1,23 +1,34 @@
-"""Process wiring: everything a Zhiku process holds, built once from settings.
+"""Process wiring: the parts a Zhiku process holds, built once from settings and handed on explicitly.
 
-The web app, the worker and the CLI commands all start from ``open_platform``,
-so they share one way of reaching the database, the embedders and the models.
+``zhiku serve``, ``zhiku worker`` and the CLI commands that answer or import start from
+:func:`open_platform`; commands that only read or write rows (``apps create``, ``keys create`` …) use
+:func:`open_database`, which loads no model. Services never see this object: they receive the parts
+they use (a session factory, the embedders, a chat model) — :meth:`Platform.chat_deps` and
+:meth:`Platform.job_context` hand them out.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
+from zhiku.apps.chat import ChatDeps
 from zhiku.auth.service import RootBootstrap, ensure_root
 from zhiku.chat_model import ChatModel
 from zhiku.config import Settings
-from zhiku.db.engine import Database, open_database
+from zhiku.db.engine import Database
+from zhiku.db.engine import open_database as connect_database
 from zhiku.db.migrate import migrate
 from zhiku.embedding.base import Reranker
 from zhiku.embedding.registry import EmbedderRegistry, build_embedders, build_rerankers
+from zhiku.gateway.chat_model import ChannelChatModel, GatewayChatModel
+from zhiku.gateway.runtime import Gateway, open_gateway
 from zhiku.knowledge.files import BlobStore
+from zhiku.retrieval.pgvector_store import PGVECTOR_STORE
+from zhiku.retrieval.vector_store import VectorStore
+from zhiku.retrieval.vector_store_registry import create_vector_store
 from zhiku.worker.runner import JobContext, Worker
 
 log = logging.getLogger(__name__)
@@ -29,10 +40,17 @@ class Platform:
     db: Database
     embedders: EmbedderRegistry
     blobs: BlobStore
-    chat_model: ChatModel | None
+    chat_model: ChatModel | None  # None: the built-in extractive answerer
     root: RootBootstrap = field(default_factory=lambda: RootBootstrap(created=False, generated_password=None))
-    gateway: Any = None  # zhiku.gateway.runtime.Gateway when ZHIKU_GATEWAY_ENABLED (the default)
+    gateway: Gateway | None = None  # ZHIKU_GATEWAY_ENABLED (the default)
     reranker: Reranker | None = None  # ZHIKU_RERANK_MODEL; search runs without rerank when None
+    vector_store: VectorStore = PGVECTOR_STORE  # ZHIKU_VECTOR_STORE
+    _owned_chat_model: ChannelChatModel | None = None
+
+    def chat_deps(self) -> ChatDeps:
+        return ChatDeps(sessions=self.db.sessions, embedders=self.embedders, chat_model=self.chat_model,
+                        default_model=self.settings.chat_model, reranker=self.reranker,
+                        vector_store=self.vector_store)
 
     def job_context(self) -> JobContext:
         return JobContext(db=self.db, settings=self.settings, embedders=self.embedders)
@@ -40,47 +58,67 @@ class Platform:
     def worker(self) -> Worker:
         from zhiku.knowledge.indexing import import_handlers
 
-        return Worker(self.job_context(), import_handlers())
+        return Worker(self.job_context(), import_handlers(vector_store=self.vector_store))
 
     async def close(self) -> None:
-        aclose = getattr(self.chat_model, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        if self._owned_chat_model is not None:
+            await self._owned_chat_model.aclose()
         if self.gateway is not None:
             await self.gateway.close()
         await self.db.dispose()
 
 
-def build_chat_model(settings: Settings, gateway: Any = None) -> ChatModel | None:
-    """With a gateway, model calls go through it (its channel bootstrapped from OPENAI_BASE_URL)."""
-    if not settings.chat_model_configured:
-        return None
-    if gateway is not None:
-        from zhiku.gateway.chat_model import GatewayChatModel
+@dataclass
+class DatabaseOnly:
+    """The database, migrated, with root in place: what a command that loads no model needs."""
 
-        return GatewayChatModel(gateway)
-    from zhiku.apps.openai_chat import OpenAIChatModel
-
-    return OpenAIChatModel(settings.openai_base_url, settings.chat_api_key, timeout=settings.chat_timeout_seconds)
+    settings: Settings
+    db: Database
+    root: RootBootstrap
 
 
-async def open_platform(settings: Settings, *, embedders: EmbedderRegistry | None = None) -> Platform:
-    """Start or join the database, apply migrations, make sure root exists, load the models."""
+async def _open_db(settings: Settings) -> tuple[Database, RootBootstrap]:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = open_database(settings)
+    db = connect_database(settings)
     try:
         await migrate(db)
         async with db.sessions() as session:
             root = await ensure_root(session, settings.root_password)
-        embedders = embedders or build_embedders(settings)
-        gateway = None
-        if settings.gateway_enabled:
-            from zhiku.gateway.runtime import open_gateway
-
-            gateway = await open_gateway(settings, engine=db.engine, embedders=embedders)
     except BaseException:
         await db.dispose()
         raise
+    return db, root
+
+
+@asynccontextmanager
+async def open_database(settings: Settings) -> AsyncIterator[DatabaseOnly]:
+    """Start or join the database, apply migrations, make sure root exists; no model is loaded."""
+    db, root = await _open_db(settings)
+    try:
+        yield DatabaseOnly(settings=settings, db=db, root=root)
+    finally:
+        await db.dispose()
+
+
+async def open_platform(settings: Settings, *, embedders: EmbedderRegistry | None = None) -> Platform:
+    """The database (as :func:`open_database`), the embedders, the gateway and the chat model."""
+    db, root = await _open_db(settings)
+    try:
+        embedders = embedders or build_embedders(settings)
+        gateway = (await open_gateway(settings, engine=db.engine, embedders=embedders)
+                   if settings.gateway_enabled else None)
+    except BaseException:
+        await db.dispose()
+        raise
+    owned: ChannelChatModel | None = None
+    chat_model: ChatModel | None = None
+    if settings.chat_model_configured:
+        if gateway is not None:  # model calls go through the gateway (its channel made from OPENAI_BASE_URL)
+            chat_model = GatewayChatModel(gateway)
+        else:
+            chat_model = owned = ChannelChatModel.for_base_url(
+                settings.openai_base_url, settings.chat_api_key, timeout=settings.chat_timeout_seconds)
     return Platform(settings=settings, db=db, embedders=embedders, blobs=BlobStore(settings.files_dir),
-                    chat_model=build_chat_model(settings, gateway), root=root, gateway=gateway,
-                    reranker=next(iter(build_rerankers(settings).values()), None))
+                    chat_model=chat_model, root=root, gateway=gateway,
+                    reranker=next(iter(build_rerankers(settings).values()), None),
+                    vector_store=create_vector_store(settings.vector_store), _owned_chat_model=owned)

@@ -1,6 +1,6 @@
-"""The standalone gateway's own HTTP handling of relay requests, on raw sockets: what uvicorn's ASGI
-path did for them (keep-alive, pipelining, ``Connection: close``, ``Expect: 100-continue``, trusted
-proxies) still holds, and a body over the size limit is refused."""
+"""The standalone gateway's HTTP serving of relay requests, on raw sockets: keep-alive, pipelining,
+``Connection: close``, ``Expect: 100-continue``, trusted proxies, a client that hangs up, graceful
+shutdown, and a body over the size limit refused."""
 
 from __future__ import annotations
 
@@ -8,13 +8,15 @@ import asyncio
 import collections
 import json
 import socket
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.gateway.conftest import Admin, GatewayThread, gateway_settings, unique
-from zhiku.gateway.http.protocol import _Gate
+from zhiku.gateway.http.event_stream import StreamGate
 
 pytestmark = pytest.mark.integration
 
@@ -175,11 +177,70 @@ def test_a_body_over_the_limit_is_a_413_and_the_gateway_goes_on(small_gateway, f
         assert status == 200 and json.loads(body)["choices"][0]["message"]["content"] == "Echo: small"
 
 
+def test_a_client_that_hangs_up_mid_stream_stops_the_upstream(gateway_server, key_and_model, fakes) -> None:
+    key, model = key_and_model
+    fakes[0].reply("word " * 200, chunk_size=5, chunk_delay_s=0.1)
+    sock, reader = connect(gateway_server)
+    with sock:
+        sock.sendall(request(key, chat(model, "talk", stream=True)))
+        reader._until(b"\r\n\r\n")  # the head …
+        reader._until(b"\n\n")  # … and the first event, then hang up
+    deadline = time.monotonic() + 15
+    while fakes[0].disconnects == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert fakes[0].disconnects == 1  # long before the 20 s the whole answer would take
+
+
+def test_graceful_shutdown_finishes_the_answers_in_flight(tmp_path: Path, fakes) -> None:
+    settings = gateway_settings(tmp_path, f"sqlite:///{tmp_path / 'gateway.db'}")
+    server = GatewayThread(settings).start()
+    try:
+        admin = Admin(server.base_url)
+        try:
+            model = unique("m")
+            admin.add_channel(fakes[0], [model])
+            key = admin.add_token()
+        finally:
+            admin.close()
+        fakes[0].slow(1.0, "the whole answer")
+        fakes[0].reply("a streamed answer", chunk_size=2, chunk_delay_s=0.1)
+        whole_sock, whole = connect(server)
+        stream_sock, streamed = connect(server)
+        with whole_sock, stream_sock:
+            whole_sock.sendall(request(key, chat(model, "one")))
+            deadline = time.monotonic() + 15
+            while len(fakes[0].requests) < 1 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            stream_sock.sendall(request(key, chat(model, "two", stream=True)))
+            streamed._until(b"\r\n\r\n")  # the stream has begun
+            stopping = threading.Thread(target=server.stop)
+            stopping.start()
+            time.sleep(0.1)
+            with pytest.raises(OSError):  # no new connections once it is stopping
+                socket.create_connection(("127.0.0.1", server.port), timeout=5).close()
+            status, _, body = whole.answer()
+            assert status == 200 and json.loads(body)["choices"][0]["message"]["content"] == "the whole answer"
+            chunked = b""  # the stream, whole: chunk by chunk to the last
+            while size := int(streamed._until(b"\r\n"), 16):
+                chunked += streamed._exactly(size)
+                assert streamed._exactly(2) == b"\r\n"
+            assert streamed._until(b"\r\n") == b""
+            events = [line[6:] for line in chunked.decode().split("\n") if line.startswith("data: ")]
+            assert events[-1] == "[DONE]"
+            assert "".join(json.loads(e)["choices"][0]["delta"].get("content", "") for e in events[:-1]
+                           if json.loads(e)["choices"]) == "a streamed answer"
+            assert whole.closed() and streamed.closed()  # then the connections are closed
+            stopping.join(30)
+            assert not stopping.is_alive()
+    finally:
+        server.stop()
+
+
 def test_the_stream_gate_lets_streams_on_a_few_per_loop_turn_and_skips_the_departed() -> None:
     """After the delay one waiter goes per loop turn (more when many wait); a cancelled one is skipped."""
     async def scenario(count: int, cancel: int | None) -> dict[int, int]:
         loop = asyncio.get_running_loop()
-        gate = _Gate(0.001)
+        gate = StreamGate(0.001)
         turn = 0
         ticking = True
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import collections
 import json
 import random
 from datetime import UTC, datetime, timedelta
@@ -16,15 +14,14 @@ from zhiku.errors import Forbidden, QuotaExhausted, RateLimited, StartupError, U
 from zhiku.gateway.domain import AUTO_DISABLED, ChannelInfo, TokenInfo, UserInfo, parse_subnets
 from zhiku.gateway.providers.base import json_loads
 from zhiku.gateway.providers.failures import Failure, http_failure, parse_retry_after, transport_failure
-from zhiku.gateway.providers.sse import EventSplitter, event_data, event_name
 from zhiku.gateway.relay.choice import choose_channel, cooldown_left, serving
-from zhiku.gateway.relay.handler import Relay
 from zhiku.gateway.relay.ledger import Ledger
 from zhiku.gateway.relay.limits import RateWindow, TokenLimiter, check_client, check_model, check_token
 from zhiku.gateway.relay.meter import StreamMeter
 from zhiku.gateway.relay.pricing import Prices, prices_from_options, quota_for, validate_ratio_option
 from zhiku.gateway.store.dsn import gateway_database_url, redact_dsn
 from zhiku.gateway.store.keybox import fernet_key_from, mask_key, open_keybox
+from zhiku.sse import EventSplitter, event_data, event_name
 
 
 def ch(id: int, *, priority: int = 0, weight: int = 1, models: tuple[str, ...] = ("m",), status: str = "enabled",
@@ -281,52 +278,3 @@ def test_meter_checks_events_lazily_and_knows_when_done_arrived() -> None:
     assert not meter.done and meter.completion_text() == "a"  # nothing after a broken event counts
 
 
-def test_answers_are_billed_a_few_per_loop_turn_and_all_before_the_gateway_stops() -> None:
-    relay = Relay(host=None)  # type: ignore[arg-type]
-    billed: list[tuple[int, int]] = []  # (answer, loop turn)
-    turn = 0
-    relay._account = lambda state, *rest: billed.append((state, turn))  # type: ignore[method-assign]
-
-    def later(answer: int) -> None:
-        relay._account_later(answer, None, None, None, str, latency_ms=1)  # type: ignore[arg-type]
-
-    async def scenario() -> None:
-        nonlocal turn
-        for answer in range(24):  # a burst of answers in one turn
-            later(answer)
-        assert billed == []  # not on the answers' own turn
-        while len(billed) < 24:
-            await asyncio.sleep(0)
-            turn += 1
-        for answer in range(24, 30):  # queued, then the gateway stops before their turn
-            later(answer)
-        relay.settle_queued()
-
-    asyncio.run(scenario())
-    assert [answer for answer, _ in billed] == list(range(30))  # all of them, in order
-    per_turn = collections.Counter(t for answer, t in billed if answer < 24)
-    assert max(per_turn.values()) < 24 and len(per_turn) > 2  # spread over turns, a few at a time
-
-
-def test_billing_goes_on_in_a_new_event_loop_after_one_stopped_with_answers_queued() -> None:
-    relay = Relay(host=None)  # type: ignore[arg-type]
-    billed: list[int] = []
-    relay._account = lambda state, *rest: billed.append(state)  # type: ignore[method-assign]
-
-    def answer(number: int) -> None:
-        relay._account_later(number, None, None, None, str, latency_ms=1)  # type: ignore[arg-type]
-
-    loop = asyncio.new_event_loop()
-    loop.call_soon(answer, 1)
-    loop.call_soon(loop.stop)  # the loop stops before the turn that would bill answer 1
-    loop.run_forever()
-    loop.close()
-    assert billed == []
-
-    async def answer_and_wait(number: int) -> None:
-        answer(number)
-        for _ in range(3):
-            await asyncio.sleep(0)
-
-    asyncio.run(answer_and_wait(2))
-    assert billed == [1, 2]  # the new loop billed what the stopped one left, and its own

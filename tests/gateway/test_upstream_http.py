@@ -13,7 +13,6 @@ from typing import Union
 
 import pytest
 
-from zhiku.gateway.http.protocol import CoalescingTransport
 from zhiku.gateway.providers.base import closer, post, stream_chunks
 from zhiku.gateway.providers.failures import UpstreamFailure
 from zhiku.gateway.providers.upstream_http import (
@@ -269,33 +268,3 @@ async def test_non_2xx_answers_become_classified_failures_with_the_upstream_body
     assert failure.value.failure.status == 429 and failure.value.failure.retry_after == 7
     assert "slow down" in failure.value.failure.message
     await client.close()
-
-
-async def test_coalescing_transport_sends_one_write_per_loop_step() -> None:
-    class Recorder:
-        def __init__(self) -> None:
-            self.writes: list[bytes] = []
-            self.closed = False
-
-        def write(self, data: bytes) -> None:
-            self.writes.append(data)
-
-        def is_closing(self) -> bool:
-            return self.closed
-
-        def close(self) -> None:
-            self.closed = True
-
-        def get_write_buffer_size(self) -> int:
-            return 0
-
-    real = Recorder()
-    transport = CoalescingTransport(real, asyncio.get_running_loop())  # type: ignore[arg-type]
-    transport.write(b"HTTP/1.1 200 OK\r\n\r\n")
-    transport.write(b"body")
-    assert real.writes == [] and transport.get_write_buffer_size() == 23
-    await asyncio.sleep(0)
-    assert real.writes == [b"HTTP/1.1 200 OK\r\n\r\nbody"]
-    transport.write(b"last words")
-    transport.close()  # what is pending goes out before the close
-    assert real.writes[-1] == b"last words" and real.closed and transport.is_closing()

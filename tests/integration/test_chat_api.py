@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 import openai
@@ -171,3 +172,40 @@ def test_extractive_answer_without_a_model(extractive_server, app_key) -> None:
                                                                            "content": "What dose for a double?"}])
     streamed = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
     assert "18 grams" in streamed
+
+
+def test_retry_after_of_a_rate_limited_model_reaches_the_client(server, fake, app_key) -> None:
+    key, _ = app_key
+    fake.fail(429, headers={"Retry-After": "1"})
+    r = httpx.post(server.base_url + "/api/v1/chat/completions", headers={"Authorization": f"Bearer {key}"},
+                   json={"messages": [{"role": "user", "content": "descale?"}]}, timeout=30)
+    assert r.status_code == 429 and r.headers["retry-after"] == "1"
+    assert r.json()["error"]["type"] == "rate_limit_error"
+    time.sleep(1.2)  # the channel's cooldown, so later tests find it serving again
+
+
+def test_a_client_that_hangs_up_mid_stream_keeps_its_turn(server, fake, app_key) -> None:
+    key, _ = app_key
+    chat_id = unique("hangup")
+    headers = {"Authorization": f"Bearer {key}"}
+    fake.reply("Descale every two hundred cups with citric acid.", chunk_size=4, chunk_delay_s=0.3)
+    with httpx.stream("POST", server.base_url + "/api/v1/chat/completions", headers=headers, timeout=30,
+                      json={"chatId": chat_id, "stream": True,
+                            "messages": [{"role": "user", "content": "How often to descale?"}]}) as r:
+        for line in r.iter_lines():
+            if '"content":"Desc"' in line:
+                break  # hang up after the first piece of the answer
+    received = ""
+    for _ in range(50):  # the turn is stored once the server notices the client left
+        time.sleep(0.2)
+        fake.reply("Twice, in fact.")
+        r = httpx.post(server.base_url + "/api/v1/chat/completions", headers=headers, timeout=30,
+                       json={"chatId": chat_id, "messages": [{"role": "user", "content": "And the dose?"}]})
+        assert r.status_code == 200, r.text
+        history = fake.last_request.json["messages"]
+        asked = [i for i, m in enumerate(history) if m["role"] == "user" and m["content"] == "How often to descale?"]
+        if asked:
+            assert history[asked[0] + 1]["role"] == "assistant"
+            received = history[asked[0] + 1]["content"]
+            break
+    assert received.startswith("Desc") and len(received) < len("Descale every two hundred cups with citric acid.")

@@ -8,7 +8,11 @@ from pydantic import ValidationError
 from zhiku.config import VECTOR_STORES, Settings
 from zhiku.errors import StartupError
 from zhiku.retrieval.pgvector_store import PgVectorStore
-from zhiku.retrieval.vector_store import create_vector_store, register_vector_store, vector_store_names
+from zhiku.retrieval.vector_store_registry import (
+    create_vector_store,
+    register_vector_store,
+    vector_store_names,
+)
 
 
 def test_every_store_the_settings_accept_is_registered() -> None:

@@ -16,6 +16,15 @@ from zhiku.errors import InvalidInput, NotFound, Unauthorized
 ROOT_USERNAME = "root"
 SESSION_PREFIX = "zks-"
 API_KEY_PREFIX = "zk-"
+SESSION_COOKIE = "zhiku_session"
+
+
+def bearer_or_cookie(authorization: str, session_cookie: str) -> str:
+    """The credential a request carries: ``Authorization: Bearer …`` first, else the session cookie."""
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return session_cookie
 
 
 @dataclass(frozen=True)

@@ -8,15 +8,21 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from zhiku.config import Settings
+from zhiku.gateway.providers import channel_types
+from zhiku.process.bootstrap import build_settings, configure_logging, run
+
+if TYPE_CHECKING:
+    from zhiku.config import Settings
+    from zhiku.gateway.store.engine import GatewayStore
+    from zhiku.gateway.store.keybox import KeyBox
 
 app = typer.Typer(help="The model gateway (OneAPI's role): relay, channels, tokens, logs.", no_args_is_help=True)
 channels_cli = typer.Typer(help="Manage upstream channels.", no_args_is_help=True)
@@ -31,18 +37,7 @@ T = TypeVar("T")
 DataDirOption = typer.Option(None, "--data-dir", help="Data directory (default: ZHIKU_DATA_DIR or ./data).")
 
 
-def _settings(**overrides: Any) -> Settings:
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
-
-
-def _run(fn: Callable[[], Coroutine[Any, Any, T]], *, fast_loop: bool = False) -> T:
-    """``zhiku``'s command runner: domain errors as one line, SIGTERM as a clean exit, uvloop on request."""
-    from zhiku.cli.main import _run as run_command  # imported here: zhiku.cli.main imports this module
-
-    return run_command(fn, fast_loop=fast_loop)
-
-
-async def _with_store(settings: Settings, fn: Callable[[Any, Any, int], Awaitable[T]]) -> T:
+async def _with_store(settings: Settings, fn: Callable[[GatewayStore, KeyBox, int], Awaitable[T]]) -> T:
     """The gateway's store (migrated) and key box, without starting a gateway."""
     from zhiku.gateway.admin import users
     from zhiku.gateway.runtime import resolve_store
@@ -69,21 +64,19 @@ def serve(port: int | None = typer.Option(None, help="Port (default 3001, or ZHI
           host: str | None = typer.Option(None, help="Address to bind (default 0.0.0.0)."),
           data_dir: Path | None = DataDirOption) -> None:
     """Run only the gateway: /v1 relay and the admin API."""
-    import logging
-
     from zhiku.process.gateway_serve import run_gateway_server, tune_gc_for_serving
 
-    settings = _settings(host=host, data_dir=data_dir)
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = build_settings(host=host, data_dir=data_dir)
+    configure_logging(settings)
     try:
-        _run(lambda: run_gateway_server(settings, port=port, announce=console.print,
-                                        on_ready=lambda _gateway, _server: tune_gc_for_serving()), fast_loop=True)
+        run(lambda: run_gateway_server(settings, port=port, announce=console.print,
+                                       on_ready=lambda _gateway, _server: tune_gc_for_serving()), server=True)
     except KeyboardInterrupt:
         pass
 
 
 @channels_cli.command("add")
-def channels_add(type_: str = typer.Option(..., "--type", help="openai | azure | ollama | anthropic | local"),
+def channels_add(type_: str = typer.Option(..., "--type", help=" | ".join(channel_types())),
                  name: str = typer.Option(..., "--name"),
                  base_url: str = typer.Option("", "--base-url"),
                  key: str = typer.Option("", "--key"),
@@ -114,7 +107,7 @@ def channels_add(type_: str = typer.Option(..., "--type", help="openai | azure |
         err_console.print(f"[red]error:[/red] {'.'.join(str(p) for p in first['loc'])}: {first['msg']}")
         raise typer.Exit(1) from None
 
-    created = _run(lambda: _with_store(_settings(data_dir=data_dir),
+    created = run(lambda: _with_store(build_settings(data_dir=data_dir),
                                        lambda store, keybox, _: channels.create_channel(store, keybox, data)))
     console.print(f"added channel {created.name!r} (id {created.id}, {created.type}) serving "
                   f"{', '.join(created.models)}")
@@ -125,7 +118,7 @@ def channels_list(data_dir: Path | None = DataDirOption) -> None:
     """List channels (keys masked)."""
     from zhiku.gateway.admin import channels
 
-    items, _ = _run(lambda: _with_store(_settings(data_dir=data_dir),
+    items, _ = run(lambda: _with_store(build_settings(data_dir=data_dir),
                                         lambda store, keybox, _: channels.list_channels(store, size=1000)))
     table = Table("id", "type", "name", "base URL", "models", "priority", "weight", "status", "key")
     for c in items:
@@ -150,7 +143,7 @@ def tokens_create(name: str = typer.Option(..., "--name"),
         raise typer.Exit(1)
     data = TokenCreate(name=name, models=_csv(models), remain_quota=quota or 0, unlimited_quota=quota is None,
                        rpm_limit=rpm)
-    created = _run(lambda: _with_store(_settings(data_dir=data_dir),
+    created = run(lambda: _with_store(build_settings(data_dir=data_dir),
                                        lambda store, _, root_id: tokens.create_token(store, root_id, data)))
     limits = [f"models {', '.join(created.models)}" if created.models else "any model",
               "unlimited quota" if created.unlimited_quota else f"quota {created.remain_quota}"]
@@ -170,10 +163,10 @@ def import_oneapi(dsn: str = typer.Option(..., "--dsn", help="The OneAPI databas
 
     async def work() -> Any:
         source = await read_oneapi(dsn)
-        return await _with_store(_settings(data_dir=data_dir),
+        return await _with_store(build_settings(data_dir=data_dir),
                                  lambda store, keybox, _: run_import(store, keybox, source))
 
-    summary = _run(work)
+    summary = run(work)
     table = Table("table", "imported", "updated", "unchanged", "skipped")
     for name in TABLES:
         c = summary.counts[name]
@@ -193,7 +186,7 @@ def logs_(limit: int = typer.Option(20, "--limit", min=1, max=1000),
     """The latest request logs, newest first."""
     from zhiku.gateway.admin import logs
 
-    items, total = _run(lambda: _with_store(_settings(data_dir=data_dir),
+    items, total = run(lambda: _with_store(build_settings(data_dir=data_dir),
                                             lambda store, _k, _r: logs.list_logs(store, logs.LogFilter(), size=limit)))
     table = Table("time", "token", "channel", "model → upstream", "tokens (p+c)", "quota", "ms", "ttft", "stream",
                   "status", "error")

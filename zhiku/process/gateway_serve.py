@@ -1,21 +1,24 @@
-"""Run the gateway alone (``zhiku gateway serve``): relay and admin API on one port (3001 by default)."""
+"""Run the gateway alone (``zhiku gateway serve``): relay and admin API on one port (3001 by default).
+
+A plain ASGI app on uvicorn (httptools parser, uvloop loop when the CLI installs it): relay POSTs go
+straight to their endpoint (:class:`~zhiku.gateway.http.relay_routes.RelayFirst`), everything else to
+the FastAPI app. Keep-alive, pipelining, ``Expect: 100-continue``, trusted proxies' ``X-Forwarded-For``
+and graceful shutdown are uvicorn's own.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import gc
 from collections.abc import Callable
-from typing import Any
 
 import uvicorn
 
 from zhiku.config import Settings
-from zhiku.gateway.domain import ENDPOINTS
-from zhiku.gateway.http.app import create_gateway_app
-from zhiku.gateway.http.protocol import gateway_protocol
-from zhiku.gateway.http.relay_routes import RelayFirst, error_answer, relay_answer, request_too_large
+from zhiku.embedding.registry import EmbedderRegistry
+from zhiku.gateway.http.relay_routes import RelayFirst
 from zhiku.gateway.runtime import Gateway, open_gateway
+from zhiku.web.gateway_app import create_gateway_app
 
 
 def tune_gc_for_serving() -> None:
@@ -32,16 +35,12 @@ def tune_gc_for_serving() -> None:
 
 async def run_gateway_server(settings: Settings, *, port: int | None = None,
                              on_ready: Callable[[Gateway, uvicorn.Server], None] | None = None,
-                             announce: Callable[[str], None] = print, embedders: Any = None) -> None:
+                             announce: Callable[[str], None] = print, embedders: EmbedderRegistry | None = None) -> None:
     gateway = await open_gateway(settings, embedders=embedders)
     port = port or settings.gateway_port
     app = RelayFirst(create_gateway_app(gateway), gateway)
     config = uvicorn.Config(app, host=settings.host, port=port, log_level=settings.log_level, lifespan="off",
-                            access_log=False, server_header=False)
-    limit = settings.gateway_max_request_bytes
-    config.http = gateway_protocol(
-        config, {f"/v1/{endpoint}": functools.partial(relay_answer, gateway, endpoint) for endpoint in ENDPOINTS},
-        max_body=limit, refuse_too_large=lambda: error_answer(request_too_large(limit)))
+                            access_log=False, server_header=False, http="httptools")
     server = uvicorn.Server(config)
     notifier = None
     if on_ready is not None:

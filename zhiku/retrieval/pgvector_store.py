@@ -13,7 +13,7 @@ from sqlalchemy import delete, insert, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from zhiku.db.models import ChunkVector
-from zhiku.retrieval.vector_store import ChunkVectorRecord, VectorHit, register_vector_store
+from zhiku.retrieval.vector_store import ChunkVectorRecord, VectorHit
 
 # FastGPT's pgvector settings (REFERENCE.md): m 32, ef_construction 128, ef_search 100.
 HNSW_M = 32
@@ -90,7 +90,6 @@ class PgVectorStore:
         return [VectorHit(chunk_id=chunk_id, score=float(score)) for chunk_id, score in result.all()]
 
 
-register_vector_store(PgVectorStore.name, PgVectorStore)
 
 # The store callers get when they are not handed one.
 PGVECTOR_STORE = PgVectorStore()

@@ -12,13 +12,11 @@ collection) and otherwise ignores it. Deletes are called before the chunk rows g
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
-
-from zhiku.errors import StartupError
 
 
 @dataclass(frozen=True)
@@ -62,31 +60,3 @@ class VectorStore(Protocol):
         """At most ``limit`` chunks of ``model``'s vectors in these datasets, one hit per chunk (its best
         vector), best first; equal scores by chunk id."""
         ...
-
-
-VectorStoreFactory = Callable[[], VectorStore]
-
-_STORES: dict[str, VectorStoreFactory] = {}
-
-
-def register_vector_store(name: str, factory: VectorStoreFactory) -> None:
-    """Make ``name`` a choice for ``ZHIKU_VECTOR_STORE``. A later registration replaces an earlier one,
-    so a plugin can override a built-in."""
-    _STORES[name] = factory
-
-
-def create_vector_store(name: str) -> VectorStore:
-    try:
-        factory = _STORES[name]
-    except KeyError:
-        raise StartupError(f"unknown vector store {name!r}: set ZHIKU_VECTOR_STORE to one of "
-                           f"{', '.join(vector_store_names())}", code="unknown_vector_store") from None
-    return factory()
-
-
-def vector_store_names() -> list[str]:
-    return sorted(_STORES)
-
-
-# Built-ins register on import, through the same seam as anyone else.
-from zhiku.retrieval import pgvector_store  # noqa: E402, F401

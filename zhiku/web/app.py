@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from zhiku import __version__
+from zhiku.auth.service import authenticate
 from zhiku.web.errors import install_error_handlers
 from zhiku.web.routers import apps, auth, chat, chunks, collections, datasets, health, keys
 from zhiku.wiring import Platform
@@ -20,5 +21,10 @@ def create_app(platform: Platform) -> FastAPI:
     if platform.gateway is not None:
         from zhiku.gateway.http.app import install_gateway
 
-        install_gateway(app, platform.gateway)
+        async def is_platform_admin(credential: str) -> bool:
+            async with platform.db.sessions() as session:
+                principal = await authenticate(session, credential)  # an unknown credential: 401
+            return principal.is_admin and principal.app_id is None
+
+        install_gateway(app, platform.gateway, is_platform_admin)
     return app

@@ -8,12 +8,11 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from zhiku.auth.service import Principal, authenticate
+from zhiku.apps.chat import ChatDeps
+from zhiku.auth.service import SESSION_COOKIE, Principal, authenticate, bearer_or_cookie
 from zhiku.config import Settings
 from zhiku.errors import Forbidden
 from zhiku.wiring import Platform
-
-SESSION_COOKIE = "zhiku_session"
 
 
 def get_platform(request: Request) -> Platform:
@@ -30,6 +29,13 @@ def get_settings(platform: PlatformDep) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
+def get_chat_deps(platform: PlatformDep) -> ChatDeps:
+    return platform.chat_deps()
+
+
+ChatDepsDep = Annotated[ChatDeps, Depends(get_chat_deps)]
+
+
 async def get_session(platform: PlatformDep) -> AsyncIterator[AsyncSession]:
     async with platform.db.sessions() as session:
         yield session
@@ -39,11 +45,7 @@ SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
 def credential_of(request: Request) -> str:
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    return request.cookies.get(SESSION_COOKIE, "")
+    return bearer_or_cookie(request.headers.get("authorization", ""), request.cookies.get(SESSION_COOKIE, ""))
 
 
 async def get_principal(request: Request, session: SessionDep) -> Principal:

@@ -16,43 +16,16 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from zhiku.config import DEFAULT_EMBED_API_KEY, Settings
 from zhiku.embedding.base import Reranker
 from zhiku.embedding.registry import EmbedderRegistry
 from zhiku.embedding.service import EmbeddingService, ServiceLimits
 from zhiku.embedding.wire import decode_json_body, parse_embeddings, parse_rerank
-from zhiku.errors import StartupError, Unauthorized, ZhikuError
+from zhiku.errors import StartupError, Unauthorized
+from zhiku.web.errors import install_error_handlers, openai_style
 
 log = logging.getLogger(__name__)
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
-
-
-def _error(status: int, code: str, message: str, detail: Any = None,
-           headers: dict[str, str] | None = None) -> JSONResponse:
-    kind = {401: "authentication_error", 404: "not_found_error"}.get(
-        status, "invalid_request_error" if status < 500 else "api_error")
-    body: dict[str, Any] = {"error": {"message": message, "type": kind, "code": code}}
-    if detail is not None:
-        body["error"]["detail"] = detail
-    return JSONResponse(body, status_code=status, headers=headers)
-
-
-def _install_errors(app: FastAPI) -> None:
-    @app.exception_handler(ZhikuError)
-    async def domain_error(request: Request, exc: ZhikuError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return _error(exc.status, exc.code, exc.message, exc.detail, headers)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error(exc.status_code, _HTTP_CODES.get(exc.status_code, "http_error"), str(exc.detail))
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return _error(500, "internal_error", "internal server error; see the server log")
 
 
 async def _authorized(request: Request) -> None:
@@ -98,7 +71,7 @@ def create_embed_app(settings: Settings, registry: EmbedderRegistry,
                   openapi_url=None)
     app.state.service = service
     app.state.api_key = settings.embed_api_key
-    _install_errors(app)
+    install_error_handlers(app, openai_style)
 
     @app.get("/health")
     async def health() -> dict[str, Any]:

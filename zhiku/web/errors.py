@@ -1,8 +1,14 @@
-"""One place that renders errors: native ``{code, message, detail}``, OpenAI-style ``{error: {...}}``."""
+"""One place that turns errors into responses, in the wire shape of the route.
+
+Every failure becomes a :class:`~zhiku.errors.ZhikuError` first (request validation, HTTP errors and
+unexpected exceptions included); its body comes from ``zhiku.errors`` (``native_body`` or
+``openai_body``) and its headers (``Retry-After``, ``WWW-Authenticate``) go with it.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -10,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from zhiku.errors import ZhikuError
+from zhiku.errors import ZhikuError, error_headers, native_body, openai_body
 
 log = logging.getLogger(__name__)
 
@@ -19,63 +25,51 @@ OPENAI_STYLE_PREFIXES = ("/api/v1/chat/", "/v1/")
 _HTTP_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
                413: "payload_too_large", 415: "unsupported_media_type"}
 
-
-def _openai_type(status: int) -> str:
-    if status == 401:
-        return "authentication_error"
-    if status == 403:
-        return "permission_error"
-    if status == 404:
-        return "not_found_error"
-    if status == 429:
-        return "rate_limit_error"
-    if status < 500:
-        return "invalid_request_error"
-    return "api_error"
+BodyFor = Callable[[Request], Callable[[ZhikuError], dict[str, Any]]]
 
 
-def openai_error(status: int, code: str, message: str, detail: Any = None) -> dict[str, Any]:
-    """The body OpenAI clients read: ``{"error": {"message", "type", "code"[, "detail"]}}``."""
-    error: dict[str, Any] = {"message": message, "type": _openai_type(status), "code": code}
-    if detail is not None:
-        error["detail"] = detail
-    return {"error": error}
+def platform_style(request: Request) -> Callable[[ZhikuError], dict[str, Any]]:
+    """The platform's routes answer in the native shape; its OpenAI-style routes in OpenAI's."""
+    return openai_body if request.url.path.startswith(OPENAI_STYLE_PREFIXES) else native_body
 
 
-def render(request: Request, status: int, code: str, message: str, detail: Any = None,
-           headers: dict[str, str] | None = None) -> JSONResponse:
-    if request.url.path.startswith(OPENAI_STYLE_PREFIXES):
-        body = openai_error(status, code, message, detail)
-    else:
-        body = {"code": code, "message": message, "detail": detail}
-    return JSONResponse(body, status_code=status, headers=headers)
+def openai_style(request: Request) -> Callable[[ZhikuError], dict[str, Any]]:
+    """The gateway's and the embedding server's routes all answer in OpenAI's shape."""
+    return openai_body
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ZhikuError)
-    async def domain_error(request: Request, exc: ZhikuError) -> JSONResponse:
-        headers = None
-        if exc.status == 401:
-            headers = {"WWW-Authenticate": "Bearer"}
-        return render(request, exc.status, exc.code, exc.message, exc.detail, headers)
+def error_response(error: ZhikuError, body: Callable[[ZhikuError], dict[str, Any]]) -> JSONResponse:
+    return JSONResponse(body(error), status_code=error.status, headers=error_headers(error))
 
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+
+def as_domain_error(exc: Exception) -> ZhikuError:
+    """Any exception a route raised, as the domain error its client is shown."""
+    if isinstance(exc, ZhikuError):
+        return exc
+    if isinstance(exc, RequestValidationError):
         errors = exc.errors()
         if any(e.get("type") == "json_invalid" for e in errors):
-            return render(request, 400, "invalid_json", "the request body is not valid JSON",
-                          [{"loc": e.get("loc"), "msg": e.get("msg")} for e in errors])
+            return ZhikuError("the request body is not valid JSON", status=400, code="invalid_json",
+                              detail=[{"loc": e.get("loc"), "msg": e.get("msg")} for e in errors])
         detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")} for e in errors]
         first = detail[0] if detail else {"loc": [], "msg": "invalid request"}
         where = ".".join(str(p) for p in first["loc"] if p != "body")
-        return render(request, 422, "validation_error", f"{where}: {first['msg']}" if where else str(first["msg"]),
-                      detail)
+        return ZhikuError(f"{where}: {first['msg']}" if where else str(first["msg"]), status=422,
+                          code="validation_error", detail=detail)
+    if isinstance(exc, StarletteHTTPException):
+        return ZhikuError(str(exc.detail), status=exc.status_code,
+                          code=_HTTP_CODES.get(exc.status_code, "http_error"), headers=exc.headers)
+    return ZhikuError("internal server error; see the server log", status=500, code="internal_error")
 
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return render(request, exc.status_code, _HTTP_CODES.get(exc.status_code, "http_error"), str(exc.detail))
 
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return render(request, 500, "internal_error", "internal server error; see the server log")
+def install_error_handlers(app: FastAPI, style: BodyFor = platform_style) -> None:
+    """Render every error of ``app`` through :func:`as_domain_error` in the shape ``style`` picks."""
+
+    async def handle(request: Request, exc: Exception) -> JSONResponse:
+        if not isinstance(exc, (ZhikuError, RequestValidationError, StarletteHTTPException)):
+            log.exception("unhandled error on %s %s", request.method, request.url.path)
+        error = as_domain_error(exc)
+        return error_response(error, style(request))
+
+    for kind in (ZhikuError, RequestValidationError, StarletteHTTPException, Exception):
+        app.add_exception_handler(kind, handle)

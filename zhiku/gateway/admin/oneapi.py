@@ -30,6 +30,7 @@ from typing import Any
 
 from zhiku.auth.secrets import hash_token
 from zhiku.gateway.admin.tokens import TOKEN_PREFIX, key_prefix
+from zhiku.gateway.providers import channel_type_for_oneapi
 from zhiku.gateway.domain import (
     AUTO_DISABLED,
     DEFAULT_GROUP,
@@ -48,7 +49,8 @@ CHANNEL_MANUALLY_DISABLED = 2
 CHANNEL_AUTO_DISABLED = 3
 NEVER_EXPIRES = -1
 
-# OpenAI's wire format at ``base + /v1``: OneAPI type → (name, default base URL when the row has none).
+# OneAPI types the openai provider serves (its wire format at ``base + /v1``): their names and default
+# base URLs, for rows that have none.
 OPENAI_COMPATIBLE: dict[int, tuple[str, str]] = {
     1: ("OpenAI", "https://api.openai.com"), 2: ("API2D", "https://oa.api2d.net"),
     4: ("CloseAI", "https://api.closeai-proxy.xyz"), 5: ("OpenAI-SB", "https://api.openai-sb.com"),
@@ -62,7 +64,6 @@ OPENAI_COMPATIBLE: dict[int, tuple[str, str]] = {
     44: ("SiliconFlow", "https://api.siliconflow.cn"), 45: ("xAI", "https://api.x.ai"),
     50: ("OpenAI-compatible", ""),
 }
-AZURE, ANTHROPIC, OLLAMA = 3, 14, 30
 # Types whose wire API Zhiku does not speak: imported switched off, with this name in the reason.
 OTHER_TYPES: dict[int, str] = {
     0: "unknown", 11: "PaLM", 15: "Baidu", 16: "Zhipu", 17: "Ali", 18: "Xunfei", 19: "360",
@@ -204,16 +205,15 @@ def plan_channel(row: Mapping[str, Any]) -> Planned:
         except ValueError:
             problems.append("its model_mapping is not a JSON object")
 
-    if oneapi_type in OPENAI_COMPATIBLE:
-        kind_name, default_base = OPENAI_COMPATIBLE[oneapi_type]
-        kind = "openai"
+    kind = channel_type_for_oneapi(oneapi_type)  # the provider registry decides who serves the type
+    if kind == "openai":
+        kind_name, default_base = OPENAI_COMPATIBLE.get(oneapi_type, ("OpenAI-compatible", ""))
         base = base_url or default_base
         if not base:
             problems.append(f"a {kind_name} channel needs a base URL")
         # OneAPI appends /v1/<endpoint> to the stored URL; Zhiku appends <endpoint> to a URL with a path.
         base_url = base if not base or base.endswith("/v1") else base + "/v1"
-    elif oneapi_type == AZURE:
-        kind = "azure"
+    elif kind == "azure":
         if not base_url:
             problems.append("an Azure channel needs its resource URL")
         config = {"api_version": _azure_api_version(row)}
@@ -222,12 +222,9 @@ def plan_channel(row: Mapping[str, Any]) -> Planned:
             target = mapping.get(model, model)
             if "." in target:
                 mapping[model] = target.replace(".", "")
-    elif oneapi_type == ANTHROPIC:
-        kind = "anthropic"
-    elif oneapi_type == OLLAMA:
-        kind = "ollama"
+    elif kind == "ollama":
         base_url = base_url or "http://localhost:11434"
-    else:
+    elif kind is None:
         kind = "openai"  # a placeholder: the channel stays off
         kind_name = OTHER_TYPES.get(oneapi_type, "unknown")
         problems.append(f"OneAPI channel type {oneapi_type} ({kind_name}) has no Zhiku provider")

@@ -8,7 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from zhiku.gateway.domain import CHANNEL_STATUSES, CHANNEL_TYPES, parse_model_list
+from zhiku.gateway.domain import CHANNEL_STATUSES, parse_model_list
+from zhiku.gateway.providers import channel_types
 
 
 def _names(value: Any) -> Any:
@@ -27,8 +28,8 @@ def _check_subnets(value: list[str] | None) -> list[str] | None:
 
 
 def _check_type(value: str | None) -> str | None:
-    if value is not None and value not in CHANNEL_TYPES:
-        raise ValueError(f"unknown channel type {value!r}; one of {', '.join(CHANNEL_TYPES)}")
+    if value is not None and value not in channel_types():
+        raise ValueError(f"unknown channel type {value!r}; one of {', '.join(channel_types())}")
     return value
 
 

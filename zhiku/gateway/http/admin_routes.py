@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from zhiku.auth.service import SESSION_COOKIE, bearer_or_cookie
 from zhiku.errors import Forbidden, Unauthorized
 from zhiku.gateway.admin import channels, logs, options, tokens, users
 from zhiku.gateway.admin.schemas import (
@@ -50,14 +52,13 @@ class Admin:
     via: str  # access_token | platform
 
 
-def _credential(request: Request) -> str:
-    from zhiku.web.deps import credential_of
-
-    return credential_of(request)
+# Mounted in the platform's app, the platform's logins reach the admin API too: ``install_gateway`` is
+# handed a check that a credential belongs to a platform admin.
+PlatformAdminCheck = Callable[[str], Awaitable[bool]]
 
 
 async def get_admin(request: Request, gateway: GatewayDep) -> Admin:
-    credential = _credential(request)
+    credential = bearer_or_cookie(request.headers.get("authorization", ""), request.cookies.get(SESSION_COOKIE, ""))
     if not credential:
         raise Unauthorized("missing credentials: log in, or send 'Authorization: Bearer <admin token>'")
     user = await users.user_by_access_token(gateway.store, credential)
@@ -65,14 +66,10 @@ async def get_admin(request: Request, gateway: GatewayDep) -> Admin:
         if user.role not in ("root", "admin") or user.status != "enabled":
             raise Forbidden("the gateway admin API is for root and admins", code="admin_required")
         return Admin(gateway_user_id=user.id, via="access_token")
-    platform = getattr(request.app.state, "platform", None)
-    if platform is None:
+    is_platform_admin: PlatformAdminCheck | None = getattr(request.app.state, "platform_admin_check", None)
+    if is_platform_admin is None:
         raise Unauthorized("invalid admin token", code="invalid_admin_token")
-    from zhiku.auth.service import authenticate
-
-    async with platform.db.sessions() as session:
-        principal = await authenticate(session, credential)
-    if not principal.is_admin or principal.app_id is not None:
+    if not await is_platform_admin(credential):
         raise Forbidden("the gateway admin API is for root and admins", code="admin_required")
     return Admin(gateway_user_id=gateway.root_id or 0, via="platform")
 

@@ -3,11 +3,10 @@
 
 One request is served by :func:`relay_answer`: the body is read as bytes and only ``model`` and
 ``stream`` are looked at, so a large request is never validated field by field, and the bytes go
-upstream as they came whenever nothing needs to change. The standalone gateway calls it straight from
-its HTTP protocol (``zhiku.gateway.http.protocol``), with no ASGI in between; :class:`RelayEndpoint`
-wraps it as a bare ASGI app for everything else: inside ``zhiku serve`` the relay routes are ordinary
-routes of the platform's app, and :class:`RelayFirst` puts them in front of the standalone gateway's
-app for the requests its protocol leaves to ASGI.
+upstream as they came whenever nothing needs to change. :class:`RelayEndpoint` wraps it as a bare
+ASGI app: inside ``zhiku serve`` the relay routes are ordinary routes of the platform's app, and in
+the standalone gateway :class:`RelayFirst` puts them in front of its app, so a relay request skips
+FastAPI's routing and middleware.
 """
 
 from __future__ import annotations
@@ -23,13 +22,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from zhiku.errors import InvalidInput, PayloadTooLarge, Unauthorized, ZhikuError
+from zhiku.errors import InvalidInput, PayloadTooLarge, Unauthorized, ZhikuError, error_headers, openai_body
 from zhiku.gateway.domain import ENDPOINT_EMBEDDINGS, ENDPOINT_RERANK, ENDPOINTS
-from zhiku.gateway.http.event_stream import SSE_HEADERS, EventStreamResponse
+from zhiku.gateway.http.event_stream import SSE_HEADERS, EventStreamResponse, StreamGate
 from zhiku.gateway.providers.base import json_loads
 from zhiku.gateway.relay.handler import RelayCall
 from zhiku.gateway.runtime import Gateway
-from zhiku.web.errors import openai_error
 
 log = logging.getLogger(__name__)
 _KEY_HEADERS = (b"authorization", b"x-api-key", b"api-key")
@@ -84,7 +82,7 @@ def _parse(raw: bytes, endpoint: str) -> dict[str, Any]:
 
 @dataclass
 class Answer:
-    """A relay route's answer, for whichever server writes it (ASGI, or the gateway's own protocol)."""
+    """A relay route's answer: a whole body or a stream of SSE events."""
 
     status: int
     headers: list[tuple[bytes, bytes]]
@@ -94,14 +92,10 @@ class Answer:
 
 
 def error_answer(exc: ZhikuError) -> Answer:
-    """The OpenAI-style error answer ``zhiku.web.errors.render`` gives on ``/v1/`` routes (401: with
-    ``WWW-Authenticate: Bearer``)."""
-    headers = [_JSON]
-    if exc.status == 401 and not any(k.lower() == "www-authenticate" for k in exc.headers or {}):
-        headers.append((b"www-authenticate", b"Bearer"))
-    headers.extend((k.lower().encode("latin-1"), str(v).encode("latin-1")) for k, v in (exc.headers or {}).items())
-    body = json.dumps(openai_error(exc.status, exc.code, exc.message, exc.detail), ensure_ascii=False,
-                      separators=(",", ":")).encode()
+    """The OpenAI-style error answer, with the error's headers (``Retry-After``, ``WWW-Authenticate``)."""
+    headers = [_JSON, *((k.lower().encode("latin-1"), str(v).encode("latin-1"))
+                        for k, v in error_headers(exc).items())]
+    body = json.dumps(openai_body(exc), ensure_ascii=False, separators=(",", ":")).encode()
     return Answer(exc.status, headers, body)
 
 
@@ -153,10 +147,12 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
 
 
 class RelayEndpoint:
-    """One relay route (``POST /v1/<endpoint>``) as a bare ASGI app."""
+    """One relay route (``POST /v1/<endpoint>``) as a bare ASGI app; its streams wait at ``gate``
+    after their first event (the app's one gate, shared by its relay routes)."""
 
-    def __init__(self, endpoint: str, gateway: Gateway | None = None) -> None:
+    def __init__(self, endpoint: str, gate: StreamGate, gateway: Gateway | None = None) -> None:
         self.endpoint = endpoint
+        self.gate = gate
         self.gateway = gateway  # None: the app's ``state.gateway`` (a route inside a Starlette app)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -167,12 +163,15 @@ class RelayEndpoint:
             return
         except PayloadTooLarge as exc:
             answer = error_answer(exc)
+            # The rest of the body is not read: the connection cannot carry another request.
+            answer.headers.append((b"connection", b"close"))
         else:
             client = scope.get("client")
             answer = await relay_answer(gateway, self.endpoint, scope["headers"], raw,
                                         client[0] if client else None)
         if answer.stream is not None:
-            await EventStreamResponse(answer.stream, watch_disconnect=answer.watch_disconnect)(scope, receive, send)
+            await EventStreamResponse(answer.stream, watch_disconnect=answer.watch_disconnect,
+                                      gate=self.gate)(scope, receive, send)
             return
         await send({"type": "http.response.start", "status": answer.status,
                     "headers": [*answer.headers, (b"content-length", str(len(answer.body)).encode())]})
@@ -185,7 +184,8 @@ class RelayFirst:
 
     def __init__(self, app: ASGIApp, gateway: Gateway) -> None:
         self.app = app
-        self.routes = {f"/v1/{endpoint}": RelayEndpoint(endpoint, gateway) for endpoint in ENDPOINTS}
+        gate = StreamGate()
+        self.routes = {f"/v1/{endpoint}": RelayEndpoint(endpoint, gate, gateway) for endpoint in ENDPOINTS}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
@@ -216,6 +216,7 @@ async def list_models(request: Request) -> Response:
 
 def install_relay(app: Starlette) -> None:
     """Add the relay routes to ``app`` (which must carry the gateway in ``app.state.gateway``)."""
+    gate = StreamGate()
     for endpoint in ENDPOINTS:
-        app.add_route(f"/v1/{endpoint}", RelayEndpoint(endpoint), methods=["POST"])  # type: ignore[arg-type]
+        app.add_route(f"/v1/{endpoint}", RelayEndpoint(endpoint, gate), methods=["POST"])  # type: ignore[arg-type]
     app.add_route("/v1/models", list_models, methods=["GET"])

@@ -15,9 +15,9 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from zhiku import sse
 from zhiku.chat_model import Usage
 from zhiku.gateway.domain import ENDPOINT_CHAT
-from zhiku.gateway.providers import sse
 from zhiku.gateway.providers.base import (
     ProviderContext,
     UpstreamReply,
@@ -227,6 +227,7 @@ def messages_url(base_url: str) -> str:
 
 class AnthropicProvider:
     type = "anthropic"
+    oneapi_types = frozenset({14})  # OneAPI's Anthropic Claude
     endpoints = frozenset({ENDPOINT_CHAT})
 
     def __init__(self, context: ProviderContext) -> None:

@@ -24,6 +24,7 @@ def deployment_url(base_url: str, deployment: str, endpoint: str, api_version: s
 
 class AzureProvider(OpenAIProvider):
     type = "azure"
+    oneapi_types = frozenset({3})  # OneAPI's Azure OpenAI
     endpoints = frozenset({ENDPOINT_CHAT, ENDPOINT_COMPLETIONS, ENDPOINT_EMBEDDINGS})
 
     def url(self, request: UpstreamRequest) -> str:

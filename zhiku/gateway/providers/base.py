@@ -14,7 +14,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from zhiku.chat_model import Usage
 from zhiku.gateway.domain import ChannelInfo
@@ -27,6 +27,9 @@ from zhiku.gateway.providers.upstream_http import (
     UpstreamHTTPError,
     UpstreamResponse,
 )
+
+if TYPE_CHECKING:
+    from zhiku.embedding.registry import EmbedderRegistry
 
 
 @dataclass(frozen=True)
@@ -83,8 +86,9 @@ class UpstreamStream:
 
 
 class Provider(Protocol):
-    type: str
+    type: str  # the channel type it serves
     endpoints: frozenset[str]
+    oneapi_types: frozenset[int]  # OneAPI channel types it takes over on import
 
     async def send(self, request: UpstreamRequest) -> UpstreamReply: ...
 
@@ -96,7 +100,7 @@ class ProviderContext:
     """What providers may use: the pooled HTTP client and, for ``local``, the embedder registry."""
 
     http: UpstreamClient
-    embedders: Callable[[], Any]  # returns a zhiku.embedding.registry.EmbedderRegistry (built lazily)
+    embedders: Callable[[], EmbedderRegistry]  # built on first use (a standalone gateway may never need one)
 
 
 def new_http_session() -> UpstreamClient:

@@ -10,12 +10,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from zhiku.chat_model import Usage
-from zhiku.embedding.service import embed_texts
 from zhiku.errors import ZhikuError
 from zhiku.gateway.domain import ENDPOINT_EMBEDDINGS, ENDPOINT_RERANK
 from zhiku.gateway.providers.base import (
@@ -26,6 +23,9 @@ from zhiku.gateway.providers.base import (
     dumps,
 )
 from zhiku.gateway.providers.failures import Failure, UpstreamFailure
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def _texts(value: Any) -> list[str]:
@@ -39,6 +39,8 @@ def _texts(value: Any) -> list[str]:
 
 def embeddings_response(vectors: np.ndarray, model: str, tokens: int, as_base64: bool,
                         dimensions: int | None) -> dict[str, Any]:
+    import numpy as np  # here: a CLI that lists channel types loads no numpy
+
     data = []
     for index, vector in enumerate(vectors):
         if dimensions and 0 < dimensions < vector.shape[0]:  # Matryoshka-style cut, renormalised
@@ -67,6 +69,7 @@ def rerank_response(scores: list[float], documents: list[str], model: str, top_n
 
 class LocalProvider:
     type = "local"
+    oneapi_types = frozenset[int]()  # Zhiku's own: no OneAPI type
     endpoints = frozenset({ENDPOINT_EMBEDDINGS, ENDPOINT_RERANK})
 
     def __init__(self, context: ProviderContext) -> None:
@@ -88,6 +91,8 @@ class LocalProvider:
 
             def work_rerank() -> tuple[list[float], int]:
                 q = embedder.embed([query], kind="query")
+                import numpy as np
+
                 d = embedder.embed(documents, kind="passage") if documents else np.zeros((0, embedder.dim))
                 tokens = sum(embedder.count_tokens(t) for t in [query, *documents])
                 return [float(s) for s in (d @ q[0])], tokens
@@ -98,6 +103,8 @@ class LocalProvider:
             return UpstreamReply(body=dumps(result), usage=Usage(prompt_tokens=tokens))
         texts = _texts(request.body.get("input"))
         kind = "query" if request.body.get("input_type") == "query" else "passage"
+
+        from zhiku.embedding.service import embed_texts
 
         vectors, tokens = await asyncio.to_thread(embed_texts, embedder, texts, kind)
         result = embeddings_response(vectors, model, tokens, request.body.get("encoding_format") == "base64",

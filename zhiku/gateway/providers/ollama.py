@@ -16,9 +16,9 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+from zhiku import sse
 from zhiku.chat_model import Usage
 from zhiku.gateway.domain import ENDPOINT_CHAT, ENDPOINT_EMBEDDINGS
-from zhiku.gateway.providers import sse
 from zhiku.gateway.providers.base import (
     ProviderContext,
     UpstreamReply,
@@ -221,6 +221,7 @@ def _json_or_text(value: Any) -> Any:
 
 class OllamaProvider:
     type = "ollama"
+    oneapi_types = frozenset({30})  # OneAPI's Ollama
     endpoints = frozenset({ENDPOINT_CHAT, ENDPOINT_EMBEDDINGS})
 
     def __init__(self, context: ProviderContext) -> None:

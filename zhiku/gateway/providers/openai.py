@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
+from zhiku import sse
 from zhiku.gateway.domain import ENDPOINT_CHAT, ENDPOINT_COMPLETIONS, ENDPOINT_EMBEDDINGS, ENDPOINT_RERANK
-from zhiku.gateway.providers import sse
 from zhiku.gateway.providers.base import (
     ProviderContext,
     UpstreamReply,
@@ -40,6 +40,7 @@ def api_root(base_url: str) -> str:
 
 class OpenAIProvider:
     type = "openai"
+    oneapi_types = frozenset({1, 2, 4, 5, 6, 7, 8, 9, 10, 12, 13, 20, 25, 28, 29, 31, 32, 36, 39, 44, 45, 50})  # OpenAI and the OpenAI-compatible services
     endpoints = frozenset({ENDPOINT_CHAT, ENDPOINT_COMPLETIONS, ENDPOINT_EMBEDDINGS, ENDPOINT_RERANK})
 
     def __init__(self, context: ProviderContext) -> None:

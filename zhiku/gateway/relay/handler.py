@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from zhiku.chat_model import Usage
-from zhiku.errors import NotFound, RateLimited
+from zhiku import sse
+from zhiku.chat_model import ChatDelta, Usage
+from zhiku.errors import NotFound, RateLimited, UpstreamError, openai_body
 from zhiku.gateway.domain import ENDPOINT_CHAT, ENDPOINT_COMPLETIONS, ChannelInfo, TokenInfo, UserInfo
-from zhiku.gateway.providers import sse
 from zhiku.gateway.providers.base import Provider, UpstreamRequest, UpstreamStream
 from zhiku.gateway.providers.failures import Failure, UpstreamFailure, bad_response
 from zhiku.gateway.relay.choice import choose_channel, cooldown_left
@@ -32,7 +32,6 @@ from zhiku.gateway.relay.limits import TokenLimiter, check_client, check_model, 
 from zhiku.gateway.relay.meter import StreamMeter
 from zhiku.gateway.relay.pricing import estimate_prompt_tokens, quota_for
 from zhiku.gateway.relay.snapshot import Snapshot
-from zhiku.gateway.relay.turns import TurnQueue
 from zhiku.gateway.relay.usage_count import completion_text, counted_usage
 
 log = logging.getLogger(__name__)
@@ -62,6 +61,7 @@ class RelayCall:
     raw: bytes | None  # the client's bytes, sent on unchanged when the body needs no change
     token: TokenInfo
     client_ip: str | None = None
+    typed: bool = False  # an in-process caller: a stream comes back as ChatDelta objects, not SSE bytes
     request_id: str = field(default_factory=lambda: f"{_ID_PREFIX}{next(_ID_COUNTER):012x}")
     started: float = field(default_factory=time.perf_counter)
     # From the body, read once (the relay asks for them a dozen times per request).
@@ -77,6 +77,9 @@ class RelayCall:
 class RelayResult:
     body: bytes | None = None  # a whole JSON answer
     stream: AsyncIterator[bytes] | None = None  # OpenAI SSE events, ending with [DONE]
+    # For a typed call: choice 0's text as it comes, then one delta with the finish reason and usage;
+    # a stream cut short raises UpstreamError ``upstream_stream_cut`` after the text received.
+    deltas: AsyncIterator[ChatDelta] | None = None
     channel: ChannelInfo | None = None
     # The upstream already sent its whole stream ([DONE] included): nothing is left to wait for, so
     # there is no upstream request for a client disconnect to cancel.
@@ -100,7 +103,6 @@ class Relay:
     def __init__(self, host: RelayHost, *, draw: Callable[[], float] = random.random) -> None:
         self.host = host
         self.draw = draw
-        self._unsettled: TurnQueue[tuple[Any, ...]] = TurnQueue(self._account_queued)  # see _account_later
 
     async def handle(self, call: RelayCall) -> RelayResult:
         host = self.host
@@ -193,8 +195,8 @@ class Relay:
                         request: UpstreamRequest) -> RelayResult:
         reply = await provider.send(request)
         latency = _ms(state.call.started)
-        self._account_later(state, channel, request, reply.usage,
-                            lambda: completion_text(state.call.endpoint, reply.body), latency_ms=latency)
+        self._account(state, channel, request, reply.usage,
+                      lambda: completion_text(state.call.endpoint, reply.body), latency_ms=latency)
         return RelayResult(body=reply.body, channel=channel)
 
     # ---- streams ----------------------------------------------------------------------------
@@ -202,9 +204,9 @@ class Relay:
     async def _open_stream(self, state: _Attempt, channel: ChannelInfo, provider: Provider,
                            request: UpstreamRequest) -> RelayResult:
         upstream = await provider.open_stream(request)
-        meter = StreamMeter(strip_usage_chunk=not _asks_usage(state.call.body))
+        meter = StreamMeter(strip_usage_chunk=not _asks_usage(state.call.body), typed=state.call.typed)
         chunks = upstream.__aiter__()
-        first: list[bytes] = []
+        first: list[Any] = []
         try:
             # Until one event is ready nothing was sent to the client, so a failure here still fails over.
             # Only the first event is checked here: it leaves before the rest of its read is looked at.
@@ -226,24 +228,36 @@ class Relay:
         except BaseException:
             await upstream.aclose()
             raise
-        return RelayResult(stream=self._pump(state, channel, request, upstream, chunks, meter, first),
-                           channel=channel, stream_complete=meter.received_done)
+        pump = self._pump(state, channel, request, upstream, chunks, meter, first)
+        if meter.typed:
+            return RelayResult(deltas=pump, channel=channel, stream_complete=meter.received_done)
+        return RelayResult(stream=pump, channel=channel, stream_complete=meter.received_done)
 
     async def _pump(self, state: _Attempt, channel: ChannelInfo, request: UpstreamRequest,
                     upstream: UpstreamStream, chunks: AsyncIterator[bytes], meter: StreamMeter,
-                    first: list[bytes]) -> AsyncIterator[bytes]:
+                    first: list[Any]) -> AsyncIterator[Any]:
+        """The rest of the stream: SSE bytes, or for a typed call ChatDelta objects (see RelayResult)."""
         first_token_ms = _ms(state.call.started)
         status, error = 200, None
+        typed = meter.typed
         try:
             if first:
-                yield first[0] if len(first) == 1 else b"".join(first)
+                if typed:
+                    for delta in first:
+                        yield delta
+                else:
+                    yield first[0] if len(first) == 1 else b"".join(first)
             # Events that arrived together leave together (one write to the client, not one per event),
             # and the end of the stream leaves with the last of them.
             pending = meter.drain()
             try:
                 while not (meter.done or meter.broken):
                     if pending:
-                        yield pending[0] if len(pending) == 1 else b"".join(pending)
+                        if typed:
+                            for delta in pending:
+                                yield delta
+                        else:
+                            yield pending[0] if len(pending) == 1 else b"".join(pending)
                     try:
                         chunk = await chunks.__anext__()
                     except StopAsyncIteration:
@@ -258,10 +272,19 @@ class Relay:
                 error = _stream_failure(channel, meter).message
             elif error is None and not meter.complete:
                 error = f"channel {channel.name!r} ended the stream without [DONE] or a finish reason"
+            cut = None
             if error is not None:
                 status, error = 502, f"the upstream stream was cut short: {error}"
-                pending.append(sse.encode({"error": {"message": error, "type": "api_error",
-                                                     "code": "upstream_stream_cut"}}))
+                cut = UpstreamError(error, code="upstream_stream_cut")
+            if typed:
+                for delta in pending:
+                    yield delta
+                if cut is not None:
+                    raise cut
+                yield ChatDelta(finish_reason=meter.finish_reason or "stop", usage=meter.usage)
+                return
+            if cut is not None:
+                pending.append(sse.encode(openai_body(cut)))
             pending.append(sse.DONE_EVENT)
             yield b"".join(pending)
         except (asyncio.CancelledError, GeneratorExit):
@@ -272,42 +295,17 @@ class Relay:
             usage = meter.usage
             if usage is not None and status != 200 and usage.completion_tokens == 0:
                 usage = None  # a cut stream's usage chunk never came: count what was streamed
-            self._account_later(state, channel, request, usage, meter.completion_text,
-                                latency_ms=_ms(state.call.started), first_token_ms=first_token_ms, status=status,
-                                error=error)
+            self._account(state, channel, request, usage, meter.completion_text,
+                          latency_ms=_ms(state.call.started), first_token_ms=first_token_ms, status=status,
+                          error=error)
 
     # ---- billing and logs -------------------------------------------------------------------
 
-    def _account_later(self, state: _Attempt, channel: ChannelInfo, request: UpstreamRequest,
-                       usage: Usage | None, text: Callable[[], str], *, latency_ms: int,
-                       first_token_ms: int | None = None, status: int = 200, error: str | None = None) -> None:
-        """Settle the quota and write the log row once the answer has left.
-
-        Billing is not on the client's clock: answers are queued and settled from the next turn of
-        the event loop on, a few per turn (1 + queued/8), so after a burst of answers the requests
-        that arrive meanwhile wait behind a few answers' billing, not all of them. Until then the
-        reservation holds the quota. Without usage from the upstream, the tokens are counted
-        locally from ``text()``.
-        """
-        args = (state, channel, request, usage, text, latency_ms, first_token_ms, status, error)
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # a stream closed outside the loop (finalised late): account for it now
-            self._account(*args)
-            return
-        self._unsettled.put(args, loop)
-
-    def _account_queued(self, args: tuple[Any, ...]) -> bool:
-        self._account(*args)
-        return True
-
-    def settle_queued(self) -> None:
-        """Account for every answer still queued (before the last flush when the gateway stops)."""
-        self._unsettled.run_all()
-
     def _account(self, state: _Attempt, channel: ChannelInfo, request: UpstreamRequest, usage: Usage | None,
-                 text: Callable[[], str], latency_ms: int, first_token_ms: int | None, status: int,
-                 error: str | None) -> None:
+                 text: Callable[[], str], *, latency_ms: int, first_token_ms: int | None = None,
+                 status: int = 200, error: str | None = None) -> None:
+        """Settle the quota and write the log row. Without usage from the upstream, the tokens are
+        counted locally from ``text()``; a failure refunds the reservation instead of leaving it held."""
         try:
             source = "upstream"
             if usage is None:

@@ -5,6 +5,10 @@ complete. On the side it checks each event is JSON (a malformed one ends the str
 error rather than reaching the client) and notes what billing and error handling need: whether
 ``[DONE]`` or a finish reason arrived, the usage, an in-stream error, and the streamed text for
 counting tokens locally when the upstream gives no usage.
+
+For the platform's own calls (``typed=True``) it hands on :class:`~zhiku.chat_model.ChatDelta` objects
+built from the events it parses anyway, instead of the events' bytes: in-process callers get typed
+deltas without the events being encoded for them and parsed back.
 """
 
 from __future__ import annotations
@@ -12,16 +16,18 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-from zhiku.chat_model import Usage
-from zhiku.gateway.providers import sse
+from zhiku import sse
+from zhiku.chat_model import ChatDelta, Usage
 from zhiku.gateway.providers.base import json_loads, usage_of
 
 
 class StreamMeter:
-    def __init__(self, *, strip_usage_chunk: bool) -> None:
+    def __init__(self, *, strip_usage_chunk: bool, typed: bool = False) -> None:
         self.strip_usage_chunk = strip_usage_chunk  # the client did not ask for the usage chunk; we did
+        self.typed = typed  # hand on ChatDelta objects (choice 0's text) instead of event bytes
         self.done = False
         self.finished = False
+        self.finish_reason: str | None = None  # choice 0's
         self.usage: Usage | None = None
         self.error: dict[str, Any] | None = None
         self.malformed: bytes | None = None
@@ -40,7 +46,7 @@ class StreamMeter:
         """An error event or a malformed event arrived: nothing after it is forwarded."""
         return self.error is not None or self.malformed is not None
 
-    def feed(self, chunk: bytes) -> list[bytes]:
+    def feed(self, chunk: bytes) -> list[Any]:
         """Every event ``chunk`` completes, checked, ready to forward."""
         self.push(chunk)
         return self.drain()
@@ -54,9 +60,9 @@ class StreamMeter:
             if last is not None and last.strip() == sse.DONE:
                 self.received_done = True
 
-    def drain(self, limit: int = 0) -> list[bytes]:
+    def drain(self, limit: int = 0) -> list[Any]:
         """Check the events taken in so far and return those to forward: all, or the first ``limit``."""
-        out: list[bytes] = []
+        out: list[Any] = []
         blocks = self._blocks
         while blocks:
             event = self._event(blocks.popleft())
@@ -66,14 +72,14 @@ class StreamMeter:
                     break
         return out
 
-    def finish(self) -> list[bytes]:
+    def finish(self) -> list[Any]:
         """Events left in the buffer when the upstream closed without a final blank line."""
         out = self.drain()
         rest = self._splitter.rest()
         event = self._event(rest) if rest else None
         return out + [event] if event is not None else out
 
-    def _event(self, block: bytes) -> bytes | None:
+    def _event(self, block: bytes) -> bytes | ChatDelta | None:
         data = sse.event_data(block)
         if data is None or self.done or self.broken:
             return None
@@ -95,20 +101,27 @@ class StreamMeter:
                 return None
             if isinstance(parsed.get("usage"), dict):
                 self.usage = usage_of(parsed["usage"]) or self.usage
-                if self.strip_usage_chunk and not choices:
+                if (self.strip_usage_chunk or self.typed) and not choices:
                     return None
+        content = ""
         if type(choices) is list:
             for choice in choices:
                 if type(choice) is not dict:
                     continue
+                first = choice.get("index", 0) == 0
                 if choice.get("finish_reason"):
                     self.finished = True
-                if choice.get("index", 0) == 0:
+                    if first:
+                        self.finish_reason = str(choice["finish_reason"])
+                if first:
                     delta = choice.get("delta")
                     text = delta.get("content") if type(delta) is dict else choice.get("text")
                     if type(text) is str:
                         self._text.append(text)
+                        content = text
         self.forwarded += 1
+        if self.typed:
+            return ChatDelta(content=content) if content else None
         return block + b"\n\n"
 
     def completion_text(self) -> str:

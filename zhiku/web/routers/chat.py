@@ -1,20 +1,35 @@
-"""``POST /api/v1/chat/completions``: FastGPT's OpenAI-shaped app chat API."""
+"""``POST /api/v1/chat/completions``: FastGPT's OpenAI-shaped app chat API.
+
+The route runs :func:`zhiku.apps.chat.run_chat_turn` and only encodes its events: as OpenAI chunks
+over SSE (with FastGPT's named events when ``detail`` is true), or as one JSON body.
+"""
 
 from __future__ import annotations
 
-import json
 import time
+import uuid
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from zhiku.apps import chat
-from zhiku.chat_model import ChatDelta, Usage
-from zhiku.errors import ZhikuError
-from zhiku.web.deps import CurrentPrincipal, PlatformDep
+from zhiku import sse
+from zhiku.apps.chat import (
+    AnswerText,
+    ChatEvent,
+    ChatRequest,
+    NodeStatus,
+    TurnDone,
+    TurnFailed,
+    TurnStarted,
+    run_chat_turn,
+)
+from zhiku.chat_model import Usage
+from zhiku.errors import openai_body
+from zhiku.web.deps import ChatDepsDep, CurrentPrincipal
 
 router = APIRouter(tags=["chat"])
 
@@ -29,11 +44,6 @@ class ChatCompletionRequest(BaseModel):
     app_id: int | None = Field(None, alias="appId")
 
 
-def _sse(data: Any, event: str | None = None) -> str:
-    payload = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
-    return (f"event: {event}\n" if event else "") + f"data: {payload}\n\n"
-
-
 def _usage_dict(usage: Usage | None) -> dict[str, int]:
     usage = usage or Usage()
     return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
@@ -42,68 +52,91 @@ def _usage_dict(usage: Usage | None) -> dict[str, int]:
 
 @router.post("/api/v1/chat/completions", response_model=None)
 async def chat_completions(body: ChatCompletionRequest, principal: CurrentPrincipal,
-                           platform: PlatformDep) -> dict | StreamingResponse:
-    turn = await chat.prepare_turn(platform, principal, body.messages, app_id=body.app_id, chat_id=body.chat_id,
-                                   variables=body.variables)
-    completion_id = chat.new_completion_id(body.chat_id)
+                           deps: ChatDepsDep) -> dict | StreamingResponse:
+    request = ChatRequest(messages=body.messages, app_id=body.app_id, chat_id=body.chat_id,
+                          variables=body.variables, stream=body.stream)
+    completion_id = body.chat_id or f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
+    events = run_chat_turn(deps, principal, request)
+    # Events up to the first answer text are read before answering, so a request or model error that
+    # comes before any answer still gets a proper HTTP error.
+    head: list[ChatEvent] = []
+    async for event in events:
+        if isinstance(event, TurnFailed):
+            await events.aclose()
+            raise event.error
+        head.append(event)
+        if isinstance(event, (AnswerText, TurnDone)):
+            break
     if not body.stream:
-        result = await chat.complete_turn(platform, turn)
-        await chat.store_turn(platform, turn, result.content, result.usage, result.model)
+        async with aclosing(events):
+            done = next((e for e in head if isinstance(e, TurnDone)), None)
+            parts = [e.text for e in head if isinstance(e, AnswerText)]
+            async for event in events:
+                if isinstance(event, TurnFailed):
+                    raise event.error
+                if isinstance(event, AnswerText):
+                    parts.append(event.text)
+                elif isinstance(event, TurnDone):
+                    done = event
+        assert done is not None
         response: dict[str, Any] = {
-            "id": completion_id, "object": "chat.completion", "created": created, "model": result.model,
-            "usage": _usage_dict(result.usage),
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": result.content},
-                         "finish_reason": result.finish_reason}],
+            "id": completion_id, "object": "chat.completion", "created": created, "model": done.model,
+            "usage": _usage_dict(done.usage),
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": done.answer},
+                         "finish_reason": done.finish_reason}],
         }
         if body.detail:
-            response["responseData"] = chat.response_data(turn, result.model, result.usage)
+            response["responseData"] = done.response_data
         return response
-
-    deltas = chat.stream_turn(platform, turn)
-    # Wait for the first piece before answering, so an unreachable model still gets a proper HTTP error.
-    first = await deltas.__anext__()
-    return StreamingResponse(_stream(platform, turn, body.detail, completion_id, created, first, deltas),
+    return StreamingResponse(_encode(head, events, body.detail, completion_id, created),
                              media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
-async def _stream(platform, turn: chat.ChatTurn, detail: bool, completion_id: str, created: int,
-                  first: ChatDelta, rest: AsyncIterator[ChatDelta]) -> AsyncIterator[str]:
+async def _encode(head: list[ChatEvent], rest: AsyncIterator[ChatEvent], detail: bool, completion_id: str,
+                  created: int) -> AsyncIterator[bytes]:
+    """The turn's events as OpenAI chunks; with ``detail``, FastGPT's named events around them."""
     answer_event = "answer" if detail else None
+    model = ""
 
-    def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
-        return _sse({"id": completion_id, "object": "chat.completion.chunk", "created": created,
-                     "model": turn.model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]},
-                    answer_event)
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        return sse.encode({"id": completion_id, "object": "chat.completion.chunk", "created": created,
+                           "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]},
+                          answer_event)
 
-    if detail:
-        yield _sse({"status": "running", "name": "AI chat"}, "flowNodeStatus")
-    parts: list[str] = []
-    usage: Usage | None = None
-    finish = "stop"
-    yield chunk({"role": "assistant", "content": ""})
-    try:
-        async for delta in _prepend(first, rest):
-            if delta.content:
-                parts.append(delta.content)
-                yield chunk({"content": delta.content})
-            if delta.usage is not None:
-                usage = delta.usage
-            if delta.finish_reason:
-                finish = delta.finish_reason
-    except ZhikuError as exc:
-        error = {"message": exc.message, "type": "api_error", "code": exc.code}
-        yield _sse(error if detail else {"error": error}, "error" if detail else None)
-        finish = "error"
-    yield chunk({}, finish)
-    if detail:
-        yield _sse(chat.response_data(turn, turn.model, usage), "flowResponses")
-    yield _sse("[DONE]", answer_event)
-    await chat.store_turn(platform, turn, "".join(parts), usage, turn.model)
+    started = False
+    async with aclosing(_chain(head, rest)) as events:
+        async for event in events:
+            if isinstance(event, TurnStarted):
+                model = event.model
+                continue
+            if isinstance(event, NodeStatus):
+                if detail:
+                    yield sse.encode({"status": event.status, "name": event.name}, "flowNodeStatus")
+                continue
+            if not started and isinstance(event, (AnswerText, TurnDone, TurnFailed)):
+                started = True
+                yield chunk({"role": "assistant", "content": ""})
+            if isinstance(event, AnswerText):
+                yield chunk({"content": event.text})
+            elif isinstance(event, TurnFailed):
+                error = openai_body(event.error)
+                yield sse.encode(error["error"] if detail else error, "error" if detail else None)
+                yield chunk({}, "error")
+                if detail:
+                    yield sse.encode(event.response_data, "flowResponses")
+                yield sse.encode("[DONE]", answer_event)
+            elif isinstance(event, TurnDone):
+                yield chunk({}, event.finish_reason)
+                if detail:
+                    yield sse.encode(event.response_data, "flowResponses")
+                yield sse.encode("[DONE]", answer_event)
 
 
-async def _prepend(first: ChatDelta, rest: AsyncIterator[ChatDelta]) -> AsyncIterator[ChatDelta]:
-    yield first
-    async for delta in rest:
-        yield delta
+async def _chain(head: list[ChatEvent], rest: AsyncIterator[ChatEvent]) -> AsyncIterator[ChatEvent]:
+    for event in head:
+        yield event
+    async with aclosing(rest):
+        async for event in rest:
+            yield event

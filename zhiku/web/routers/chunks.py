@@ -23,9 +23,10 @@ async def get_chunk(chunk_id: int, session: SessionDep, principal: TeamPrincipal
 @router.patch("/api/chunks/{chunk_id}")
 async def update_chunk(chunk_id: int, body: ChunkUpdate, session: SessionDep, principal: TeamPrincipal,
                        platform: PlatformDep) -> ChunkPublic:
-    return await chunks.update_chunk(session, principal, platform.embedders, chunk_id, body)
+    return await chunks.update_chunk(session, principal, platform.embedders, chunk_id, body,
+                                     vector_store=platform.vector_store)
 
 
 @router.delete("/api/chunks/{chunk_id}", status_code=204)
-async def delete_chunk(chunk_id: int, session: SessionDep, principal: TeamPrincipal) -> None:
-    await chunks.delete_chunk(session, principal, chunk_id)
+async def delete_chunk(chunk_id: int, session: SessionDep, principal: TeamPrincipal, platform: PlatformDep) -> None:
+    await chunks.delete_chunk(session, principal, chunk_id, vector_store=platform.vector_store)

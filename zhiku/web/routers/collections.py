@@ -57,5 +57,6 @@ async def get_collection(collection_id: int, session: SessionDep, principal: Tea
 
 
 @router.delete("/api/collections/{collection_id}", status_code=204)
-async def delete_collection(collection_id: int, session: SessionDep, principal: TeamPrincipal) -> None:
-    await collections.delete_collection(session, principal, collection_id)
+async def delete_collection(collection_id: int, session: SessionDep, principal: TeamPrincipal,
+                            platform: PlatformDep) -> None:
+    await collections.delete_collection(session, principal, collection_id, vector_store=platform.vector_store)

@@ -14,7 +14,8 @@ router = APIRouter(prefix="/api/datasets", tags=["datasets"])
 @router.post("", status_code=201)
 async def create_dataset(body: DatasetCreate, session: SessionDep, principal: TeamPrincipal,
                          platform: PlatformDep) -> DatasetPublic:
-    return await datasets.create_dataset(session, principal, platform.embedders, body)
+    return await datasets.create_dataset(session, principal, platform.embedders, body,
+                                         vector_store=platform.vector_store)
 
 
 @router.get("")
@@ -34,8 +35,9 @@ async def update_dataset(dataset_id: int, body: DatasetUpdate, session: SessionD
 
 
 @router.delete("/{dataset_id}", status_code=204)
-async def delete_dataset(dataset_id: int, session: SessionDep, principal: TeamPrincipal) -> None:
-    await datasets.delete_dataset(session, principal, dataset_id)
+async def delete_dataset(dataset_id: int, session: SessionDep, principal: TeamPrincipal,
+                         platform: PlatformDep) -> None:
+    await datasets.delete_dataset(session, principal, dataset_id, vector_store=platform.vector_store)
 
 
 class SearchTest(BaseModel):
@@ -59,7 +61,7 @@ async def search_test(dataset_id: int, body: SearchTest, session: SessionDep, pr
                               "rerank_weight": body.rerank_weight}.items() if v is not None}
     settings = SearchSettings.from_dict(raw)
     result = await search(platform.db.sessions, platform.embedders, [dataset], body.text, settings,
-                          reranker=platform.reranker)
+                          reranker=platform.reranker, vector_store=platform.vector_store)
     return {"mode": result.mode, "durationMs": round(result.duration_ms, 2), "settings": settings.to_dict(),
             "reranked": result.reranked,
             "quotes": [quote_dict(q) for q in result.quotes]}

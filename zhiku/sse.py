@@ -1,4 +1,4 @@
-"""Server-sent events as bytes: split a stream into whole events, read their fields. Pure."""
+"""Server-sent events as bytes: split a stream into whole events, read their fields, encode one. Pure."""
 
 from __future__ import annotations
 
@@ -51,9 +51,13 @@ def event_name(block: bytes) -> str | None:
     return None
 
 
-def encode(data: Any) -> bytes:
-    """One ``data:`` event with a JSON payload."""
-    return b"data: " + json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
+def encode(data: Any, event: str | None = None) -> bytes:
+    """One event: ``data:`` with a JSON payload (a ``str`` is sent as it is, e.g. ``[DONE]``), after an
+    ``event:`` line when named. The project's only SSE encoder."""
+    payload = data.encode() if isinstance(data, str) else json.dumps(data, ensure_ascii=False,
+                                                                     separators=(",", ":")).encode()
+    head = b"event: " + event.encode() + b"\n" if event else b""
+    return head + b"data: " + payload + b"\n\n"
 
 
 DONE_EVENT = b"data: [DONE]\n\n"

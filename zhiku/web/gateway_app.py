@@ -1,0 +1,25 @@
+"""The standalone gateway's app (``zhiku gateway serve``): the gateway's routes, the one error renderer,
+and a public status route."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from zhiku import __version__
+from zhiku.gateway.http.app import install_gateway
+from zhiku.gateway.runtime import Gateway
+from zhiku.web.errors import install_error_handlers
+
+
+def create_gateway_app(gateway: Gateway) -> FastAPI:
+    app = FastAPI(title="Zhiku gateway", version=__version__, docs_url="/api/docs",
+                  openapi_url="/api/openapi.json", redoc_url=None)
+    install_error_handlers(app)
+    install_gateway(app, gateway)
+
+    @app.get("/api/status", tags=["health"])
+    async def status() -> dict:
+        """Public, like OneAPI's: for load balancers and health checks."""
+        return {"status": "ok", "version": __version__, "channels": len(gateway.snapshot.channels)}
+
+    return app
