@@ -13,23 +13,26 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from zhiku.apps.chat import ChatDeps
 from zhiku.auth.service import RootBootstrap, ensure_root
-from zhiku.chat_model import ChatModel
 from zhiku.config import Settings
 from zhiku.db.engine import Database
 from zhiku.db.engine import open_database as connect_database
 from zhiku.db.migrate import migrate
-from zhiku.embedding.base import Reranker
-from zhiku.embedding.registry import EmbedderRegistry, build_embedders, build_rerankers
-from zhiku.gateway.chat_model import ChannelChatModel, GatewayChatModel
-from zhiku.gateway.runtime import Gateway, open_gateway
-from zhiku.knowledge.files import BlobStore
-from zhiku.retrieval.pgvector_store import PGVECTOR_STORE
-from zhiku.retrieval.vector_store import VectorStore
-from zhiku.retrieval.vector_store_registry import create_vector_store
-from zhiku.worker.runner import JobContext, Worker
+
+# The rest is imported where it is built, so that a command which only opens the database (``apps
+# create``, ``keys create``) imports no search, model or gateway code: it starts in well under a second.
+if TYPE_CHECKING:
+    from zhiku.apps.chat import ChatDeps
+    from zhiku.chat_model import ChatModel
+    from zhiku.embedding.base import Reranker
+    from zhiku.embedding.registry import EmbedderRegistry
+    from zhiku.gateway.chat_model import ChannelChatModel
+    from zhiku.gateway.runtime import Gateway
+    from zhiku.knowledge.files import BlobStore
+    from zhiku.retrieval.vector_store import VectorStore
+    from zhiku.worker.runner import JobContext, Worker
 
 log = logging.getLogger(__name__)
 
@@ -41,22 +44,27 @@ class Platform:
     embedders: EmbedderRegistry
     blobs: BlobStore
     chat_model: ChatModel | None  # None: the built-in extractive answerer
+    vector_store: VectorStore  # ZHIKU_VECTOR_STORE
     root: RootBootstrap = field(default_factory=lambda: RootBootstrap(created=False, generated_password=None))
     gateway: Gateway | None = None  # ZHIKU_GATEWAY_ENABLED (the default)
     reranker: Reranker | None = None  # ZHIKU_RERANK_MODEL; search runs without rerank when None
-    vector_store: VectorStore = PGVECTOR_STORE  # ZHIKU_VECTOR_STORE
     _owned_chat_model: ChannelChatModel | None = None
 
     def chat_deps(self) -> ChatDeps:
+        from zhiku.apps.chat import ChatDeps
+
         return ChatDeps(sessions=self.db.sessions, embedders=self.embedders, chat_model=self.chat_model,
                         default_model=self.settings.chat_model, reranker=self.reranker,
                         vector_store=self.vector_store)
 
     def job_context(self) -> JobContext:
+        from zhiku.worker.runner import JobContext
+
         return JobContext(db=self.db, settings=self.settings, embedders=self.embedders)
 
     def worker(self) -> Worker:
         from zhiku.knowledge.indexing import import_handlers
+        from zhiku.worker.runner import Worker
 
         return Worker(self.job_context(), import_handlers(vector_store=self.vector_store))
 
@@ -102,6 +110,12 @@ async def open_database(settings: Settings) -> AsyncIterator[DatabaseOnly]:
 
 async def open_platform(settings: Settings, *, embedders: EmbedderRegistry | None = None) -> Platform:
     """The database (as :func:`open_database`), the embedders, the gateway and the chat model."""
+    from zhiku.embedding.registry import build_embedders, build_rerankers
+    from zhiku.gateway.chat_model import ChannelChatModel, GatewayChatModel
+    from zhiku.gateway.runtime import open_gateway
+    from zhiku.knowledge.files import BlobStore
+    from zhiku.retrieval.vector_store_registry import create_vector_store
+
     db, root = await _open_db(settings)
     try:
         embedders = embedders or build_embedders(settings)

@@ -13,8 +13,8 @@ import openai
 import pytest
 
 from tests.gateway.conftest import Admin, GatewayThread, gateway_settings, unique
-from zhiku.embedding.registry import EmbedderRegistry
 from zhiku import sse
+from zhiku.embedding.registry import EmbedderRegistry
 from zhiku.gateway.providers import anthropic, ollama
 from zhiku.gateway.providers.azure import deployment_url
 from zhiku.gateway.providers.openai import api_root, completion_as_events

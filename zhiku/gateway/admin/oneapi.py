@@ -30,7 +30,6 @@ from typing import Any
 
 from zhiku.auth.secrets import hash_token
 from zhiku.gateway.admin.tokens import TOKEN_PREFIX, key_prefix
-from zhiku.gateway.providers import channel_type_for_oneapi
 from zhiku.gateway.domain import (
     AUTO_DISABLED,
     DEFAULT_GROUP,
@@ -39,6 +38,7 @@ from zhiku.gateway.domain import (
     MANUAL_DISABLED,
     parse_model_list,
 )
+from zhiku.gateway.providers import channel_type_for_oneapi
 
 ROLE_ADMIN = 10
 ROLE_ROOT = 100

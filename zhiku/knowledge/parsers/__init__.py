@@ -67,4 +67,4 @@ def _normalise(extension: str) -> str:
 
 
 # Built-ins register on import, through the same seam as anyone else.
-from zhiku.knowledge.parsers import markdown, text  # noqa: F401
+from zhiku.knowledge.parsers import markdown, text  # noqa: E402, F401
