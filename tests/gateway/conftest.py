@@ -17,7 +17,7 @@ import uvicorn
 from tests.gateway.mariadb import MariaDB
 from zhiku.config import Settings
 from zhiku.gateway.runtime import Gateway
-from zhiku.process.gateway_serve import run_gateway_server
+from zhiku.process.serve import run_gateway_server
 from zhiku.testing.fake_upstream import FakeUpstream
 from zhiku.testing.server import free_port
 

@@ -64,7 +64,7 @@ def serve(port: int | None = typer.Option(None, help="Port (default 3001, or ZHI
           host: str | None = typer.Option(None, help="Address to bind (default 0.0.0.0)."),
           data_dir: Path | None = DataDirOption) -> None:
     """Run only the gateway: /v1 relay and the admin API."""
-    from zhiku.process.gateway_serve import run_gateway_server, tune_gc_for_serving
+    from zhiku.process.serve import run_gateway_server, tune_gc_for_serving
 
     settings = build_settings(host=host, data_dir=data_dir)
     configure_logging(settings)

@@ -1,20 +1,28 @@
-"""The platform's and the embedding server's processes: what ``zhiku serve`` and ``zhiku embed-server`` run.
+"""The servers: what ``zhiku serve``, ``zhiku gateway serve`` and ``zhiku embed-server`` run, each on
+:func:`zhiku.process.bootstrap.serve_asgi`.
 
-(``zhiku gateway serve`` runs :func:`zhiku.process.gateway_serve.run_gateway_server`.)
+The standalone gateway is a plain ASGI app on uvicorn (httptools parser, uvloop): relay POSTs go straight
+to their endpoint (:class:`~zhiku.gateway.http.relay_routes.RelayFirst`), everything else to the FastAPI
+app. Keep-alive, pipelining, ``Expect: 100-continue``, trusted proxies' ``X-Forwarded-For`` and graceful
+shutdown are uvicorn's own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Callable
 from typing import Any
 
 from zhiku.config import Settings
 from zhiku.embedding.registry import EmbedderRegistry, build_embedders, build_rerankers
+from zhiku.gateway.http.relay_routes import RelayFirst
+from zhiku.gateway.runtime import Gateway, open_gateway
 from zhiku.process.bootstrap import serve_asgi
 from zhiku.web.app import create_app
 from zhiku.web.embed_server import check_embed_settings, create_embed_app
+from zhiku.web.gateway_app import create_gateway_app
 from zhiku.wiring import Platform, open_platform
 
 log = logging.getLogger(__name__)
@@ -58,3 +66,31 @@ async def run_embed_server(settings: Settings, *, announce: Callable[[str], None
              f"(models: {', '.join(app.state.service.model_names())}; rerank: {', '.join(rerankers) or 'none'})")
     await serve_asgi(app, settings, host=settings.embed_host, port=settings.embed_port, on_ready=on_ready,
                      lifespan="on")
+
+
+def tune_gc_for_serving() -> None:
+    """Once started, keep the garbage collector off the hot path (a process-wide choice: the CLI's).
+
+    Everything loaded at start (FastAPI, SQLAlchemy, pydantic: several hundred thousand objects) is
+    moved out of the collector's sight, so a full collection no longer walks it — those walks were
+    the relay's worst latency spikes — and young collections run less often under load.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 20)
+
+
+async def run_gateway_server(settings: Settings, *, port: int | None = None,
+                             on_ready: Callable[[Gateway, Any], None] | None = None,
+                             announce: Callable[[str], None] = print, embedders: EmbedderRegistry | None = None) -> None:
+    gateway = await open_gateway(settings, embedders=embedders)
+    port = port or settings.gateway_port
+    app = RelayFirst(create_gateway_app(gateway), gateway)
+    announce(f"Zhiku gateway on http://{settings.host}:{port} (database: {gateway.store.display_url}; "
+             f"{len(gateway.snapshot.channels)} channels)")
+    try:
+        await serve_asgi(app, settings, host=settings.host, port=port,
+                         on_ready=(lambda server: on_ready(gateway, server)) if on_ready else None,
+                         server_header=False, http="httptools")
+    finally:
+        await gateway.close()

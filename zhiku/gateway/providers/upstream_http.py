@@ -1,12 +1,12 @@
 """A lean HTTP/1.1 client for upstream calls: a keep-alive pool, streamed bodies, bounded waits.
 
 The relay sends one POST per request and reads back JSON or server-sent events; it needs no cookies,
-redirects, proxies or multipart. A general client (aiohttp) spends about ten times the CPU of this
-one per request on that path (~140 µs against ~15 µs measured on loopback), and on a relay that is
-most of the cost of a request. This one writes the request in one system call, parses the answer
+redirects, proxies or multipart. A general client (httpx, aiohttp) spends several times the CPU of this
+one per request on that path, and on a relay that is most of the cost of a request (the gateway
+benchmark in ``bench/`` shows it). This one writes the request in one system call, parses the answer
 as it arrives with llhttp (httptools, the parser uvicorn uses: ``Content-Length``, chunked, or until
 close; gzip/deflate are decoded here) and hands the connection back to its pool once the body has
-been read to its end. The framing in C costs a stream of a dozen chunks ~4 µs instead of ~20 µs.
+been read to its end; the framing is done in C.
 
 Every wait — for the connection, for the status line, for each piece of the body — is bounded by the
 caller's timeout. Failures are raised as :class:`UpstreamHTTPError` subclasses carrying a short

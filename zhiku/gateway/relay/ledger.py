@@ -230,8 +230,8 @@ def _counter_updates() -> tuple[Update, Update, Update, Update]:
 class _LogInsert:
     """The log INSERT compiled once per dialect, and rows turned into its positional parameters.
 
-    SQLAlchemy's own executemany processes every row's parameters in the event loop's thread (about
-    40 µs a row: a 1,000-row flush held every in-flight request up for tens of milliseconds); here
+    SQLAlchemy's own executemany processes every row's parameters in the event loop's thread (a large
+    flush held every in-flight request up); here
     the rows are picked column by column in C, and only the columns whose type needs it (times,
     booleans on some backends) go through their processor.
     """
