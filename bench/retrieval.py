@@ -67,8 +67,9 @@ from zhiku.knowledge.indexing import embed_chunk_rows
 from zhiku.knowledge.schemas import DatasetCreate
 from zhiku.retrieval import fulltext
 from zhiku.retrieval.index_text import chunk_text
-from zhiku.retrieval.search import SearchSettings, search
+from zhiku.retrieval.search import search
 from zhiku.retrieval.segment import index_document
+from zhiku.retrieval.settings import SearchSettings
 from zhiku.wiring import Platform, open_platform
 
 EVAL = ROOT.parent / "shared" / "data" / "eval"

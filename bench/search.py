@@ -39,8 +39,9 @@ from zhiku.db.migrate import migrate
 from zhiku.embedding.registry import EmbedderRegistry
 from zhiku.retrieval import fulltext
 from zhiku.retrieval.pgvector_store import HNSW_EF_SEARCH, PGVECTOR_STORE
-from zhiku.retrieval.search import SearchSettings, search
+from zhiku.retrieval.search import search
 from zhiku.retrieval.segment import index_document
+from zhiku.retrieval.settings import SearchSettings
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "eval" / "scifact" / "corpus.jsonl"
 MODEL_PREFIX = "bench-e5-shaped"

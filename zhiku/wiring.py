@@ -85,13 +85,14 @@ class DatabaseOnly:
     root: RootBootstrap
 
 
-async def _open_db(settings: Settings) -> tuple[Database, RootBootstrap]:
+async def _open_db(settings: Settings, *, serving: bool) -> tuple[Database, RootBootstrap]:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = connect_database(settings)
     try:
         await migrate(db)
         async with db.sessions() as session:
-            root = await ensure_root(session, settings.root_password)
+            # a process that serves applies DEFAULT_ROOT_PSW; a one-shot command only creates a missing root
+            root = await ensure_root(session, settings.root_password, apply_to_existing=serving)
     except BaseException:
         await db.dispose()
         raise
@@ -101,7 +102,7 @@ async def _open_db(settings: Settings) -> tuple[Database, RootBootstrap]:
 @asynccontextmanager
 async def open_database(settings: Settings) -> AsyncIterator[DatabaseOnly]:
     """Start or join the database, apply migrations, make sure root exists; no model is loaded."""
-    db, root = await _open_db(settings)
+    db, root = await _open_db(settings, serving=False)
     try:
         yield DatabaseOnly(settings=settings, db=db, root=root)
     finally:
@@ -116,7 +117,7 @@ async def open_platform(settings: Settings, *, embedders: EmbedderRegistry | Non
     from zhiku.knowledge.files import BlobStore
     from zhiku.retrieval.vector_store_registry import create_vector_store
 
-    db, root = await _open_db(settings)
+    db, root = await _open_db(settings, serving=True)
     try:
         embedders = embedders or build_embedders(settings)
         gateway = (await open_gateway(settings, engine=db.engine, embedders=embedders)

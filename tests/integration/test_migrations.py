@@ -58,3 +58,46 @@ async def test_unreachable_database_is_one_clear_line() -> None:
     message = str(err.value)
     assert "cannot connect to PostgreSQL at postgresql+asyncpg://nobody:***@127.0.0.1:9/none" in message
     assert "secret" not in message and "ZHIKU_DATABASE_URL" in message
+
+
+def test_the_recorded_head_revisions_are_alembics() -> None:
+    """Databases at these revisions skip alembic on start; a new migration must move them too."""
+    from alembic.script import ScriptDirectory
+
+    from zhiku.db import migrate as platform
+    from zhiku.gateway.store import engine as gateway
+
+    for module in (platform, gateway):
+        assert ScriptDirectory.from_config(module.alembic_config()).get_current_head() == module.HEAD_REVISION
+
+
+async def test_servers_apply_the_configured_root_password_one_shot_commands_only_create_root(pg_url: str) -> None:
+    from zhiku.auth.secrets import verify_password
+    from zhiku.auth.service import ROOT_USERNAME, ensure_root
+
+    name = f"root_{uuid.uuid4().hex[:8]}"
+    admin = create_async_engine(pg_url, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f"CREATE DATABASE {name}"))
+    db = open_database(Settings(database_url=pg_url.replace("/postgres?", f"/{name}?")))
+
+    async def root_hash() -> str:
+        async with db.sessions() as session:
+            return (await session.execute(text("SELECT password_hash FROM users WHERE username = :u"),
+                                          {"u": ROOT_USERNAME})).scalar_one()
+
+    try:
+        await migrate(db)
+        async with db.sessions() as session:  # a one-shot command on a fresh database still creates root
+            assert (await ensure_root(session, "first-password", apply_to_existing=False)).created
+        async with db.sessions() as session:
+            await ensure_root(session, "second-password", apply_to_existing=False)
+        assert verify_password(await root_hash(), "first-password")
+        async with db.sessions() as session:  # a server start applies DEFAULT_ROOT_PSW
+            await ensure_root(session, "second-password")
+        assert verify_password(await root_hash(), "second-password")
+    finally:
+        await db.dispose()
+        async with admin.connect() as conn:
+            await conn.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+        await admin.dispose()

@@ -11,7 +11,8 @@ from tests.integration.helpers import add_text, create_dataset
 from zhiku.config import Settings
 from zhiku.db.engine import open_database
 from zhiku.db.models import Dataset
-from zhiku.retrieval.search import SearchSettings, search
+from zhiku.retrieval.search import search
+from zhiku.retrieval.settings import SearchSettings
 from zhiku.testing.fakes import KeywordReranker
 
 pytestmark = pytest.mark.integration

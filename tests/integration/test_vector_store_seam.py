@@ -18,7 +18,8 @@ from zhiku.knowledge.datasets import create_dataset
 from zhiku.knowledge.files import BlobStore
 from zhiku.knowledge.indexing import import_handlers
 from zhiku.knowledge.schemas import DatasetCreate, TextCollectionCreate
-from zhiku.retrieval.search import SearchSettings, search
+from zhiku.retrieval.search import search
+from zhiku.retrieval.settings import SearchSettings
 from zhiku.retrieval.vector_store_registry import create_vector_store, register_vector_store
 from zhiku.testing.memory_vector_store import MemoryVectorStore
 from zhiku.worker.runner import JobContext, Worker

@@ -31,7 +31,8 @@ from zhiku.embedding.registry import EmbedderRegistry
 from zhiku.errors import Forbidden, InvalidInput, ZhikuError
 from zhiku.retrieval.fusion import Candidate
 from zhiku.retrieval.pgvector_store import PGVECTOR_STORE
-from zhiku.retrieval.search import SearchResult, SearchSettings, quote_dict, search
+from zhiku.retrieval.search import SearchResult, quote_dict, search
+from zhiku.retrieval.settings import SearchSettings
 from zhiku.retrieval.vector_store import VectorStore
 
 # How many earlier messages of a stored chat are sent back to the model (FastGPT keeps a few turns).

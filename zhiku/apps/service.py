@@ -11,7 +11,7 @@ from zhiku.auth.service import Principal
 from zhiku.db.models import App, Dataset, app_datasets
 from zhiku.errors import Conflict, NotFound
 from zhiku.knowledge.datasets import load_dataset
-from zhiku.retrieval.search import SearchSettings
+from zhiku.retrieval.settings import SearchSettings
 
 
 async def load_app(session: AsyncSession, principal: Principal, app_id: int) -> App:

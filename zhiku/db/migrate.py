@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
 from zhiku.db.engine import Database
 from zhiku.errors import StartupError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # Any constant works; it only has to be the same in every Zhiku process.
@@ -25,7 +27,21 @@ def include_object(obj, name, type_, reflected, compare_to) -> bool:
     return not (type_ == "table" and name and name.startswith("gateway_"))
 
 
+# The newest revision in ``migrations/versions`` (a test checks it is alembic's head). A database already
+# there is not handed to alembic at all: a command that only reads or writes rows skips importing it.
+HEAD_REVISION = "0001"
+
+
+def at_head(connection: Connection, version_table: str, head: str) -> bool:
+    """Whether the schema's recorded revision is ``head`` (no version table: not yet)."""
+    if not inspect(connection).has_table(version_table):
+        return False
+    return connection.execute(text(f"SELECT version_num FROM {version_table}")).scalar() == head
+
+
 def alembic_config(connection: Connection | None = None) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     if connection is not None:
@@ -51,6 +67,10 @@ async def check_database(db: Database) -> None:
 
 
 def _upgrade(connection: Connection) -> None:
+    if at_head(connection, "alembic_version", HEAD_REVISION):
+        return
+    from alembic import command
+
     connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATION_LOCK})
     try:
         command.upgrade(alembic_config(connection), "head")

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from zhiku.auth.service import Principal
 from zhiku.db.models import Dataset
-from zhiku.embedding.registry import EmbedderRegistry
 from zhiku.errors import Conflict, NotFound
 from zhiku.knowledge.schemas import DatasetCreate, DatasetPublic, DatasetUpdate
 from zhiku.retrieval import fulltext
 from zhiku.retrieval.pgvector_store import PGVECTOR_STORE
 from zhiku.retrieval.vector_store import VectorStore
+
+if TYPE_CHECKING:
+    from zhiku.embedding.registry import EmbedderRegistry
 
 
 async def load_dataset(session: AsyncSession, principal: Principal, dataset_id: int) -> Dataset:

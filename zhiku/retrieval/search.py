@@ -10,7 +10,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -34,15 +34,10 @@ from zhiku.retrieval.fusion import (
 from zhiku.retrieval.index_text import chunk_text
 from zhiku.retrieval.pgvector_store import PGVECTOR_STORE
 from zhiku.retrieval.segment import query_terms
+from zhiku.retrieval.settings import SearchMode, SearchSettings
 from zhiku.retrieval.vector_store import VectorHit, VectorStore
 from zhiku.tokencount import count_tokens
 
-SearchMode = Literal["embedding", "fullText", "mixed"]
-# FastGPT's names for the same modes.
-MODE_ALIASES: dict[str, SearchMode] = {
-    "embedding": "embedding", "fullText": "fullText", "fullTextRecall": "fullText",
-    "mixed": "mixed", "mixedRecall": "mixed",
-}
 # Candidate counts per list (FastGPT: 100 / 100 / 80 vector + 60 full text).
 EMBEDDING_ONLY_LIMIT = 100
 FULLTEXT_ONLY_LIMIT = 100
@@ -52,36 +47,6 @@ MIXED_FULLTEXT_LIMIT = 60
 
 # How many deduplicated candidates go to the rerank model.
 RERANK_CANDIDATES = 50
-
-
-@dataclass(frozen=True)
-class SearchSettings:
-    mode: SearchMode = "mixed"
-    similarity: float = 0.4
-    max_tokens: int = 5000
-    embedding_weight: float = 0.5
-    rerank: bool = False
-    rerank_weight: float = 0.5
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any] | None) -> SearchSettings:
-        raw = raw or {}
-        mode = raw.get("mode", raw.get("searchMode", cls.mode))
-        if mode not in MODE_ALIASES:
-            raise InvalidInput(f"unknown search mode {mode!r} (use embedding, fullText or mixed)",
-                               code="invalid_search_mode")
-        return cls(mode=MODE_ALIASES[mode],
-                   similarity=float(raw.get("similarity", cls.similarity)),
-                   max_tokens=int(raw.get("max_tokens", raw.get("limit", cls.max_tokens))),
-                   embedding_weight=float(raw.get("embedding_weight", raw.get("embeddingWeight",
-                                                                               cls.embedding_weight))),
-                   rerank=bool(raw.get("rerank", raw.get("usingReRank", cls.rerank))),
-                   rerank_weight=float(raw.get("rerank_weight", raw.get("rerankWeight", cls.rerank_weight))))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"mode": self.mode, "similarity": self.similarity, "max_tokens": self.max_tokens,
-                "embedding_weight": self.embedding_weight, "rerank": self.rerank,
-                "rerank_weight": self.rerank_weight}
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ from pydantic import BaseModel, Field
 
 from zhiku.knowledge import datasets
 from zhiku.knowledge.schemas import DatasetCreate, DatasetPublic, DatasetUpdate
-from zhiku.retrieval.search import SearchSettings, quote_dict, search
+from zhiku.retrieval.search import quote_dict, search
+from zhiku.retrieval.settings import SearchSettings
 from zhiku.web.deps import PlatformDep, SessionDep, TeamPrincipal
 
 router = APIRouter(prefix="/api/datasets", tags=["datasets"])

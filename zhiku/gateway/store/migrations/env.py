@@ -9,9 +9,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
+from zhiku.gateway.store.engine import VERSION_TABLE
 from zhiku.gateway.store.tables import GatewayBase
-
-VERSION_TABLE = "gateway_alembic_version"
 
 config = context.config
 target_metadata = GatewayBase.metadata

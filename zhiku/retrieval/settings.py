@@ -1,0 +1,44 @@
+"""An app's or a search test's search settings, in FastGPT's names and ours. Pure: stored apps are
+validated with it without loading the search machinery."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from zhiku.errors import InvalidInput
+
+SearchMode = Literal["embedding", "fullText", "mixed"]
+# FastGPT's names for the same modes.
+MODE_ALIASES: dict[str, SearchMode] = {
+    "embedding": "embedding", "fullText": "fullText", "fullTextRecall": "fullText",
+    "mixed": "mixed", "mixedRecall": "mixed",
+}
+@dataclass(frozen=True)
+class SearchSettings:
+    mode: SearchMode = "mixed"
+    similarity: float = 0.4
+    max_tokens: int = 5000
+    embedding_weight: float = 0.5
+    rerank: bool = False
+    rerank_weight: float = 0.5
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any] | None) -> SearchSettings:
+        raw = raw or {}
+        mode = raw.get("mode", raw.get("searchMode", cls.mode))
+        if mode not in MODE_ALIASES:
+            raise InvalidInput(f"unknown search mode {mode!r} (use embedding, fullText or mixed)",
+                               code="invalid_search_mode")
+        return cls(mode=MODE_ALIASES[mode],
+                   similarity=float(raw.get("similarity", cls.similarity)),
+                   max_tokens=int(raw.get("max_tokens", raw.get("limit", cls.max_tokens))),
+                   embedding_weight=float(raw.get("embedding_weight", raw.get("embeddingWeight",
+                                                                               cls.embedding_weight))),
+                   rerank=bool(raw.get("rerank", raw.get("usingReRank", cls.rerank))),
+                   rerank_weight=float(raw.get("rerank_weight", raw.get("rerankWeight", cls.rerank_weight))))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"mode": self.mode, "similarity": self.similarity, "max_tokens": self.max_tokens,
+                "embedding_weight": self.embedding_weight, "rerank": self.rerank,
+                "rerank_weight": self.rerank_weight}
