@@ -51,7 +51,8 @@ class ChatParams:
 class ChatModel(Protocol):
     async def complete(self, messages: Sequence[ChatMessage], params: ChatParams) -> ChatResult: ...
 
-    def stream(self, messages: Sequence[ChatMessage], params: ChatParams) -> AsyncGenerator[ChatDelta, None]: ...
+    def stream(self, messages: Sequence[ChatMessage],
+               params: ChatParams) -> AsyncGenerator[ChatDelta, None]: ...
 
 
 def openai_chat_body(messages: Sequence[ChatMessage], params: ChatParams, *, stream: bool) -> dict[str, Any]:

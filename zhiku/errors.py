@@ -113,9 +113,11 @@ def native_body(error: ZhikuError) -> dict[str, Any]:
     return {"code": error.code, "message": error.message, "detail": error.detail}
 
 
-def openai_body(error: ZhikuError) -> dict[str, Any]:
-    """The body OpenAI clients read: ``{"error": {"message", "type", "code"[, "detail"]}}``."""
-    body: dict[str, Any] = {"message": error.message, "type": _openai_type(error.status), "code": error.code}
+def openai_body(error: ZhikuError, kind: str | None = None) -> dict[str, Any]:
+    """The body OpenAI clients read: ``{"error": {"message", "type", "code"[, "detail"]}}``. ``type``
+    follows the status unless ``kind`` names it (an upstream's own error type, passed on)."""
+    body: dict[str, Any] = {"message": error.message, "type": kind or _openai_type(error.status),
+                            "code": error.code}
     if error.detail is not None:
         body["detail"] = error.detail
     return {"error": body}

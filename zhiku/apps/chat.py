@@ -134,7 +134,8 @@ class ChatTurn:
         return self.model == EXTRACTIVE_MODEL
 
 
-async def run_chat_turn(deps: ChatDeps, principal: Principal, request: ChatRequest) -> AsyncIterator[ChatEvent]:
+async def run_chat_turn(deps: ChatDeps, principal: Principal,
+                        request: ChatRequest) -> AsyncIterator[ChatEvent]:
     """Run one turn: its events in order, ending with :class:`TurnDone` or :class:`TurnFailed`.
 
     Errors in the request itself (no such app, a key bound to another app, no question) are raised
@@ -222,8 +223,8 @@ async def _prepare(deps: ChatDeps, principal: Principal, request: ChatRequest) -
         history = await _history(session, app.id, chat_id) if chat_id else messages[:-1]
     question = messages[-1].content.strip()
     settings = SearchSettings.from_dict(app.search)
-    result = (await search(deps.sessions, deps.embedders, datasets, question, settings, reranker=deps.reranker,
-                           vector_store=deps.vector_store) if datasets else None)
+    result = (await search(deps.sessions, deps.embedders, datasets, question, settings,
+                           reranker=deps.reranker, vector_store=deps.vector_store) if datasets else None)
     quotes = result.quotes if result else []
     model = (app.model or deps.default_model) if deps.chat_model is not None else EXTRACTIVE_MODEL
     system_prompt = app.system_prompt

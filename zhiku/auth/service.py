@@ -69,7 +69,8 @@ async def ensure_root(session: AsyncSession, configured_password: str | None, *,
         session.add(TeamMember(team_id=team.id, user_id=root.id, role="owner"))
         await session.commit()
         return RootBootstrap(created=True, generated_password=None if configured_password else password)
-    if apply_to_existing and configured_password and not verify_password(root.password_hash, configured_password):
+    if apply_to_existing and configured_password \
+            and not verify_password(root.password_hash, configured_password):
         root.password_hash = hash_password(configured_password)
         await session.commit()
     return RootBootstrap(created=False, generated_password=None)

@@ -241,8 +241,8 @@ def ask(question: str, app_name: str = typer.Option(..., "--app"),
             app_row = await find_app_by_name(session, principal, app_name)
         answer: list[str] = []
         quotes: list[Candidate] = []
-        request = ChatRequest(messages=[{"role": "user", "content": question}], app_id=app_row.id, stream=False,
-                              source="cli")
+        request = ChatRequest(messages=[{"role": "user", "content": question}], app_id=app_row.id,
+                              stream=False, source="cli")
         async for event in run_chat_turn(platform.chat_deps(), principal, request):
             if isinstance(event, QuotesFound):
                 quotes = event.quotes

@@ -39,11 +39,13 @@ def at_head(connection: Connection, version_table: str, head: str) -> bool:
     return connection.execute(text(f"SELECT version_num FROM {version_table}")).scalar() == head
 
 
-def alembic_config(connection: Connection | None = None) -> Config:
+def alembic_config(connection: Connection | None = None, *, script_location: Path = MIGRATIONS_DIR) -> Config:
+    """Alembic's configuration for a migration chain (the platform's unless another is named), run on
+    ``connection`` when given."""
     from alembic.config import Config
 
     cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("script_location", str(script_location))
     if connection is not None:
         cfg.attributes["connection"] = connection
     return cfg

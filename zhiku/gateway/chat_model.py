@@ -70,7 +70,8 @@ class ChannelChatModel:
         http = new_http_session()
         provider = _BaseUrlProvider(ProviderContext(http=http, embedders=_no_embedders))
         channel = ChannelInfo(id=0, type=OpenAIProvider.type, name=base_url.rstrip("/"),
-                              base_url=base_url.rstrip("/"), models=("*",), key=api_key, timeout_seconds=timeout)
+                              base_url=base_url.rstrip("/"), models=("*",), key=api_key,
+                              timeout_seconds=timeout)
         return cls(provider, channel, http, where=f"model upstream {channel.base_url}")
 
     async def aclose(self) -> None:
@@ -83,7 +84,8 @@ class ChannelChatModel:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    def _request(self, messages: Sequence[ChatMessage], params: ChatParams, *, stream: bool) -> UpstreamRequest:
+    def _request(self, messages: Sequence[ChatMessage], params: ChatParams, *,
+                 stream: bool) -> UpstreamRequest:
         return UpstreamRequest(endpoint=ENDPOINT_CHAT, body=openai_chat_body(messages, params, stream=stream),
                                stream=stream, channel=self.channel, timeout=self.channel.timeout_seconds)
 
@@ -114,7 +116,8 @@ class ChannelChatModel:
                 if not meter.finished:  # a drop after the finish reason loses nothing
                     raise _cut(f"{exc.failure.message} after {meter.forwarded} chunks") from None
             if meter.broken:
-                what = meter.error.get("message") if meter.error else f"an event that is not JSON: {meter.malformed!r}"
+                what = (meter.error.get("message") if meter.error
+                        else f"an event that is not JSON: {meter.malformed!r}")
                 raise bad_response(f"{where} sent {what}").to_error()
             if not meter.complete:
                 raise _cut(f"{where} ended the stream after {meter.forwarded} chunks without [DONE]")

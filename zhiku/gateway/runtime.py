@@ -172,7 +172,8 @@ class Gateway:
         if token is None:
             await self.reload()
             token = self.snapshot.tokens[self.internal_token_id or -1]
-        return await self.relay.handle(RelayCall(endpoint=endpoint, body=body, raw=None, token=token, typed=True))
+        return await self.relay.handle(RelayCall(endpoint=endpoint, body=body, raw=None, token=token,
+                                                 typed=True))
 
     def channel_failed(self, channel: ChannelInfo, failure: Failure) -> None:
         if failure.retry_after:

@@ -38,7 +38,8 @@ async def run_server(settings: Settings, *, on_ready: Callable[[Platform, Any], 
     stop = asyncio.Event()
     worker_task = (asyncio.create_task(platform.worker().run_forever(stop))
                    if settings.worker_enabled else None)
-    db_line = "embedded PostgreSQL in " + str(settings.pg_data_dir) if platform.db.embedded else platform.db.display_url
+    db_line = ("embedded PostgreSQL in " + str(settings.pg_data_dir) if platform.db.embedded
+               else platform.db.display_url)
     announce(f"Zhiku on http://{settings.host}:{settings.port} (database: {db_line}; "
              f"chat model: {settings.chat_model if platform.chat_model else 'built-in extractive answerer'})")
     try:
@@ -63,7 +64,8 @@ async def run_embed_server(settings: Settings, *, announce: Callable[[str], None
             load()  # pay the load before the first request, not during it
     app = create_embed_app(settings, registry, rerankers)
     announce(f"embedding server on http://{settings.embed_host}:{settings.embed_port}/v1 "
-             f"(models: {', '.join(app.state.service.model_names())}; rerank: {', '.join(rerankers) or 'none'})")
+             f"(models: {', '.join(app.state.service.model_names())}; "
+             f"rerank: {', '.join(rerankers) or 'none'})")
     await serve_asgi(app, settings, host=settings.embed_host, port=settings.embed_port, on_ready=on_ready,
                      lifespan="on")
 
@@ -82,7 +84,8 @@ def tune_gc_for_serving() -> None:
 
 async def run_gateway_server(settings: Settings, *, port: int | None = None,
                              on_ready: Callable[[Gateway, Any], None] | None = None,
-                             announce: Callable[[str], None] = print, embedders: EmbedderRegistry | None = None) -> None:
+                             announce: Callable[[str], None] = print,
+                             embedders: EmbedderRegistry | None = None) -> None:
     gateway = await open_gateway(settings, embedders=embedders)
     port = port or settings.gateway_port
     app = RelayFirst(create_gateway_app(gateway), gateway)

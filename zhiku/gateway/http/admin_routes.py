@@ -58,7 +58,8 @@ PlatformAdminCheck = Callable[[str], Awaitable[bool]]
 
 
 async def get_admin(request: Request, gateway: GatewayDep) -> Admin:
-    credential = bearer_or_cookie(request.headers.get("authorization", ""), request.cookies.get(SESSION_COOKIE, ""))
+    credential = bearer_or_cookie(request.headers.get("authorization", ""),
+                                  request.cookies.get(SESSION_COOKIE, ""))
     if not credential:
         raise Unauthorized("missing credentials: log in, or send 'Authorization: Bearer <admin token>'")
     user = await users.user_by_access_token(gateway.store, credential)

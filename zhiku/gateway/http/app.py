@@ -11,7 +11,8 @@ from zhiku.gateway.http.relay_routes import install_relay
 from zhiku.gateway.runtime import Gateway
 
 
-def install_gateway(app: FastAPI, gateway: Gateway, platform_admin_check: PlatformAdminCheck | None = None) -> None:
+def install_gateway(app: FastAPI, gateway: Gateway,
+                    platform_admin_check: PlatformAdminCheck | None = None) -> None:
     """The relay under ``/v1/…`` and the admin API under ``/api/{channel,token,user,log,option}/``;
     ``platform_admin_check`` lets the platform's admins in with their own login."""
     app.state.gateway = gateway

@@ -17,6 +17,7 @@ from typing import Any
 
 from zhiku import sse
 from zhiku.chat_model import Usage
+from zhiku.errors import UpstreamError, openai_body
 from zhiku.gateway.domain import ENDPOINT_CHAT
 from zhiku.gateway.providers.base import (
     ProviderContext,
@@ -176,8 +177,9 @@ class EventTranslator:
         try:
             event = json.loads(data)
         except ValueError:
-            return [sse.encode({"error": {"message": f"Anthropic sent an event that is not JSON: {data[:200]!r}",
-                                          "type": "upstream_error"}})]
+            bad = UpstreamError(f"Anthropic sent an event that is not JSON: {data[:200]!r}",
+                                code="upstream_bad_response")
+            return [sse.encode(openai_body(bad, kind="upstream_error"))]
         kind = event.get("type") if isinstance(event, dict) else None
         if kind == "message_start":
             message = event.get("message") or {}
@@ -212,8 +214,8 @@ class EventTranslator:
             return [sse.DONE_EVENT]
         if kind == "error":
             error = event.get("error") or {}
-            return [sse.encode({"error": {"message": error.get("message", "error"),
-                                          "type": error.get("type", "upstream_error")}})]
+            return [sse.encode(openai_body(UpstreamError(str(error.get("message", "error"))),
+                                           kind=str(error.get("type") or "upstream_error")))]
         return []  # ping, content_block_stop, unknown future events
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from zhiku import sse
 from zhiku.chat_model import Usage
+from zhiku.errors import UpstreamError, openai_body
 from zhiku.gateway.domain import ENDPOINT_CHAT, ENDPOINT_EMBEDDINGS
 from zhiku.gateway.providers.base import (
     ProviderContext,
@@ -165,12 +166,13 @@ class ChunkTranslator:
         try:
             data = json.loads(line)
         except ValueError:
-            return [sse.encode({"error": {"message": f"Ollama sent a line that is not JSON: {line[:200]!r}",
-                                          "type": "upstream_error"}})]
+            bad = UpstreamError(f"Ollama sent a line that is not JSON: {line[:200]!r}",
+                                code="upstream_bad_response")
+            return [sse.encode(openai_body(bad, kind="upstream_error"))]
         if not isinstance(data, dict):
             return []
         if data.get("error"):
-            return [sse.encode({"error": {"message": str(data["error"]), "type": "upstream_error"}})]
+            return [sse.encode(openai_body(UpstreamError(str(data["error"])), kind="upstream_error"))]
         events: list[bytes] = []
         if not self._started:
             self._started = True

@@ -40,7 +40,8 @@ def api_root(base_url: str) -> str:
 
 class OpenAIProvider:
     type = "openai"
-    oneapi_types = frozenset({1, 2, 4, 5, 6, 7, 8, 9, 10, 12, 13, 20, 25, 28, 29, 31, 32, 36, 39, 44, 45, 50})  # OpenAI and the OpenAI-compatible services
+    # OneAPI's OpenAI and the OpenAI-compatible services (API2D, OpenRouter, Moonshot, DeepSeek, …)
+    oneapi_types = frozenset({1, 2, 4, 5, 6, 7, 8, 9, 10, 12, 13, 20, 25, 28, 29, 31, 32, 36, 39, 44, 45, 50})
     endpoints = frozenset({ENDPOINT_CHAT, ENDPOINT_COMPLETIONS, ENDPOINT_EMBEDDINGS, ENDPOINT_RERANK})
 
     def __init__(self, context: ProviderContext) -> None:

@@ -211,7 +211,7 @@ def _counter_updates() -> tuple[Update, Update, Update, Update]:
     channels = GatewayChannel.__table__
     return (
         update(tokens).where(tokens.c.id == bindparam("k"))
-        .values(remain_quota=case((tokens.c.unlimited_quota == True, tokens.c.remain_quota),  # noqa: E712 (SQL, not Python)
+        .values(remain_quota=case((tokens.c.unlimited_quota == True, tokens.c.remain_quota),  # noqa: E712 SQL
                                   else_=tokens.c.remain_quota - bindparam("spent")),
                 used_quota=tokens.c.used_quota + bindparam("spent"),
                 request_count=tokens.c.request_count + bindparam("n"), accessed_at=bindparam("at")),

@@ -15,6 +15,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from zhiku.db.migrate import alembic_config as platform_alembic_config
 from zhiku.db.migrate import at_head
 from zhiku.errors import StartupError
 from zhiku.gateway.store.dsn import dialect_of, gateway_database_url, redact_dsn
@@ -77,13 +78,7 @@ VERSION_TABLE = "gateway_alembic_version"
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
-    from alembic.config import Config
-
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    if connection is not None:
-        cfg.attributes["connection"] = connection
-    return cfg
+    return platform_alembic_config(connection, script_location=MIGRATIONS_DIR)
 
 
 def _upgrade(connection: Connection) -> None:
