@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
+from starlette.types import ASGIApp
 
 from zhiku.config import Settings
 from zhiku.errors import ZhikuError
@@ -84,7 +85,7 @@ def run(main: Callable[[], Awaitable[T]], *, server: bool = False) -> T:
         raise SystemExit(EXIT_ERROR) from None
 
 
-async def serve_asgi(app: Any, settings: Settings, *, host: str, port: int,
+async def serve_asgi(app: ASGIApp, settings: Settings, *, host: str, port: int,
                      on_ready: Callable[[Any], None] | None = None, **options: Any) -> None:
     """Serve ``app`` with uvicorn until SIGTERM/Ctrl+C; ``on_ready(server)`` once it accepts connections."""
     import uvicorn

@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from zhiku.errors import InvalidInput, PayloadTooLarge, Unauthorized, ZhikuError, error_headers, openai_body
-from zhiku.gateway.domain import ENDPOINT_EMBEDDINGS, ENDPOINT_RERANK, ENDPOINTS
+from zhiku.gateway.domain import ENDPOINT_EMBEDDINGS, ENDPOINT_RERANK, ENDPOINTS, TokenInfo
 from zhiku.gateway.http.event_stream import SSE_HEADERS, EventStreamResponse, StreamGate
 from zhiku.gateway.providers.base import json_loads
 from zhiku.gateway.relay.handler import RelayCall
@@ -55,7 +55,7 @@ def _key_from(headers: list[tuple[bytes, bytes]]) -> str:
             or found.get(b"api-key", b"").decode("latin-1").strip())
 
 
-async def _token(request: Request, gateway: Gateway) -> Any:
+async def _token(request: Request, gateway: Gateway) -> TokenInfo:
     key = bearer_key(request)
     if not key:
         raise Unauthorized("missing gateway token: send 'Authorization: Bearer sk-…'", code="missing_api_key")

@@ -27,6 +27,8 @@ from zhiku.gateway.providers.failures import Failure, UpstreamFailure
 if TYPE_CHECKING:
     import numpy as np
 
+    from zhiku.embedding.base import Embedder
+
 
 def _texts(value: Any) -> list[str]:
     if isinstance(value, str):
@@ -75,7 +77,7 @@ class LocalProvider:
     def __init__(self, context: ProviderContext) -> None:
         self._registry = context.embedders
 
-    def _embedder(self, model: str) -> Any:
+    def _embedder(self, model: str) -> Embedder:
         try:
             return self._registry().get(model)
         except ZhikuError as exc:
