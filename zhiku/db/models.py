@@ -160,7 +160,7 @@ class ChunkVector(Base):
     """One vector per index text of a chunk, at the model's true dimension (no padding).
 
     Each embedding model gets a partial HNSW index on ``embedding::vector(dim)``
-    (see ``zhiku.retrieval.vectors.ensure_vector_index``), so datasets with
+    (see ``zhiku.retrieval.pgvector_store.PgVectorStore.ensure_index``), so datasets with
     different models and dimensions share this table.
     """
 
