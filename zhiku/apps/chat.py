@@ -32,7 +32,7 @@ from zhiku.errors import Forbidden, InvalidInput, ZhikuError
 from zhiku.retrieval.fusion import Candidate
 from zhiku.retrieval.pgvector_store import PGVECTOR_STORE
 from zhiku.retrieval.search import SearchResult, quote_dict, search
-from zhiku.retrieval.settings import SearchSettings
+from zhiku.retrieval.settings import SearchSettings, check_query_length
 from zhiku.retrieval.vector_store import VectorStore
 
 # How many earlier messages of a stored chat are sent back to the model (FastGPT keeps a few turns).
@@ -214,6 +214,7 @@ async def _history(session: AsyncSession, app_id: int, chat_id: str) -> list[Cha
 
 async def _prepare(deps: ChatDeps, principal: Principal, request: ChatRequest) -> ChatTurn:
     messages = parse_messages(list(request.messages))
+    check_query_length(messages[-1].content.strip())  # before any database or model work
     app_pk = _resolve_app_id(principal, request.app_id)
     chat_id = request.chat_id
     async with deps.sessions() as session:

@@ -34,7 +34,9 @@ def resolve_database_url(settings: Settings) -> tuple[str, bool]:
 
 def open_database(settings: Settings) -> Database:
     url, embedded = resolve_database_url(settings)
+    # hide_parameters: a failing statement's error (logged, sometimes shown) never carries the values of
+    # its parameters: user text, key hashes and prefixes stay out of logs.
     engine = create_async_engine(url, pool_size=settings.db_pool_size, max_overflow=settings.db_pool_size,
-                                 pool_pre_ping=True)
+                                 pool_pre_ping=True, hide_parameters=True)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
     return Database(url=url, engine=engine, sessions=sessions, embedded=embedded)

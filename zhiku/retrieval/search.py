@@ -34,7 +34,7 @@ from zhiku.retrieval.fusion import (
 from zhiku.retrieval.index_text import chunk_text
 from zhiku.retrieval.pgvector_store import PGVECTOR_STORE
 from zhiku.retrieval.segment import query_terms
-from zhiku.retrieval.settings import SearchMode, SearchSettings
+from zhiku.retrieval.settings import SearchMode, SearchSettings, check_query_length
 from zhiku.retrieval.vector_store import VectorHit, VectorStore
 from zhiku.tokencount import count_tokens
 
@@ -93,7 +93,7 @@ async def _vector_candidates(sessions: async_sessionmaker[AsyncSession], embedde
 
 async def _fulltext_candidates(sessions: async_sessionmaker[AsyncSession], dataset_ids: list[int], query: str,
                                limit: int) -> list[Candidate]:
-    terms = query_terms(query)
+    terms = await asyncio.to_thread(query_terms, query)  # jieba: CPU work, kept off the event loop
     if not terms:
         return []
     async with sessions() as session:
@@ -122,6 +122,7 @@ async def search(sessions: async_sessionmaker[AsyncSession], embedders: Embedder
     query = query.strip()
     if not query:
         raise InvalidInput("the search text is empty", code="empty_query")
+    check_query_length(query)
     started = time.perf_counter()
     if not datasets:
         return SearchResult(quotes=[], mode=settings.mode, duration_ms=0.0)

@@ -6,7 +6,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from zhiku.errors import InvalidInput
+from zhiku.errors import InvalidInput, PayloadTooLarge
+
+# The longest search text or chat question taken, in characters. Longer text is refused before any
+# segmentation or embedding runs (413 ``query_too_long``): it is not a question, and its cost would
+# fall on every other request.
+MAX_QUERY_CHARS = 20_000
+
+
+def check_query_length(text: str) -> None:
+    if len(text) > MAX_QUERY_CHARS:
+        raise PayloadTooLarge(f"the question is {len(text)} characters long; at most {MAX_QUERY_CHARS} are taken",
+                              code="query_too_long")
 
 SearchMode = Literal["embedding", "fullText", "mixed"]
 # FastGPT's names for the same modes.

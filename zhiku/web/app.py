@@ -8,6 +8,7 @@ from zhiku import __version__
 from zhiku.auth.service import authenticate
 from zhiku.web.errors import install_error_handlers
 from zhiku.web.routers import apps, auth, chat, chunks, collections, datasets, health, keys
+from zhiku.web.security_headers import SecurityHeaders
 from zhiku.wiring import Platform
 
 
@@ -15,6 +16,7 @@ def create_app(platform: Platform) -> FastAPI:
     app = FastAPI(title="Zhiku", version=__version__, docs_url="/api/docs", openapi_url="/api/openapi.json",
                   redoc_url=None)
     app.state.platform = platform
+    app.add_middleware(SecurityHeaders)
     install_error_handlers(app)
     for module in (health, auth, keys, datasets, collections, chunks, apps, chat):
         app.include_router(module.router)

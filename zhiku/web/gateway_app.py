@@ -9,11 +9,13 @@ from zhiku import __version__
 from zhiku.gateway.http.app import install_gateway
 from zhiku.gateway.runtime import Gateway
 from zhiku.web.errors import install_error_handlers
+from zhiku.web.security_headers import SecurityHeaders
 
 
 def create_gateway_app(gateway: Gateway) -> FastAPI:
     app = FastAPI(title="Zhiku gateway", version=__version__, docs_url="/api/docs",
                   openapi_url="/api/openapi.json", redoc_url=None)
+    app.add_middleware(SecurityHeaders)
     install_error_handlers(app)
     install_gateway(app, gateway)
 

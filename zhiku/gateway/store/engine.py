@@ -56,11 +56,11 @@ def open_store(dsn: str, *, pool_size: int = 10) -> GatewayStore:
     url = gateway_database_url(dsn)
     dialect = dialect_of(url)
     if dialect == "sqlite":
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     else:
         engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
-                                     pool_recycle=3600)
+                                     pool_recycle=3600, hide_parameters=True)  # no values in error logs
     return GatewayStore(engine=engine, sessions=async_sessionmaker(engine, expire_on_commit=False),
                         dialect=dialect, owns_engine=True)
 

@@ -1,0 +1,89 @@
+"""Big inputs are bounded before any work starts, and one maximal question does not stall the others."""
+
+from __future__ import annotations
+
+import random
+import statistics
+import threading
+import time
+
+import httpx
+import pytest
+
+from tests.conftest import unique
+from tests.integration.helpers import add_text, create_dataset
+from zhiku.retrieval.settings import MAX_QUERY_CHARS
+
+pytestmark = pytest.mark.integration
+HANZI = "的一是不了人我在有他这中大来上国个到说们为子和你地出道也时年得就那要下以生会自着去之过家学对可她里后小么心多天"
+
+
+@pytest.fixture
+def app_key(client: httpx.Client) -> str:
+    dataset_id = create_dataset(client, unique("limits"))
+    add_text(client, dataset_id, "tea.md", "# Tea\n\n绿茶用八十度的水泡两分钟。Green tea wants water at 80 °C for two minutes.")
+    r = client.post("/api/apps", json={"name": unique("limits"), "datasetIds": [dataset_id]})
+    assert r.status_code == 201, r.text
+    r = client.post("/api/keys", json={"name": "limits", "appId": r.json()["id"]})
+    assert r.status_code == 201, r.text
+    return r.json()["key"]
+
+
+def test_a_question_over_the_limit_is_refused_before_any_work(server, fake, client, app_key) -> None:
+    too_long = "茶" * (MAX_QUERY_CHARS + 1)
+    started = time.perf_counter()
+    r = httpx.post(server.base_url + "/api/v1/chat/completions", headers={"Authorization": f"Bearer {app_key}"},
+                   json={"messages": [{"role": "user", "content": too_long}]}, timeout=30)
+    assert r.status_code == 413 and r.json()["error"]["code"] == "query_too_long"
+    assert fake.requests == []  # no model call
+    dataset_id = create_dataset(client, unique("limits"))
+    r = client.post(f"/api/datasets/{dataset_id}/search", json={"text": too_long})
+    assert r.status_code == 413 and r.json()["code"] == "query_too_long"
+    assert time.perf_counter() - started < 10
+
+
+def test_health_answers_promptly_while_a_maximal_question_is_answered(server, fake, app_key) -> None:
+    rng = random.Random(7)
+    question = "".join(rng.choice(HANZI) for _ in range(MAX_QUERY_CHARS))
+    with httpx.Client(base_url=server.base_url, timeout=60) as http:
+        baseline = statistics.median(_timed(lambda: http.get("/api/health")) for _ in range(5))
+        done = threading.Event()
+        answered: list[int] = []
+
+        def ask() -> None:
+            fake.reply("答")
+            r = httpx.post(server.base_url + "/api/v1/chat/completions", timeout=120,
+                           headers={"Authorization": f"Bearer {app_key}"},
+                           json={"messages": [{"role": "user", "content": question}]})
+            answered.append(r.status_code)
+            done.set()
+
+        big = threading.Thread(target=ask)
+        started = time.perf_counter()
+        big.start()
+        health: list[float] = []
+        while not done.is_set():
+            health.append(_timed(lambda: http.get("/api/health")))
+            time.sleep(0.05)
+        big_seconds = time.perf_counter() - started
+        big.join()
+    assert answered == [200]
+    assert len(health) >= 3, f"the maximal question took only {big_seconds:.2f}s: nothing was measured"
+    # On the event loop, the question's segmentation and embedding would hold every health check for
+    # their whole duration; off it, a check waits at most a few thread switches.
+    assert max(health) < max(1.0, 20 * baseline), (max(health), baseline, big_seconds)
+
+
+def _timed(call) -> float:
+    started = time.perf_counter()
+    response = call()
+    assert response.status_code == 200
+    return time.perf_counter() - started
+
+
+def test_responses_carry_security_headers(server, client) -> None:
+    for r in (httpx.get(server.base_url + "/api/health"), client.get("/api/datasets"),
+              httpx.post(server.base_url + "/v1/chat/completions", json={})):  # the gateway's relay, mounted
+        assert r.headers["x-content-type-options"] == "nosniff", r.url
+        assert r.headers["x-frame-options"] == "DENY" and "frame-ancestors 'none'" in r.headers["content-security-policy"]
+        assert r.headers["referrer-policy"] == "strict-origin-when-cross-origin"
