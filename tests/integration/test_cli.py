@@ -61,6 +61,33 @@ def test_import_apps_keys_ask(fresh_db: str, tmp_path: Path) -> None:
     assert reset.returncode == 0 and len(reset.stdout.strip().splitlines()[-1]) >= 12
 
 
+
+def test_import_of_a_folder_names_every_skipped_file_and_leaves_no_empty_dataset(fresh_db: str,
+                                                                               tmp_path: Path) -> None:
+    env = cli_env(fresh_db, tmp_path / "data", ZHIKU_UPLOAD_MAX_BYTES="2000")
+    folder = tmp_path / "docs"
+    (folder / ".git").mkdir(parents=True)
+    (folder / "bike.md").write_text(DOC)
+    (folder / ".git" / "notes.md").write_text("hidden notes")
+    (folder / "manual.pdf").write_bytes(b"%PDF-1.7 not yet supported")
+    (folder / "huge.txt").write_text("chain oil " * 500)
+    result = run(["import", str(folder), "--dataset", "shop"], env)
+    assert result.returncode == 0, result.stderr
+    skipped = {line.split(":")[0].split()[-1]: line for line in result.stderr.splitlines() if "skipped" in line}
+    assert set(skipped) == {str(folder / ".git" / "notes.md"), str(folder / "manual.pdf"), str(folder / "huge.txt")}
+    assert "hidden" in skipped[str(folder / ".git" / "notes.md")]
+    assert "unsupported file type '.pdf'" in skipped[str(folder / "manual.pdf")]
+    assert "too large" in skipped[str(folder / "huge.txt")] and "ZHIKU_UPLOAD_MAX_BYTES" in result.stderr
+
+    (tmp_path / "bad").mkdir()
+    broken = tmp_path / "bad" / "broken.txt"
+    broken.write_bytes(b"\x00\x01\x02\xff" * 100)
+    nothing = run(["import", str(broken), "--dataset", "empty-one"], env)
+    assert nothing.returncode == 1 and "broken.txt" in nothing.stderr
+    assert "not created" in nothing.stdout
+    missing = run(["apps", "create", "x", "--dataset", "empty-one"], env)
+    assert missing.returncode == 1 and "empty-one" in missing.stderr  # no empty dataset was left behind
+
 def test_unreachable_database_exits_with_one_line(tmp_path: Path) -> None:
     env = cli_env("postgresql://u:p@127.0.0.1:9/x", tmp_path)
     result = run(["keys", "create", "--name", "x"], env, timeout=60)

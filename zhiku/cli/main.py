@@ -110,20 +110,40 @@ def import_(paths: list[Path] = typer.Argument(..., help="Files or folders to im
     settings = build_settings(data_dir=data_dir)
     exts = {e.lower() for e in supported_extensions()}
     files: list[Path] = []
+    skipped: list[tuple[Path, str]] = []
     for path in paths:
         if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in exts))
+            for found in sorted(p for p in path.rglob("*") if p.is_file()):
+                reason = _skip_reason(found.relative_to(path), found, exts, settings.upload_max_bytes)
+                if reason:
+                    skipped.append((found, reason))
+                else:
+                    files.append(found)
         elif path.is_file():
-            files.append(path)
+            files.append(path)  # named on purpose: tried, and a refusal is reported as a failure
         else:
             err_console.print(f"[red]error:[/red] {path} does not exist")
             raise typer.Exit(1)
+    for path, reason in skipped:
+        err_console.print(f"[yellow]skipped[/yellow] {path}: {reason}", highlight=False)
     if not files:
         err_console.print("[red]error:[/red] no importable files (supported: " + ", ".join(sorted(exts)) + ")")
         raise typer.Exit(1)
     failed = run(lambda: _with_platform(settings, lambda p: _import(p, files, dataset, chunk_size)))
     if failed:
         raise typer.Exit(1)
+
+
+def _skip_reason(relative: Path, path: Path, exts: set[str], max_bytes: int) -> str | None:
+    """Why a file found in a folder is not imported, or None."""
+    if any(part.startswith(".") for part in relative.parts):
+        return "hidden"
+    if path.suffix.lower() not in exts:
+        return f"unsupported file type {path.suffix or '(none)'!r}"
+    size = path.stat().st_size
+    if size > max_bytes:
+        return f"too large ({size} bytes; the limit is {max_bytes}, ZHIKU_UPLOAD_MAX_BYTES)"
+    return None
 
 
 async def _import(platform: Platform, files: list[Path], dataset_name: str, chunk_size: int | None) -> int:
@@ -137,6 +157,7 @@ async def _import(platform: Platform, files: list[Path], dataset_name: str, chun
     async with platform.db.sessions() as session:
         principal = await root_principal(session)
         ds = await datasets.find_dataset_by_name(session, principal, dataset_name)
+        created_dataset = ds is None
         dataset_id = ds.id if ds else (await datasets.create_dataset(
             session, principal, platform.embedders, DatasetCreate(name=dataset_name),
             vector_store=platform.vector_store)).id
@@ -152,6 +173,19 @@ async def _import(platform: Platform, files: list[Path], dataset_name: str, chun
                 created.append((path, col.id))
             except ZhikuError as exc:
                 failures.append(f"{path}: {exc.message}")
+
+    async def nothing_imported() -> int:
+        if created_dataset:  # nothing could be added: leave no empty dataset behind
+            async with platform.db.sessions() as session:
+                await datasets.delete_dataset(session, principal, dataset_id, vector_store=platform.vector_store)
+        for line in failures:
+            err_console.print(f"[red]failed[/red] {line}", highlight=False)
+        console.print(f"nothing imported; dataset {dataset_name!r} "
+                      + ("not created" if created_dataset else "unchanged"))
+        return len(failures)
+
+    if not created:
+        return await nothing_imported()
     # Work the queue here too, so the import finishes whether or not a server is running.
     stop = asyncio.Event()
     worker_task = asyncio.create_task(platform.worker().run_forever(stop))
@@ -171,6 +205,9 @@ async def _import(platform: Platform, files: list[Path], dataset_name: str, chun
     finally:
         stop.set()
         await worker_task
+    if all(col.status == "error" for col in cols):
+        failures.extend(f"{path}: {col.error}" for (path, _), col in zip(created, cols))
+        return await nothing_imported()
     for (path, _), col in zip(created, cols):
         if col.status == "error":
             failures.append(f"{path}: {col.error}")
