@@ -9,6 +9,7 @@ from typing import Any
 from zhiku.chat_model import ChatMessage
 from zhiku.errors import InvalidInput
 from zhiku.retrieval.fusion import Candidate
+from zhiku.safetext import clean
 
 QUOTE_INSTRUCTIONS = (
     "Answer using the knowledge-base excerpts inside <Quotes></Quotes>. If they do not contain the answer, "
@@ -42,7 +43,7 @@ def parse_messages(raw: Sequence[Any]) -> list[ChatMessage]:
     for i, m in enumerate(raw):
         if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant", "tool"):
             raise InvalidInput(f"messages[{i}] needs a role of system, user or assistant", code="invalid_messages")
-        out.append(ChatMessage(role=m["role"], content=message_text(m.get("content"))))
+        out.append(ChatMessage(role=m["role"], content=clean(message_text(m.get("content")))))
     if out[-1].role != "user" or not out[-1].content.strip():
         raise InvalidInput("the last message must be a non-empty user message", code="invalid_messages")
     return out

@@ -3,30 +3,36 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from zhiku.safetext import Name, StoredText
+
+MAX_ID = 2**63 - 1  # the largest id PostgreSQL's bigint holds
 
 
 class AppCreate(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
-    name: str = Field(min_length=1, max_length=200)
-    dataset_ids: list[int] = Field(default_factory=list, alias="datasetIds")
-    system_prompt: str = Field("", alias="systemPrompt")
-    model: str | None = None
-    temperature: float | None = Field(None, ge=0, le=2)
-    max_tokens: int | None = Field(None, ge=1, alias="maxTokens")
+    name: Name = Field(min_length=1, max_length=200)
+    dataset_ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(default_factory=list,
+                                                                      alias="datasetIds", max_length=100)
+    system_prompt: StoredText = Field("", alias="systemPrompt", max_length=100_000)
+    model: Name | None = Field(None, max_length=200)
+    temperature: float | None = Field(None, ge=0, le=2, allow_inf_nan=False)
+    max_tokens: int | None = Field(None, ge=1, le=1_000_000, alias="maxTokens")
     search: dict[str, Any] = Field(default_factory=dict)
 
 
 class AppUpdate(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
-    name: str | None = Field(None, min_length=1, max_length=200)
-    dataset_ids: list[int] | None = Field(None, alias="datasetIds")
-    system_prompt: str | None = Field(None, alias="systemPrompt")
-    model: str | None = None
-    temperature: float | None = Field(None, ge=0, le=2)
-    max_tokens: int | None = Field(None, ge=1, alias="maxTokens")
+    name: Name | None = Field(None, min_length=1, max_length=200)
+    dataset_ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] | None = Field(None, alias="datasetIds",
+                                                                             max_length=100)
+    system_prompt: StoredText | None = Field(None, alias="systemPrompt", max_length=100_000)
+    model: Name | None = Field(None, max_length=200)
+    temperature: float | None = Field(None, ge=0, le=2, allow_inf_nan=False)
+    max_tokens: int | None = Field(None, ge=1, le=1_000_000, alias="maxTokens")
     search: dict[str, Any] | None = None
 
 

@@ -17,10 +17,12 @@ from zhiku.knowledge.schemas import CollectionPublic, Page, TextCollectionCreate
 from zhiku.retrieval import fulltext
 from zhiku.retrieval.pgvector_store import PGVECTOR_STORE
 from zhiku.retrieval.vector_store import VectorStore
+from zhiku.safetext import check_name
 from zhiku.worker import queue
 
 PARSE_JOB = "parse"
 EMBED_JOB = "embed"
+MAX_FILENAME_CHARS = 500  # the collections.name column
 
 
 async def load_collection(session: AsyncSession, principal: Principal, collection_id: int) -> Collection:
@@ -66,6 +68,13 @@ async def create_file_collection(session: AsyncSession, principal: Principal, bl
     name = PurePath(filename or "").name
     if not name:
         raise InvalidInput("the upload has no file name", code="filename_required")
+    try:
+        name = check_name(name)
+    except ValueError as exc:
+        raise InvalidInput(f"the file name {exc}", code="invalid_filename") from None
+    if len(name) > MAX_FILENAME_CHARS:
+        raise InvalidInput(f"the file name is {len(name)} characters long; at most {MAX_FILENAME_CHARS}",
+                           code="filename_too_long")
     parser_for(name)  # unknown type: refuse now, before anything is stored
     if len(data) > max_bytes:
         raise PayloadTooLarge(f"{name} is {len(data)} bytes; the upload limit is {max_bytes} bytes",

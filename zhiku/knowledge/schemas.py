@@ -7,18 +7,20 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from zhiku.safetext import Name, StoredText
+
 
 class DatasetCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
-    description: str = ""
+    name: Name = Field(min_length=1, max_length=200)
+    description: StoredText = Field("", max_length=10_000)
     embedding_model: str | None = Field(None, alias="embeddingModel")
     chunk_size: int = Field(1000, ge=100, le=20000, alias="chunkSize")
     model_config = ConfigDict(populate_by_name=True)
 
 
 class DatasetUpdate(BaseModel):
-    name: str | None = Field(None, min_length=1, max_length=200)
-    description: str | None = None
+    name: Name | None = Field(None, min_length=1, max_length=200)
+    description: StoredText | None = Field(None, max_length=10_000)
 
 
 class DatasetPublic(BaseModel):
@@ -34,8 +36,8 @@ class DatasetPublic(BaseModel):
 
 
 class TextCollectionCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=500)
-    text: str
+    name: Name = Field(min_length=1, max_length=500)
+    text: StoredText
     chunk_size: int | None = Field(None, ge=100, le=20000, alias="chunkSize")
     model_config = ConfigDict(populate_by_name=True)
 
@@ -58,8 +60,8 @@ class CollectionPublic(BaseModel):
 
 
 class ChunkUpdate(BaseModel):
-    q: str | None = Field(None, min_length=1)
-    a: str | None = None
+    q: StoredText | None = Field(None, min_length=1)
+    a: StoredText | None = None
 
 
 class ChunkPublic(BaseModel):

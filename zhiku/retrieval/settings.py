@@ -16,8 +16,8 @@ MAX_QUERY_CHARS = 20_000
 
 def check_query_length(text: str) -> None:
     if len(text) > MAX_QUERY_CHARS:
-        raise PayloadTooLarge(f"the question is {len(text)} characters long; at most {MAX_QUERY_CHARS} are taken",
-                              code="query_too_long")
+        raise PayloadTooLarge(f"the question is {len(text)} characters long; at most {MAX_QUERY_CHARS} "
+                              "are taken", code="query_too_long")
 
 SearchMode = Literal["embedding", "fullText", "mixed"]
 # FastGPT's names for the same modes.

@@ -23,7 +23,8 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        extra = _ALWAYS if scope["path"].startswith(self.frameable_prefixes or ("\0",)) else _ALWAYS + _NO_FRAMING
+        frameable = bool(self.frameable_prefixes) and scope["path"].startswith(self.frameable_prefixes)
+        extra = _ALWAYS if frameable else _ALWAYS + _NO_FRAMING
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

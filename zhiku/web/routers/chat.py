@@ -10,11 +10,11 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import aclosing
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from zhiku import sse
 from zhiku.apps.chat import (
@@ -29,6 +29,7 @@ from zhiku.apps.chat import (
 )
 from zhiku.chat_model import Usage
 from zhiku.errors import openai_body
+from zhiku.safetext import Name, clean_json
 from zhiku.web.deps import ChatDepsDep, CurrentPrincipal
 
 router = APIRouter(tags=["chat"])
@@ -38,10 +39,10 @@ class ChatCompletionRequest(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
     messages: list[dict[str, Any]] = Field(min_length=1)
     stream: bool = False
-    chat_id: str | None = Field(None, alias="chatId", max_length=200)
+    chat_id: Name | None = Field(None, alias="chatId", max_length=200)
     detail: bool = False
-    variables: dict[str, Any] = Field(default_factory=dict)
-    app_id: int | None = Field(None, alias="appId")
+    variables: Annotated[dict[str, Any], AfterValidator(clean_json)] = Field(default_factory=dict)
+    app_id: int | None = Field(None, alias="appId", ge=1, le=2**63 - 1)
 
 
 def _usage_dict(usage: Usage | None) -> dict[str, int]:

@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from zhiku.auth import service
 from zhiku.errors import Forbidden
+from zhiku.safetext import Name
 from zhiku.web.deps import CurrentPrincipal, SessionDep
 
 router = APIRouter(prefix="/api/keys", tags=["api keys"])
@@ -14,8 +15,8 @@ router = APIRouter(prefix="/api/keys", tags=["api keys"])
 
 class KeyCreate(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
-    name: str = Field(min_length=1, max_length=100)
-    app_id: int | None = Field(None, alias="appId")
+    name: Name = Field(min_length=1, max_length=100)
+    app_id: int | None = Field(None, alias="appId", ge=1, le=2**63 - 1)
 
 
 class KeyPublic(BaseModel):
