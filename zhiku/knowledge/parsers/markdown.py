@@ -3,7 +3,7 @@ code fences and tables."""
 
 from __future__ import annotations
 
-from zhiku.knowledge.decode import decode_text
+from zhiku.knowledge.decode import read_text
 from zhiku.knowledge.parsers import ParsedDocument, register_parser
 from zhiku.knowledge.parsers.text import clean_text
 
@@ -13,9 +13,9 @@ class MarkdownParser:
     extensions: tuple[str, ...] = (".md", ".markdown")
 
     def parse(self, data: bytes, filename: str) -> ParsedDocument:
-        text, encoding = decode_text(data)
+        reading = read_text(data)
         # Trailing spaces (a markdown hard break) are dropped too: they carry no meaning for search.
-        return ParsedDocument(text=clean_text(text), format="markdown", metadata={"encoding": encoding})
+        return ParsedDocument(text=clean_text(reading.text), format="markdown", metadata=reading.metadata)
 
 
 register_parser(MarkdownParser())

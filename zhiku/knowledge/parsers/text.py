@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from zhiku.knowledge.decode import decode_text
+from zhiku.knowledge.decode import read_text
 from zhiku.knowledge.parsers import ParsedDocument, register_parser
 
 
@@ -17,8 +17,8 @@ class TextParser:
     extensions: tuple[str, ...] = (".txt",)
 
     def parse(self, data: bytes, filename: str) -> ParsedDocument:
-        text, encoding = decode_text(data)
-        return ParsedDocument(text=clean_text(text), format="text", metadata={"encoding": encoding})
+        reading = read_text(data)
+        return ParsedDocument(text=clean_text(reading.text), format="text", metadata=reading.metadata)
 
 
 register_parser(TextParser())
