@@ -87,3 +87,34 @@ def test_responses_carry_security_headers(server, client) -> None:
         assert r.headers["x-content-type-options"] == "nosniff", r.url
         assert r.headers["x-frame-options"] == "DENY" and "frame-ancestors 'none'" in r.headers["content-security-policy"]
         assert r.headers["referrer-policy"] == "strict-origin-when-cross-origin"
+
+
+def test_the_upload_limit_holds_for_pasted_text_and_every_body(pg_url, data_dir, embedders, client) -> None:
+    from tests.conftest import make_settings
+    from zhiku.testing.server import ServerThread
+
+    dataset_id = create_dataset(client, unique("limit"))
+    settings = make_settings(pg_url, data_dir, upload_max_bytes=1024 * 1024, worker_enabled=False,
+                             gateway_enabled=False)
+    with ServerThread(settings, embedders) as small:
+        with httpx.Client(base_url=small.base_url, timeout=60,
+                          headers={"Authorization": client.headers["Authorization"]}) as http:
+            pasted = {"name": "big.md", "text": "茶" * (400 * 1024)}  # 1.2 MB of UTF-8 in a small body limit
+            r = http.post(f"/api/datasets/{dataset_id}/collections/text", json=pasted)
+            assert r.status_code == 413, r.text
+            huge = b'{"name": "x.md", "text": "' + b"a" * (3 * 1024 * 1024) + b'"}'
+            r = http.post(f"/api/datasets/{dataset_id}/collections/text", content=huge,
+                          headers={"content-type": "application/json"})
+            assert r.status_code == 413 and r.json()["code"] == "request_too_large", r.text
+
+            def chunked():  # no Content-Length: cut off once past the limit
+                yield b'{"name": "x.md", "text": "'
+                for _ in range(300):
+                    yield b"a" * 10_000
+                yield b'"}'
+
+            r = http.post(f"/api/datasets/{dataset_id}/collections/text", content=chunked(),
+                          headers={"content-type": "application/json"})
+            assert r.status_code == 413 and r.json()["code"] == "request_too_large", r.text
+            r = http.get("/api/health")
+            assert r.status_code == 200

@@ -49,7 +49,8 @@ async def test_search_uses_the_store_it_is_given(fresh_db: str, tmp_path: Path,
                                                vector_store=store)).id
             for name, body in DOCS.items():
                 await create_text_collection(session, principal, BlobStore(settings.files_dir), dataset_id,
-                                             TextCollectionCreate(name=name, text=body))
+                                             TextCollectionCreate(name=name, text=body),
+                                             max_bytes=settings.upload_max_bytes)
         worker = Worker(JobContext(db=db, settings=settings, embedders=embedders),
                         import_handlers(vector_store=store))
         while await worker.run_once():

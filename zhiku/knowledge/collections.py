@@ -49,12 +49,16 @@ async def _create(session: AsyncSession, dataset: Dataset, *, name: str, type_: 
 
 
 async def create_text_collection(session: AsyncSession, principal: Principal, blobs: BlobStore,
-                                 dataset_id: int, data: TextCollectionCreate, *,
+                                 dataset_id: int, data: TextCollectionCreate, *, max_bytes: int,
                                  max_attempts: int = 5) -> CollectionPublic:
+    """Pasted text: held to the same size limit as an upload."""
     dataset = await load_dataset(session, principal, dataset_id)
     if not data.text.strip():
         raise InvalidInput("the text is empty", code="empty_text")
     raw = data.text.encode("utf-8")
+    if len(raw) > max_bytes:
+        raise PayloadTooLarge(f"the text is {len(raw)} bytes; the limit is {max_bytes} bytes",
+                              detail={"limit": max_bytes, "size": len(raw)})
     file_id = blobs.write(raw)
     return await _create(session, dataset, name=data.name.strip(), type_="text", file_id=file_id, size=len(raw),
                          chunk_size=data.chunk_size, meta={"filename": data.name.strip(), "format": "markdown"},

@@ -6,8 +6,10 @@ from fastapi import FastAPI
 
 from zhiku import __version__
 from zhiku.auth.service import authenticate
+from zhiku.web.body_limit import BodySizeLimit
 from zhiku.web.errors import install_error_handlers
 from zhiku.web.routers import apps, auth, chat, chunks, collections, datasets, health, keys
+from zhiku.web.routers.collections import MULTIPART_OVERHEAD
 from zhiku.web.security_headers import SecurityHeaders
 from zhiku.wiring import Platform
 
@@ -16,6 +18,11 @@ def create_app(platform: Platform) -> FastAPI:
     app = FastAPI(title="Zhiku", version=__version__, docs_url="/api/docs", openapi_url="/api/openapi.json",
                   redoc_url=None)
     app.state.platform = platform
+    settings = platform.settings
+    body_limit = settings.upload_max_bytes + MULTIPART_OVERHEAD
+    if platform.gateway is not None:  # relay bodies have their own limit, checked by the relay
+        body_limit = max(body_limit, settings.gateway_max_request_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=body_limit)
     app.add_middleware(SecurityHeaders)
     install_error_handlers(app)
     for module in (health, auth, keys, datasets, collections, chunks, apps, chat):

@@ -17,6 +17,7 @@ READ_BLOCK = 1024 * 1024
 async def create_text(dataset_id: int, body: TextCollectionCreate, session: SessionDep, principal: TeamPrincipal,
                       platform: PlatformDep) -> CollectionPublic:
     return await collections.create_text_collection(session, principal, platform.blobs, dataset_id, body,
+                                                    max_bytes=platform.settings.upload_max_bytes,
                                                     max_attempts=platform.settings.job_max_attempts)
 
 
