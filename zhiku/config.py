@@ -59,6 +59,15 @@ class Settings(BaseSettings):
     # --- users -------------------------------------------------------------------
     root_password: str | None = Field(None, validation_alias=_env("DEFAULT_ROOT_PSW", "ZHIKU_ROOT_PASSWORD"))
     session_ttl_hours: int = Field(24 * 7, validation_alias=_env("ZHIKU_SESSION_TTL_HOURS"))
+    # Login limits (zhiku.auth.login_limits): in memory, per server process.
+    login_max_failures: int = Field(5, ge=1, validation_alias=_env("ZHIKU_LOGIN_MAX_FAILURES"))
+    login_failure_window_seconds: float = Field(900.0, gt=0,
+                                                validation_alias=_env("ZHIKU_LOGIN_FAILURE_WINDOW_SECONDS"))
+    login_lockout_seconds: float = Field(60.0, gt=0, validation_alias=_env("ZHIKU_LOGIN_LOCKOUT_SECONDS"))
+    login_lockout_max_seconds: float = Field(900.0, gt=0, validation_alias=_env("ZHIKU_LOGIN_LOCKOUT_MAX_SECONDS"))
+    login_address_max_failures: int = Field(20, ge=1, validation_alias=_env("ZHIKU_LOGIN_ADDRESS_MAX_FAILURES"))
+    login_address_window_seconds: float = Field(60.0, gt=0,
+                                                validation_alias=_env("ZHIKU_LOGIN_ADDRESS_WINDOW_SECONDS"))
 
     # --- embeddings --------------------------------------------------------------
     embedding_model: str = Field("multilingual-e5-small", validation_alias=_env("ZHIKU_EMBEDDING_MODEL"))

@@ -9,7 +9,8 @@ from typing import Literal
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from zhiku.auth.secrets import hash_password, hash_token, new_password, new_token, verify_password
+from zhiku.auth.login_limits import LoginLimits
+from zhiku.auth.secrets import check_password, hash_password_async, hash_token, new_password, new_token
 from zhiku.db.models import ApiKey, App, Session, Team, TeamMember, User
 from zhiku.errors import InvalidInput, NotFound, Unauthorized
 
@@ -62,7 +63,7 @@ async def ensure_root(session: AsyncSession, configured_password: str | None, *,
         team = Team(name="root's team")
         session.add(team)
         await session.flush()
-        root = User(username=ROOT_USERNAME, password_hash=hash_password(password), role="root",
+        root = User(username=ROOT_USERNAME, password_hash=await hash_password_async(password), role="root",
                     team_id=team.id)
         session.add(root)
         await session.flush()
@@ -70,8 +71,8 @@ async def ensure_root(session: AsyncSession, configured_password: str | None, *,
         await session.commit()
         return RootBootstrap(created=True, generated_password=None if configured_password else password)
     if apply_to_existing and configured_password \
-            and not verify_password(root.password_hash, configured_password):
-        root.password_hash = hash_password(configured_password)
+            and not await check_password(root.password_hash, configured_password):
+        root.password_hash = await hash_password_async(configured_password)
         await session.commit()
     return RootBootstrap(created=False, generated_password=None)
 
@@ -81,16 +82,28 @@ async def reset_password(session: AsyncSession, username: str, password: str | N
     if user is None:
         raise NotFound(f"user {username!r} does not exist", code="user_not_found")
     password = password or new_password()
-    user.password_hash = hash_password(password)
+    user.password_hash = await hash_password_async(password)
     await session.execute(delete(Session).where(Session.user_id == user.id))
     await session.commit()
     return password
 
 
-async def login(session: AsyncSession, username: str, password: str, ttl_hours: int) -> tuple[str, User]:
-    user = (await session.execute(select(User).where(User.username == username))).scalar_one_or_none()
-    if user is None or user.status != "active" or not verify_password(user.password_hash, password):
-        raise Unauthorized("wrong username or password", code="invalid_credentials")
+async def login(session: AsyncSession, username: str, password: str, ttl_hours: int, *,
+                limits: LoginLimits, address: str) -> tuple[str, User]:
+    """A new session token for a right password; 401 otherwise, 429 when ``limits`` refuse the attempt.
+
+    Every outcome but a refusal costs one password check, also for unknown and disabled users, so the
+    response time does not tell whether an account exists.
+    """
+    with limits.attempt(username, address) as attempt:
+        user = (await session.execute(select(User).where(User.username == username))).scalar_one_or_none()
+        await session.commit()  # hand the connection back while the hash runs: a burst must not drain the pool
+        usable_hash = user.password_hash if user is not None and user.status == "active" else None
+        right = await check_password(usable_hash, password)  # a dummy hash when None: same time either way
+        if user is None or not right:
+            attempt.failed()
+            raise Unauthorized("wrong username or password", code="invalid_credentials")
+        attempt.succeeded()
     token = new_token(SESSION_PREFIX)
     session.add(Session(token_hash=hash_token(token), user_id=user.id,
                         expires_at=datetime.now(UTC) + timedelta(hours=ttl_hours)))

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel
 
 from zhiku.auth import service
+from zhiku.auth.login_limits import LoginLimits, LoginPolicy
 from zhiku.web.deps import SESSION_COOKIE, CurrentPrincipal, SessionDep, SettingsDep, credential_of
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
@@ -14,9 +17,24 @@ class LoginRequest(BaseModel):
     password: str
 
 
+def get_login_limits(request: Request, settings: SettingsDep) -> LoginLimits:
+    """The app's one set of login counts, made on first use (in memory, per process)."""
+    limits: LoginLimits | None = getattr(request.app.state, "login_limits", None)
+    if limits is None:
+        limits = request.app.state.login_limits = LoginLimits(LoginPolicy.from_settings(settings))
+    return limits
+
+
+LoginLimitsDep = Annotated[LoginLimits, Depends(get_login_limits)]
+
+
 @router.post("/login")
-async def login(body: LoginRequest, response: Response, session: SessionDep, settings: SettingsDep) -> dict:
-    token, user = await service.login(session, body.username, body.password, settings.session_ttl_hours)
+async def login(body: LoginRequest, request: Request, response: Response, session: SessionDep,
+                settings: SettingsDep, limits: LoginLimitsDep) -> dict:
+    # uvicorn has already replaced the peer with a trusted proxy's X-Forwarded-For client
+    address = request.client.host if request.client else "unknown"
+    token, user = await service.login(session, body.username, body.password, settings.session_ttl_hours,
+                                      limits=limits, address=address)
     response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="lax",
                         secure=settings.profile == "prod", max_age=settings.session_ttl_hours * 3600)
     return {"token": token, "user": {"id": user.id, "username": user.username, "role": user.role}}
