@@ -71,3 +71,31 @@ def test_chat_text_and_variables_with_nul_are_stored(server, fake, client: httpx
         assert r.status_code == 200, r.text
     history = fake.last_request.json["messages"]
     assert any(m["content"] == "hello there" for m in history)  # the first turn was stored, cleaned
+
+
+def test_a_disabled_users_api_keys_stop_working_at_once(server, pg_url: str) -> None:
+    import asyncio
+
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from tests.conftest import login
+    from tests.integration.test_login_limits import new_user
+
+    username = new_user(pg_url, "a-long-enough-password")
+    owner = login(server.base_url, username, "a-long-enough-password")
+    r = owner.post("/api/keys", json={"name": "owned"})
+    assert r.status_code == 201, r.text
+    key = {"Authorization": f"Bearer {r.json()['key']}"}
+    assert httpx.get(server.base_url + "/api/datasets", headers=key).status_code == 200
+
+    async def disable() -> None:
+        engine = create_async_engine(pg_url)
+        async with engine.begin() as conn:
+            await conn.execute(text("UPDATE users SET status = 'disabled' WHERE username = :u"), {"u": username})
+        await engine.dispose()
+
+    asyncio.run(disable())
+    r = httpx.get(server.base_url + "/api/datasets", headers=key)
+    assert r.status_code == 401 and r.json()["code"] == "api_key_owner_disabled"
+    owner.close()

@@ -128,9 +128,14 @@ async def authenticate(session: AsyncSession, token: str) -> Principal:
         if row is None or row.Session.expires_at < datetime.now(UTC) or row.User.status != "active":
             raise Unauthorized("session expired or invalid: log in again", code="invalid_session")
         return Principal(kind="session", team_id=row.User.team_id, user_id=row.User.id, role=row.User.role)
-    key = (await session.execute(select(ApiKey).where(ApiKey.key_hash == digest))).scalar_one_or_none()
-    if key is None:
+    row = (await session.execute(
+        select(ApiKey, User.status).outerjoin(User, User.id == ApiKey.created_by).where(ApiKey.key_hash == digest)
+    )).first()
+    if row is None:
         raise Unauthorized("invalid API key", code="invalid_api_key")
+    key, owner_status = row
+    if owner_status is not None and owner_status != "active":  # a disabled user's keys stop with them
+        raise Unauthorized("this API key belongs to a disabled user", code="api_key_owner_disabled")
     await session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=datetime.now(UTC)))
     await session.commit()
     return Principal(kind="api_key", team_id=key.team_id, user_id=key.created_by, role="user",

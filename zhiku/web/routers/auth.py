@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from zhiku.auth import service
 from zhiku.auth.login_limits import LoginLimits, LoginPolicy
@@ -13,8 +13,8 @@ router = APIRouter(prefix="/api/auth", tags=["auth"])
 
 
 class LoginRequest(BaseModel):
-    username: str
-    password: str
+    username: str = Field(max_length=200)
+    password: str = Field(max_length=1000)
 
 
 def get_login_limits(request: Request, settings: SettingsDep) -> LoginLimits:
