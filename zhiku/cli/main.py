@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -312,3 +313,76 @@ def reset_password(username: str = typer.Option("root", "--username"),
     err_console.print(f"password of {username!r} changed; sessions ended")
     if not password:
         print(new)
+
+
+class UserRole(str, Enum):
+    admin = "admin"
+    member = "member"  # the database's "user"
+
+
+@users_cli.command("create")
+def users_create(username: str,
+                 password: str = typer.Option(..., "--password", prompt=True, hide_input=True,
+                                              confirmation_prompt=True, help="Asked for, hidden, if omitted."),
+                 role: UserRole = typer.Option(UserRole.member, "--role",
+                                               help="admin: manages users; member: a plain user."),
+                 data_dir: Path | None = DataDirOption) -> None:
+    """Create a user in root's team."""
+    from zhiku.auth.users import UserCreate, UserPublic, create_user
+
+    async def main(session: AsyncSession, principal: Principal) -> UserPublic:
+        return await create_user(session, principal, UserCreate(username=username, password=password,
+                                                                role=role.value))
+
+    created = run(lambda: _with_database(build_settings(data_dir=data_dir), main))
+    console.print(f"created {created.role} {created.username!r} (id {created.id})", highlight=False)
+
+
+@users_cli.command("list")
+def users_list(data_dir: Path | None = DataDirOption) -> None:
+    """List the users with their role and status."""
+    from rich.table import Table
+
+    from zhiku.auth.users import list_users
+
+    found = run(lambda: _with_database(build_settings(data_dir=data_dir), list_users))
+    table = Table("id", "username", "role", "status", "created")
+    for user in found:
+        table.add_row(str(user.id), user.username, user.role, user.status, f"{user.created_at:%Y-%m-%d %H:%M}")
+    console.print(table)
+
+
+def _set_status(username: str, data_dir: Path | None, *, active: bool) -> None:
+    from zhiku.auth.users import UserPublic, find_user_id, set_user_status
+
+    async def main(session: AsyncSession, principal: Principal) -> UserPublic:
+        return await set_user_status(session, principal, await find_user_id(session, principal, username),
+                                     active=active)
+
+    changed = run(lambda: _with_database(build_settings(data_dir=data_dir), main))
+    console.print(f"{changed.username!r} is {changed.status}"
+                  + ("" if active else "; their sessions ended and their API keys are refused"), highlight=False)
+
+
+@users_cli.command("disable")
+def users_disable(username: str, data_dir: Path | None = DataDirOption) -> None:
+    """Disable a user: their sessions end and their API keys stop working at once."""
+    _set_status(username, data_dir, active=False)
+
+
+@users_cli.command("enable")
+def users_enable(username: str, data_dir: Path | None = DataDirOption) -> None:
+    """Enable a disabled user again (their API keys work again; they log in anew)."""
+    _set_status(username, data_dir, active=True)
+
+
+@users_cli.command("delete")
+def users_delete(username: str, data_dir: Path | None = DataDirOption) -> None:
+    """Delete a user with their sessions and the API keys they made."""
+    from zhiku.auth.users import delete_user, find_user_id
+
+    async def main(session: AsyncSession, principal: Principal) -> None:
+        await delete_user(session, principal, await find_user_id(session, principal, username))
+
+    run(lambda: _with_database(build_settings(data_dir=data_dir), main))
+    console.print(f"deleted {username!r} and their API keys", highlight=False)

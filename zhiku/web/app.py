@@ -8,7 +8,7 @@ from zhiku import __version__
 from zhiku.auth.service import authenticate
 from zhiku.web.body_limit import BodySizeLimit
 from zhiku.web.errors import install_error_handlers
-from zhiku.web.routers import apps, auth, chat, chunks, collections, datasets, health, keys
+from zhiku.web.routers import apps, auth, chat, chunks, collections, datasets, health, keys, users
 from zhiku.web.routers.collections import MULTIPART_OVERHEAD
 from zhiku.web.security_headers import SecurityHeaders
 from zhiku.wiring import Platform
@@ -25,7 +25,7 @@ def create_app(platform: Platform) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=body_limit)
     app.add_middleware(SecurityHeaders)
     install_error_handlers(app)
-    for module in (health, auth, keys, datasets, collections, chunks, apps, chat):
+    for module in (health, auth, keys, users, datasets, collections, chunks, apps, chat):
         app.include_router(module.router)
     if platform.gateway is not None:
         from zhiku.gateway.http.app import install_gateway
