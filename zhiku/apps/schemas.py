@@ -18,7 +18,7 @@ class AppCreate(BaseModel):
     dataset_ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(default_factory=list,
                                                                       alias="datasetIds", max_length=100)
     system_prompt: StoredText = Field("", alias="systemPrompt", max_length=100_000)
-    model: Name | None = Field(None, max_length=200)
+    model: Name | None = Field(None, max_length=100)  # the apps.model column
     temperature: float | None = Field(None, ge=0, le=2, allow_inf_nan=False)
     max_tokens: int | None = Field(None, ge=1, le=1_000_000, alias="maxTokens")
     search: dict[str, Any] = Field(default_factory=dict)
@@ -30,7 +30,7 @@ class AppUpdate(BaseModel):
     dataset_ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] | None = Field(None, alias="datasetIds",
                                                                              max_length=100)
     system_prompt: StoredText | None = Field(None, alias="systemPrompt", max_length=100_000)
-    model: Name | None = Field(None, max_length=200)
+    model: Name | None = Field(None, max_length=100)
     temperature: float | None = Field(None, ge=0, le=2, allow_inf_nan=False)
     max_tokens: int | None = Field(None, ge=1, le=1_000_000, alias="maxTokens")
     search: dict[str, Any] | None = None

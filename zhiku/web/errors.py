@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from zhiku.errors import ZhikuError, error_headers, native_body, openai_body
@@ -42,10 +43,35 @@ def error_response(error: ZhikuError, body: Callable[[ZhikuError], dict[str, Any
     return JSONResponse(body(error), status_code=error.status, headers=error_headers(error))
 
 
+def database_refusal(exc: Exception) -> ZhikuError | None:
+    """A value the database refused (out of range, too long, null where required, a duplicate), as a
+    client error with a plain message; None for anything else. No SQL and no value reaches the client."""
+    if isinstance(exc, OverflowError):  # the driver could not even encode an integer
+        return ZhikuError("a number is out of range for its field", status=400, code="invalid_value")
+    if not isinstance(exc, DBAPIError):
+        return None
+    orig = exc.orig
+    state = str(getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None) or "")
+    names = {cls.__name__ for cls in type(orig).__mro__} | {cls.__name__ for cls in type(orig.__cause__).__mro__}
+    if state == "23505" or "UniqueViolationError" in names:
+        return ZhikuError("that value is already taken", status=409, code="conflict")
+    if state == "23502" or "NotNullViolationError" in names:
+        return ZhikuError("a required value is missing (null)", status=400, code="invalid_value")
+    if state == "23503" or "ForeignKeyViolationError" in names:
+        return ZhikuError("a referenced item does not exist", status=400, code="invalid_reference")
+    if isinstance(exc, (DataError, IntegrityError)) or state.startswith(("22", "23")) or "DataError" in names:
+        return ZhikuError("a value is out of range, too long or not valid for its field", status=400,
+                          code="invalid_value")
+    return None
+
+
 def as_domain_error(exc: Exception) -> ZhikuError:
     """Any exception a route raised, as the domain error its client is shown."""
     if isinstance(exc, ZhikuError):
         return exc
+    refused = database_refusal(exc)
+    if refused is not None:
+        return refused
     if isinstance(exc, RequestValidationError):
         errors = exc.errors()
         if any(e.get("type") == "json_invalid" for e in errors):
@@ -66,9 +92,12 @@ def install_error_handlers(app: FastAPI, style: BodyFor = platform_style) -> Non
     """Render every error of ``app`` through :func:`as_domain_error` in the shape ``style`` picks."""
 
     async def handle(request: Request, exc: Exception) -> JSONResponse:
-        if not isinstance(exc, (ZhikuError, RequestValidationError, StarletteHTTPException)):
-            log.exception("unhandled error on %s %s", request.method, request.url.path)
         error = as_domain_error(exc)
+        if error.status >= 500 and not isinstance(exc, ZhikuError):
+            log.exception("unhandled error on %s %s", request.method, request.url.path)
+        elif isinstance(exc, (DBAPIError, OverflowError)):  # one line: the statement and values stay out
+            log.warning("%s %s: the database refused the values (%s)", request.method, request.url.path,
+                        type(getattr(exc, "orig", exc)).__name__)
         return error_response(error, style(request))
 
     for kind in (ZhikuError, RequestValidationError, StarletteHTTPException, Exception):

@@ -33,6 +33,16 @@ def _check_type(value: str | None) -> str | None:
     return value
 
 
+def _check_wire_text(value: str | None) -> str | None:
+    """A key or URL goes into an HTTP request line or header: printable ASCII only."""
+    if value is not None and not all(" " < ch < "\x7f" for ch in value):
+        raise ValueError("must be printable ASCII without spaces (it is sent in HTTP headers)")
+    return value
+
+
+INT32 = 2**31 - 1
+
+
 def _check_status(value: str | None) -> str | None:
     if value is not None and value not in CHANNEL_STATUSES:
         raise ValueError(f"status must be one of {', '.join(CHANNEL_STATUSES)}")
@@ -43,40 +53,42 @@ class ChannelCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     type: str = "openai"
     name: str = Field(min_length=1, max_length=100)
-    base_url: str = ""
-    key: str = ""
+    base_url: str = Field("", max_length=2000)
+    key: str = Field("", max_length=10_000)
     models: list[str] = Field(min_length=1)
     groups: list[str] = Field(default_factory=lambda: ["default"])
     model_mapping: dict[str, str] | None = None
     config: dict[str, Any] | None = None
-    priority: int = 0
-    weight: int = Field(1, ge=0)
+    priority: int = Field(0, ge=-INT32, le=INT32)
+    weight: int = Field(1, ge=0, le=INT32)
     status: str = "enabled"
-    timeout_seconds: float = Field(0.0, ge=0)
+    timeout_seconds: float = Field(0.0, ge=0, le=86_400, allow_inf_nan=False)
 
     _models = field_validator("models", "groups", mode="before")(_names)
     _type = field_validator("type")(_check_type)
     _status = field_validator("status")(_check_status)
+    _wire = field_validator("base_url", "key")(_check_wire_text)
 
 
 class ChannelUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     type: str | None = None
     name: str | None = Field(None, min_length=1, max_length=100)
-    base_url: str | None = None
-    key: str | None = None  # omitted or empty: keep the stored key
+    base_url: str | None = Field(None, max_length=2000)
+    key: str | None = Field(None, max_length=10_000)  # omitted or empty: keep the stored key
     models: list[str] | None = None
     groups: list[str] | None = None
     model_mapping: dict[str, str] | None = None
     config: dict[str, Any] | None = None
-    priority: int | None = None
-    weight: int | None = Field(None, ge=0)
+    priority: int | None = Field(None, ge=-INT32, le=INT32)
+    weight: int | None = Field(None, ge=0, le=INT32)
     status: str | None = None
-    timeout_seconds: float | None = Field(None, ge=0)
+    timeout_seconds: float | None = Field(None, ge=0, le=86_400, allow_inf_nan=False)
 
     _models = field_validator("models", "groups", mode="before")(_names)
     _type = field_validator("type")(_check_type)
     _status = field_validator("status")(_check_status)
+    _wire = field_validator("base_url", "key")(_check_wire_text)
 
 
 class ChannelPublic(BaseModel):

@@ -362,7 +362,10 @@ class UpstreamClient:
                    read_timeout: float) -> UpstreamResponse:
         """Send a POST; return once the answer's head arrived (any status)."""
         origin, target = parse_url(url)
-        request = _request_bytes(origin, target, body, headers)
+        try:
+            request = _request_bytes(origin, target, body, headers)
+        except UnicodeEncodeError:
+            raise ConnectFailed("the URL or a header (the key?) has characters HTTP cannot carry") from None
         reused = self._take(origin)
         if reused is not None:
             try:
