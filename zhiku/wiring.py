@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from zhiku.chat_model import ChatModel
     from zhiku.embedding.base import Reranker
     from zhiku.embedding.registry import EmbedderRegistry
-    from zhiku.gateway.chat_model import ChannelChatModel
     from zhiku.gateway.runtime import Gateway
     from zhiku.knowledge.files import BlobStore
     from zhiku.retrieval.vector_store import VectorStore
@@ -48,7 +47,6 @@ class Platform:
     root: RootBootstrap = field(default_factory=lambda: RootBootstrap(created=False, generated_password=None))
     gateway: Gateway | None = None  # ZHIKU_GATEWAY_ENABLED (the default)
     reranker: Reranker | None = None  # ZHIKU_RERANK_MODEL; search runs without rerank when None
-    _owned_chat_model: ChannelChatModel | None = None
 
     def chat_deps(self) -> ChatDeps:
         from zhiku.apps.chat import ChatDeps
@@ -69,8 +67,10 @@ class Platform:
         return Worker(self.job_context(), import_handlers(vector_store=self.vector_store))
 
     async def close(self) -> None:
-        if self._owned_chat_model is not None:
-            await self._owned_chat_model.aclose()
+        from zhiku.gateway.chat_model import ChannelChatModel
+
+        if isinstance(self.chat_model, ChannelChatModel):  # it owns its upstream client (the gateway's: below)
+            await self.chat_model.aclose()
         if self.gateway is not None:
             await self.gateway.close()
         await self.db.dispose()
@@ -80,7 +80,6 @@ class Platform:
 class DatabaseOnly:
     """The database, migrated, with root in place: what a command that loads no model needs."""
 
-    settings: Settings
     db: Database
     root: RootBootstrap
 
@@ -104,7 +103,7 @@ async def open_database(settings: Settings) -> AsyncIterator[DatabaseOnly]:
     """Start or join the database, apply migrations, make sure root exists; no model is loaded."""
     db, root = await _open_db(settings, serving=False)
     try:
-        yield DatabaseOnly(settings=settings, db=db, root=root)
+        yield DatabaseOnly(db=db, root=root)
     finally:
         await db.dispose()
 
@@ -125,15 +124,14 @@ async def open_platform(settings: Settings, *, embedders: EmbedderRegistry | Non
     except BaseException:
         await db.dispose()
         raise
-    owned: ChannelChatModel | None = None
     chat_model: ChatModel | None = None
     if settings.chat_model_configured:
         if gateway is not None:  # model calls go through the gateway (its channel made from OPENAI_BASE_URL)
             chat_model = GatewayChatModel(gateway)
         else:
-            chat_model = owned = ChannelChatModel.for_base_url(
+            chat_model = ChannelChatModel.for_base_url(
                 settings.openai_base_url, settings.chat_api_key, timeout=settings.chat_timeout_seconds)
     return Platform(settings=settings, db=db, embedders=embedders, blobs=BlobStore(settings.files_dir),
                     chat_model=chat_model, root=root, gateway=gateway,
                     reranker=next(iter(build_rerankers(settings).values()), None),
-                    vector_store=create_vector_store(settings.vector_store), _owned_chat_model=owned)
+                    vector_store=create_vector_store(settings.vector_store))
