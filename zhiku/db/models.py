@@ -104,6 +104,9 @@ class Dataset(Base):
     embedding_model: Mapped[str] = mapped_column(String(100))
     vector_dim: Mapped[int] = mapped_column(Integer)
     chunk_size: Mapped[int] = mapped_column(Integer, default=1000)
+    # The chat model that writes Q&A pairs for training mode "qa" (FastGPT's agentModel); None: the default.
+    agent_model: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, default=dict, server_default="{}")
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _updated()
 
@@ -132,6 +135,7 @@ class Collection(Base):
     chunk_count: Mapped[int] = mapped_column(Integer, default=0)
     indexed_count: Mapped[int] = mapped_column(Integer, default=0)
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, default=dict)
+    tags: Mapped[list[str]] = mapped_column(JSONB, default=list, server_default="[]")
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _updated()
 
@@ -148,6 +152,11 @@ class Chunk(Base):
     q: Mapped[str] = mapped_column(Text)
     a: Mapped[str] = mapped_column(Text, default="")
     headings: Mapped[list[Any]] = mapped_column(JSONB, default=list)
+    # Where the chunk came from inside its file: {"page": 12}, {"slide": 3}, {"sheet": "Q1"}, {"ocr": true}.
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, default=dict, server_default="{}")
+    # Extra index texts (FastGPT's "indexes"), each embedded as its own vector:
+    # [{"type": "custom" | "question" | "summary", "text": "…"}]. The chunk's own text is not listed.
+    indexes: Mapped[list[Any]] = mapped_column(JSONB, default=list, server_default="[]")
     # jieba-segmented q + a, the source of this chunk's postings in ``chunk_terms``.
     fulltext: Mapped[str] = mapped_column(Text, default="")
     # 0 until the chunk's vectors are stored, so an interrupted embed job knows what is left.
