@@ -113,6 +113,13 @@ class Settings(BaseSettings):
 
     # --- import ------------------------------------------------------------------
     upload_max_bytes: int = Field(100 * 1024 * 1024, validation_alias=_env("ZHIKU_UPLOAD_MAX_BYTES"))
+    # URL import, website crawls and workflow HTTP nodes refuse loopback, private, link-local and multicast
+    # addresses (checked after DNS resolution and on every redirect) unless this is set.
+    allow_private_urls: bool = Field(False, validation_alias=_env("ZHIKU_ALLOW_PRIVATE_URLS"))
+    # An external document parser (FastGPT's custom-parser convention: the file is posted, markdown comes
+    # back), tried first for the extensions in ``parser_types`` (comma-separated, e.g. ".pdf,.docx").
+    parser_url: str = Field("", validation_alias=_env("ZHIKU_PARSER_URL"))
+    parser_types: str = Field(".pdf", validation_alias=_env("ZHIKU_PARSER_TYPES"))
 
     # --- job queue ---------------------------------------------------------------
     job_lease_seconds: float = Field(60.0, validation_alias=_env("ZHIKU_JOB_LEASE_SECONDS"))
