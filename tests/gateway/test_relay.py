@@ -371,6 +371,23 @@ def test_usage_is_counted_locally_when_upstream_omits_it(gateway_server, admin, 
     assert len(rows) == 2
 
 
+def test_a_big_prompt_without_upstream_usage_is_counted_off_the_event_loop(gateway_server, admin, fakes) -> None:
+    # A prompt this size takes a large fraction of a second to count: the count runs in a thread after the
+    # answer, and the log row and quota follow once it is in.
+    model = unique("m")
+    admin.add_channel(fakes[0], [model])
+    key = admin.add_token()
+    fakes[0].omit_usage("ok")
+    prompt = "茶水很好喝。" * 40_000
+    ask(client(gateway_server, key), model, prompt)
+    deadline = time.monotonic() + 30
+    rows = []
+    while not rows and time.monotonic() < deadline:
+        rows = flushed_logs(gateway_server, admin, model=model)
+    assert len(rows) == 1 and rows[0]["usage_source"] == "counted"
+    assert rows[0]["prompt_tokens"] >= count_tokens(prompt) and rows[0]["quota"] > 0
+
+
 def test_bad_requests_and_unknown_models(gateway_server, admin) -> None:
     key = admin.add_token()
     headers = {"Authorization": f"Bearer {key}"}

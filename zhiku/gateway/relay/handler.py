@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -306,11 +307,40 @@ class Relay:
                  status: int = 200, error: str | None = None) -> None:
         """Settle the quota and write the log row. Without usage from the upstream, the tokens are
         counted locally from ``text()``; a failure refunds the reservation instead of leaving it held."""
+        finish = partial(self._settle_and_log, state, channel, latency_ms=latency_ms,
+                         first_token_ms=first_token_ms, status=status, error=error)
+        if usage is not None:
+            finish(usage, "upstream")
+            return
         try:
-            source = "upstream"
-            if usage is None:
-                usage = counted_usage(state.call.endpoint, request.body, request.body["model"], text())
-                source = "counted"
+            completion = text()
+            count = partial(counted_usage, state.call.endpoint, request.body, request.body["model"], completion)
+            if _cheap_to_count(state.call, completion):
+                usage = count()
+            else:
+                # Counting a big prompt takes seconds (about 2.5 s per million Chinese characters): never
+                # on the event loop. The reservation stays held until the count is in.
+                counting = asyncio.get_running_loop().run_in_executor(None, count)
+                counting.add_done_callback(partial(self._counted, state, finish))
+                return
+        except Exception:  # never leave the reservation held
+            log.exception("gateway %s: counting the request's tokens failed; its reservation is refunded",
+                          state.call.request_id)
+            self.host.ledger.refund(state.reservation)
+            return
+        finish(usage, "counted")
+
+    def _counted(self, state: _Attempt, finish: Callable[[Usage, str], None], counting: asyncio.Future) -> None:
+        if counting.cancelled() or counting.exception() is not None:
+            log.error("gateway %s: counting the request's tokens failed; its reservation is refunded",
+                      state.call.request_id)
+            self.host.ledger.refund(state.reservation)
+            return
+        finish(counting.result(), "counted")
+
+    def _settle_and_log(self, state: _Attempt, channel: ChannelInfo, usage: Usage, source: str, *,
+                        latency_ms: int, first_token_ms: int | None, status: int, error: str | None) -> None:
+        try:
             self._settle(state, channel, usage, first_token_ms if first_token_ms is not None else latency_ms)
         except Exception:  # never leave the reservation held
             log.exception("gateway %s: settling the request failed; its reservation is refunded",
@@ -366,6 +396,20 @@ def _asks_usage(body: dict[str, Any]) -> bool:
 
 def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+# Up to this many characters of prompt and answer, a local token count takes well under a millisecond.
+_INLINE_COUNT_CHARS = 32 * 1024
+
+
+def _cheap_to_count(call: RelayCall, completion: str) -> bool:
+    if call.raw is not None:
+        size = len(call.raw)
+    else:
+        messages = call.body.get("messages")
+        size = sum(len(str(m.get("content") or "")) for m in messages if isinstance(m, dict)) \
+            if isinstance(messages, list) else len(str(call.body.get("prompt") or call.body.get("input") or ""))
+    return size + len(completion) <= _INLINE_COUNT_CHARS
 
 
 def _ms(started: float) -> int:
