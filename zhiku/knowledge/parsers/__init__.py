@@ -7,6 +7,7 @@ one would; a new format is a new module here that calls it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any, Literal, Protocol
@@ -15,12 +16,37 @@ from zhiku.errors import UnsupportedFile
 
 
 @dataclass(frozen=True)
+class Section:
+    """A part of a document that no chunk crosses (a PDF page, a slide, a sheet), and where it is:
+    ``meta`` goes on each of its chunks (``{"page": 12}``, ``{"slide": 3}``, ``{"sheet": "Q1"}``,
+    ``{"ocr": True}``)."""
+
+    text: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class ParsedDocument:
-    """Text extracted from a file. ``format`` tells the chunker whether markdown structure applies."""
+    """Text extracted from a file. ``format`` tells the chunker whether markdown structure applies;
+    ``metadata`` is about the whole file (its encoding, pages without text) and goes on its
+    collection. ``sections``, when a parser gives them, are chunked one by one."""
 
     text: str
     format: Literal["text", "markdown"]
     metadata: dict[str, Any] = field(default_factory=dict)
+    sections: tuple[Section, ...] = ()
+
+    @classmethod
+    def from_sections(cls, sections: Iterable[Section], format: Literal["text", "markdown"],
+                      metadata: dict[str, Any] | None = None) -> ParsedDocument:
+        """A document of ``sections``, blank ones left out; its text is theirs, a blank line apart."""
+        kept = tuple(section for section in sections if section.text.strip())
+        return cls(text="\n\n".join(section.text for section in kept), format=format,
+                   metadata=metadata or {}, sections=kept)
+
+    def parts(self) -> tuple[Section, ...]:
+        """What to chunk: the sections, or the whole text as one."""
+        return self.sections or (Section(self.text),)
 
 
 class Parser(Protocol):
@@ -67,4 +93,4 @@ def _normalise(extension: str) -> str:
 
 
 # Built-ins register on import, through the same seam as anyone else.
-from zhiku.knowledge.parsers import markdown, text  # noqa: E402, F401
+from zhiku.knowledge.parsers import markdown, spreadsheet, text  # noqa: E402, F401
