@@ -113,6 +113,8 @@ class Settings(BaseSettings):
 
     # --- import ------------------------------------------------------------------
     upload_max_bytes: int = Field(100 * 1024 * 1024, validation_alias=_env("ZHIKU_UPLOAD_MAX_BYTES"))
+    # Every other request body (settings, chat messages, chunk edits, pushed data): FastGPT's 10 MB.
+    max_request_bytes: int = Field(10 * 1024 * 1024, ge=64 * 1024, validation_alias=_env("ZHIKU_MAX_REQUEST_BYTES"))
     # URL import, website crawls and workflow HTTP nodes refuse loopback, private, link-local and multicast
     # addresses (checked after DNS resolution and on every redirect) unless this is set.
     allow_private_urls: bool = Field(False, validation_alias=_env("ZHIKU_ALLOW_PRIVATE_URLS"))
@@ -120,6 +122,14 @@ class Settings(BaseSettings):
     # back), tried first for the extensions in ``parser_types`` (comma-separated, e.g. ".pdf,.docx").
     parser_url: str = Field("", validation_alias=_env("ZHIKU_PARSER_URL"))
     parser_types: str = Field(".pdf", validation_alias=_env("ZHIKU_PARSER_TYPES"))
+    # Fetching a web page (link collections, website crawls): the body is streamed and cut off at
+    # ``fetch_max_bytes``; connect and each read wait ``fetch_timeout_seconds``; the whole fetch, redirects
+    # included, ends after ``fetch_deadline_seconds`` (a page that never finishes loading).
+    fetch_max_bytes: int = Field(10 * 1024 * 1024, ge=1024, validation_alias=_env("ZHIKU_FETCH_MAX_BYTES"))
+    fetch_timeout_seconds: float = Field(10.0, gt=0, validation_alias=_env("ZHIKU_FETCH_TIMEOUT_SECONDS"))
+    fetch_deadline_seconds: float = Field(60.0, gt=0, validation_alias=_env("ZHIKU_FETCH_DEADLINE_SECONDS"))
+    # The most pages one website collection may crawl (a request's ``maxPages`` is capped to it).
+    crawl_max_pages: int = Field(200, ge=1, le=10_000, validation_alias=_env("ZHIKU_CRAWL_MAX_PAGES"))
 
     # --- job queue ---------------------------------------------------------------
     job_lease_seconds: float = Field(60.0, validation_alias=_env("ZHIKU_JOB_LEASE_SECONDS"))

@@ -35,6 +35,14 @@ def test_admin_api_requires_an_admin(gateway_server: GatewayThread, admin: Admin
     assert httpx.get(url + "/api/status").json()["status"] == "ok"
 
 
+def test_admin_bodies_have_the_request_limit(gateway_server: GatewayThread, admin: Admin) -> None:
+    limit = gateway_server.settings.max_request_bytes
+    r = admin.http.post("/api/channel/", content=b'{"name": "' + b"a" * limit + b'"}',
+                        headers={"content-type": "application/json"})
+    assert r.status_code == 413 and r.json()["code"] == "request_too_large", r.text
+    assert admin.http.get("/api/channel/").status_code == 200
+
+
 def test_channel_token_user_crud_and_options(gateway_server: GatewayThread, admin: Admin,
                                              fakes: list[FakeUpstream]) -> None:
     model = unique("m")

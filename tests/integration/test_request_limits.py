@@ -94,8 +94,8 @@ def test_the_upload_limit_holds_for_pasted_text_and_every_body(pg_url, data_dir,
     from zhiku.testing.server import ServerThread
 
     dataset_id = create_dataset(client, unique("limit"))
-    settings = make_settings(pg_url, data_dir, upload_max_bytes=1024 * 1024, worker_enabled=False,
-                             gateway_enabled=False)
+    settings = make_settings(pg_url, data_dir, upload_max_bytes=1024 * 1024, max_request_bytes=256 * 1024,
+                             worker_enabled=False, gateway_enabled=False)
     with ServerThread(settings, embedders) as small:
         with httpx.Client(base_url=small.base_url, timeout=60,
                           headers={"Authorization": client.headers["Authorization"]}) as http:
@@ -116,5 +116,12 @@ def test_the_upload_limit_holds_for_pasted_text_and_every_body(pg_url, data_dir,
             r = http.post(f"/api/datasets/{dataset_id}/collections/text", content=chunked(),
                           headers={"content-type": "application/json"})
             assert r.status_code == 413 and r.json()["code"] == "request_too_large", r.text
+            # Documents may be as big as an upload; every other body has the (smaller) request limit.
+            r = http.post(f"/api/datasets/{dataset_id}/collections/text", json={"name": "ok.md", "text": "a" * 300_000})
+            assert r.status_code == 201, r.text
+            r = http.post("/api/apps", json={"name": unique("big"), "systemPrompt": "a" * 300_000})
+            assert r.status_code == 413 and r.json()["code"] == "request_too_large", r.text
+            r = http.post("/api/v1/chat/completions", json={"messages": [{"role": "user", "content": "a" * 300_000}]})
+            assert r.status_code == 413 and r.json()["error"]["code"] == "request_too_large", r.text
             r = http.get("/api/health")
             assert r.status_code == 200

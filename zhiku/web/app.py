@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from zhiku import __version__
 from zhiku.auth.service import authenticate
-from zhiku.web.body_limit import BodySizeLimit
+from zhiku.web.body_limit import DOCUMENT_ROUTES, RELAY_ROUTES, BodySizeLimit
 from zhiku.web.errors import install_error_handlers
 from zhiku.web.routers import apps, auth, chat, chunks, collections, datasets, health, keys, users
 from zhiku.web.routers.collections import MULTIPART_OVERHEAD
@@ -19,10 +19,10 @@ def create_app(platform: Platform) -> FastAPI:
                   redoc_url=None)
     app.state.platform = platform
     settings = platform.settings
-    body_limit = settings.upload_max_bytes + MULTIPART_OVERHEAD
-    if platform.gateway is not None:  # relay bodies have their own limit, checked by the relay
-        body_limit = max(body_limit, settings.gateway_max_request_bytes)
-    app.add_middleware(BodySizeLimit, max_bytes=body_limit)
+    limits = [(DOCUMENT_ROUTES, settings.upload_max_bytes + MULTIPART_OVERHEAD)]
+    if platform.gateway is not None:  # relay bodies have their own limit, checked by the relay too
+        limits.append((RELAY_ROUTES, settings.gateway_max_request_bytes))
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes, limits=limits)
     app.add_middleware(SecurityHeaders)
     install_error_handlers(app)
     for module in (health, auth, keys, users, datasets, collections, chunks, apps, chat):

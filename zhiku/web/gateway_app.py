@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from zhiku import __version__
 from zhiku.gateway.http.app import install_gateway
 from zhiku.gateway.runtime import Gateway
+from zhiku.web.body_limit import RELAY_ROUTES, BodySizeLimit
 from zhiku.web.errors import install_error_handlers
 from zhiku.web.security_headers import SecurityHeaders
 
@@ -15,6 +16,9 @@ from zhiku.web.security_headers import SecurityHeaders
 def create_gateway_app(gateway: Gateway) -> FastAPI:
     app = FastAPI(title="Zhiku gateway", version=__version__, docs_url="/api/docs",
                   openapi_url="/api/openapi.json", redoc_url=None)
+    # Admin bodies get the request limit; the relay's own, larger limit is also checked by the relay.
+    app.add_middleware(BodySizeLimit, max_bytes=gateway.settings.max_request_bytes,
+                       limits=[(RELAY_ROUTES, gateway.settings.gateway_max_request_bytes)])
     app.add_middleware(SecurityHeaders)
     install_error_handlers(app)
     install_gateway(app, gateway)
