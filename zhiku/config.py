@@ -122,6 +122,11 @@ class Settings(BaseSettings):
     # back), tried first for the extensions in ``parser_types`` (comma-separated, e.g. ".pdf,.docx").
     parser_url: str = Field("", validation_alias=_env("ZHIKU_PARSER_URL"))
     parser_types: str = Field(".pdf", validation_alias=_env("ZHIKU_PARSER_TYPES"))
+    # Sent as "Authorization: Bearer <key>" when set; the parser may take up to the timeout per file.
+    parser_key: str = Field("", validation_alias=_env("ZHIKU_PARSER_KEY"))
+    parser_timeout_seconds: float = Field(600.0, gt=0, validation_alias=_env("ZHIKU_PARSER_TIMEOUT_SECONDS"))
+    # The most text one file may give (characters, after parsing): bounds the memory and time of chunking.
+    import_max_chars: int = Field(10_000_000, ge=1000, validation_alias=_env("ZHIKU_IMPORT_MAX_CHARS"))
     # Fetching a web page (link collections, website crawls): the body is streamed and cut off at
     # ``fetch_max_bytes``; connect and each read wait ``fetch_timeout_seconds``; the whole fetch, redirects
     # included, ends after ``fetch_deadline_seconds`` (a page that never finishes loading).
