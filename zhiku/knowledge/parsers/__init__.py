@@ -93,4 +93,4 @@ def _normalise(extension: str) -> str:
 
 
 # Built-ins register on import, through the same seam as anyone else.
-from zhiku.knowledge.parsers import markdown, spreadsheet, text  # noqa: E402, F401
+from zhiku.knowledge.parsers import html, markdown, spreadsheet, text  # noqa: E402, F401
