@@ -1,0 +1,259 @@
+"""The one way Zhiku fetches a URL someone gave it: link collections, website crawls, workflow HTTP nodes.
+
+A URL from a user may point anywhere, including at the machine Zhiku runs on or its private network
+(a cloud metadata service, a database's admin page). So every fetch
+
+- accepts only ``http`` and ``https``;
+- resolves the host once, refuses it when any address it resolves to is loopback, private, link-local,
+  multicast, unspecified or reserved (IPv4 and IPv6; an IPv6 address that carries an IPv4 one, such
+  as ``::ffff:127.0.0.1``, is judged by the IPv4 address) unless ``allow_private`` is set, and then
+  connects to that checked address: the request goes to the IP, with the original ``Host`` header and,
+  for https, the original name as TLS SNI and for certificate checking (httpx's ``sni_hostname``
+  request extension). A DNS answer that changes between the check and the connection (DNS rebinding)
+  therefore cannot move the request anywhere unchecked;
+- follows at most ``max_redirects`` redirects itself, checking every hop the same way;
+- waits ``timeout_seconds`` to connect and for each read, and gives up on the whole fetch after
+  ``deadline_seconds`` (a server that trickles a byte a second never trips a read timeout);
+- streams the body and stops at ``max_bytes`` (after decompression, so a compressed bomb stops too).
+
+Failures are domain errors (``zhiku.errors``) with a stable code: ``url_invalid``, ``url_private_address``,
+``url_timeout``, ``url_too_large``, ``url_too_many_redirects``, ``url_http_error`` (``detail.status``),
+``url_unreachable``. Those that may pass on their own (timeouts, a server error, a refused connection)
+carry a 5xx status, so the job queue retries them; the rest are 4xx.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from email.message import Message
+from typing import Any
+
+import httpx
+
+from zhiku.config import Settings
+from zhiku.errors import Forbidden, InvalidInput, PayloadTooLarge, UpstreamError, UpstreamUnavailable
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# host, port -> every address the host resolves to
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+USER_AGENT = "Zhiku/1.0 (knowledge-base import; +https://github.com/)"
+MAX_URL_CHARS = 2048
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+
+@dataclass(frozen=True)
+class FetchPolicy:
+    allow_private: bool = False
+    max_bytes: int = 10 * 1024 * 1024
+    timeout_seconds: float = 10.0  # to connect, and for each read
+    deadline_seconds: float = 60.0  # the whole fetch, redirects included
+    max_redirects: int = 5
+    user_agent: str = USER_AGENT
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> FetchPolicy:
+        values = dict(allow_private=settings.allow_private_urls, max_bytes=settings.fetch_max_bytes,
+                      timeout_seconds=settings.fetch_timeout_seconds,
+                      deadline_seconds=settings.fetch_deadline_seconds)
+        values.update(overrides)
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class FetchedPage:
+    url: str  # as asked for
+    final_url: str  # after redirects
+    status: int
+    content_type: str  # the media type, lower case, without parameters; "" when none was sent
+    charset: str | None  # from the Content-Type header
+    body: bytes
+
+
+def parse_url(url: str) -> httpx.URL:
+    """``url`` as an http(s) URL with a host, or ``url_invalid``."""
+    if not isinstance(url, str) or not url.strip():
+        raise InvalidInput("the URL is empty", code="url_invalid")
+    url = url.strip()
+    if len(url) > MAX_URL_CHARS:
+        raise InvalidInput(f"the URL is {len(url)} characters long; at most {MAX_URL_CHARS}", code="url_invalid")
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, ValueError) as exc:
+        raise InvalidInput(f"{url!r} is not a valid URL ({exc})", code="url_invalid") from None
+    if parsed.scheme not in ("http", "https"):
+        raise InvalidInput(f"only http and https URLs can be fetched, not {parsed.scheme or 'a relative URL'!r}",
+                         code="url_invalid")
+    if not parsed.host:
+        raise InvalidInput(f"{url!r} has no host", code="url_invalid")
+    return parsed
+
+
+def address_refusal(address: str) -> str | None:
+    """Why ``address`` may not be fetched without ``allow_private``, or None when it is public."""
+    try:
+        ip: IPAddress = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 zone ("fe80::1%eth0")
+    except ValueError:
+        return f"{address!r} is not an IP address"
+    for candidate in _addresses_within(ip):
+        for test, label in (("is_loopback", "loopback"), ("is_private", "private"),
+                            ("is_link_local", "link-local"), ("is_multicast", "multicast"),
+                            ("is_unspecified", "unspecified"), ("is_reserved", "reserved"),
+                            ("is_site_local", "site-local")):
+            if getattr(candidate, test, False):
+                return f"{candidate} is a {label} address"
+        if not candidate.is_global:
+            return f"{candidate} is not a public address"
+    return None
+
+
+def _addresses_within(ip: IPAddress) -> list[IPAddress]:
+    """The address itself and any IPv4 address it carries (mapped, NAT64, 6to4, Teredo)."""
+    found: list[IPAddress] = [ip]
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            found.append(ip.ipv4_mapped)
+        if ip in _NAT64:
+            found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+        if ip.sixtofour is not None:
+            found.append(ip.sixtofour)
+        if ip.teredo is not None:
+            found.extend(ip.teredo)
+    # A mapped public address (::ffff:8.8.8.8) is private by IPv6's own table; the IPv4 address decides.
+    return found[1:] if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None else found
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    addresses: list[str] = []
+    for _family, _type, _proto, _name, sockaddr in infos:
+        if sockaddr[0] not in addresses:
+            addresses.append(str(sockaddr[0]))
+    return addresses
+
+
+async def checked_addresses(url: httpx.URL, policy: FetchPolicy, resolver: Resolver) -> list[str]:
+    """The addresses ``url``'s host resolves to, every one of them allowed by ``policy``."""
+    host = url.raw_host.decode("ascii")
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        addresses = await resolver(host.strip("[]"), port)
+    except (OSError, UnicodeError) as exc:
+        raise UpstreamUnavailable(f"the host {url.host!r} could not be resolved ({exc})",
+                                  code="url_unreachable") from None
+    if not addresses:
+        raise UpstreamUnavailable(f"the host {url.host!r} has no address", code="url_unreachable")
+    if not policy.allow_private:
+        for address in addresses:
+            reason = address_refusal(address)
+            if reason:
+                raise Forbidden(
+                    f"{url.host} resolves to {address}, which may not be fetched: {reason} "
+                    "(set ZHIKU_ALLOW_PRIVATE_URLS=1 to allow private addresses)",
+                    code="url_private_address", detail={"host": url.host, "address": address})
+    return addresses
+
+
+async def fetch(url: str, policy: FetchPolicy, *, resolver: Resolver = system_resolver,
+                transport: httpx.AsyncBaseTransport | None = None) -> FetchedPage:
+    """GET ``url`` under ``policy``. ``resolver`` and ``transport`` are for tests (an injected DNS, or
+    ``httpx.MockTransport``); by default the system resolver and a real connection are used."""
+    first = parse_url(url)
+    try:
+        async with asyncio.timeout(policy.deadline_seconds):
+            return await _follow(first, policy, resolver, transport)
+    except TimeoutError:
+        raise UpstreamUnavailable(f"{url} did not finish loading within {policy.deadline_seconds:g} seconds",
+                                  code="url_timeout", status=504) from None
+
+
+async def _follow(url: httpx.URL, policy: FetchPolicy, resolver: Resolver,
+                  transport: httpx.AsyncBaseTransport | None) -> FetchedPage:
+    asked = str(url)
+    for _hop in range(policy.max_redirects + 1):
+        addresses = await checked_addresses(url, policy, resolver)
+        result = await _get(url, addresses, policy, transport)
+        if isinstance(result, FetchedPage):
+            return replace(result, url=asked)
+        url = parse_url(str(url.join(result)))  # a redirect: every hop is checked like the first
+    raise InvalidInput(f"{asked} redirects more than {policy.max_redirects} times", code="url_too_many_redirects",
+                       status=422, detail={"limit": policy.max_redirects})
+
+
+async def _get(url: httpx.URL, addresses: list[str], policy: FetchPolicy,
+               transport: httpx.AsyncBaseTransport | None) -> FetchedPage | str:
+    """One request to the first address that answers; a page, or the Location of a redirect."""
+    headers = {"Host": url.netloc.decode("ascii"), "User-Agent": policy.user_agent,
+               "Accept": "text/html,application/xhtml+xml,text/plain;q=0.9,*/*;q=0.8"}
+    timeout = httpx.Timeout(policy.timeout_seconds)
+    last_error: Exception | None = None
+    # A fresh client per hop: a pooled connection is never reused for another host name.
+    async with httpx.AsyncClient(transport=transport, timeout=timeout, follow_redirects=False,
+                                 trust_env=False) as client:
+        for address in addresses:
+            pinned = url.copy_with(host=address)
+            request = client.build_request("GET", pinned, headers=headers,
+                                           extensions={"sni_hostname": url.raw_host.decode("ascii")})
+            try:
+                response = await client.send(request, stream=True)
+            except httpx.ConnectError as exc:
+                last_error = exc  # try the host's next address
+                continue
+            except httpx.TimeoutException:
+                raise UpstreamUnavailable(f"{url} did not answer within {policy.timeout_seconds:g} seconds",
+                                          code="url_timeout", status=504) from None
+            except httpx.HTTPError as exc:
+                raise _transport_error(url, exc) from None
+            try:
+                return await _read(url, response, policy)
+            finally:
+                await response.aclose()
+    raise UpstreamUnavailable(f"{url} could not be reached ({last_error})", code="url_unreachable")
+
+
+async def _read(url: httpx.URL, response: httpx.Response, policy: FetchPolicy) -> FetchedPage | str:
+    if response.status_code in REDIRECT_STATUSES and response.headers.get("location"):
+        return response.headers["location"]
+    if response.status_code >= 400:
+        retryable = response.status_code >= 500 or response.status_code == 429
+        raise UpstreamError(f"{url} answered HTTP {response.status_code}", code="url_http_error",
+                            status=502 if retryable else 422, detail={"status": response.status_code})
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > policy.max_bytes:
+        raise _too_large(url, policy)
+    body = bytearray()
+    try:
+        async for block in response.aiter_bytes():
+            body += block
+            if len(body) > policy.max_bytes:
+                raise _too_large(url, policy)
+    except httpx.TimeoutException:
+        raise UpstreamUnavailable(f"{url} stopped sending for {policy.timeout_seconds:g} seconds",
+                                  code="url_timeout", status=504) from None
+    except httpx.HTTPError as exc:
+        raise _transport_error(url, exc) from None
+    media_type, charset = _content_type(response.headers.get("content-type", ""))
+    return FetchedPage(url=str(url), final_url=str(url), status=response.status_code, content_type=media_type,
+                       charset=charset, body=bytes(body))
+
+
+def _content_type(header: str) -> tuple[str, str | None]:
+    message = Message()
+    message["content-type"] = header
+    media_type = message.get_content_type() if header else ""
+    charset = message.get_param("charset")
+    return media_type.lower(), (charset.strip().lower() or None) if isinstance(charset, str) else None
+
+
+def _too_large(url: httpx.URL, policy: FetchPolicy) -> PayloadTooLarge:
+    return PayloadTooLarge(f"{url} is larger than the fetch limit of {policy.max_bytes} bytes "
+                           "(ZHIKU_FETCH_MAX_BYTES)", code="url_too_large", detail={"limit": policy.max_bytes})
+
+
+def _transport_error(url: httpx.URL, exc: httpx.HTTPError) -> UpstreamUnavailable:
+    return UpstreamUnavailable(f"fetching {url} failed: {type(exc).__name__}: {exc}", code="url_unreachable")
