@@ -18,6 +18,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from zhiku.errors import ZhikuError, error_headers, native_body, openai_body
+from zhiku.web import fastgpt_envelope
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +31,12 @@ BodyFor = Callable[[Request], Callable[[ZhikuError], dict[str, Any]]]
 
 
 def platform_style(request: Request) -> Callable[[ZhikuError], dict[str, Any]]:
-    """The platform's routes answer in the native shape; its OpenAI-style routes in OpenAI's."""
-    return openai_body if request.url.path.startswith(OPENAI_STYLE_PREFIXES) else native_body
+    """The platform's routes answer in the native shape; its OpenAI-style routes in OpenAI's, and its
+    FastGPT dataset API in FastGPT's envelope."""
+    path = request.url.path
+    if path.startswith(fastgpt_envelope.PATH_PREFIX):
+        return fastgpt_envelope.error_body
+    return openai_body if path.startswith(OPENAI_STYLE_PREFIXES) else native_body
 
 
 def openai_style(request: Request) -> Callable[[ZhikuError], dict[str, Any]]:

@@ -1,0 +1,289 @@
+"""FastGPT's dataset API, called the way a FastGPT script calls it: a plain HTTP client, FastGPT's paths and
+bodies (../shared/docs/FASTGPT-FORMATS.md §4), an API key as ``Authorization: Bearer``, a real server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import unique
+from zhiku.auth.secrets import hash_token, new_token
+
+pytestmark = pytest.mark.integration
+
+TEA = """# 茶叶知识
+
+## 绿茶
+龙井茶产于杭州西湖一带，属于绿茶，冲泡水温以八十度左右为宜。
+
+## 红茶
+祁门红茶产于安徽祁门县，香气高长，被誉为“祁门香”。
+"""
+GARDEN = """# Garden handbook
+
+Tomatoes need deep watering twice a week. Water early in the morning so leaves dry before night.
+"""
+API = "/api/core/dataset"
+
+
+def data_of(r: httpx.Response) -> Any:
+    """The ``data`` of a successful FastGPT answer, after checking the envelope."""
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert set(body) == {"code", "statusText", "message", "data"}, body
+    assert body["code"] == 200 and body["statusText"] == "" and body["message"] == ""
+    return body["data"]
+
+
+def refused(r: httpx.Response, status: int, code: str) -> dict:
+    """A FastGPT error envelope with the HTTP status as its ``code`` and Zhiku's code as ``statusText``."""
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert set(body) == {"code", "statusText", "message", "data"}, body
+    assert body["code"] == status and body["statusText"] == code and body["message"], body
+    return body
+
+
+def wait_trained(http: httpx.Client, collection_id: str, timeout: float = 120) -> dict:
+    """Poll collection/detail until FastGPT's ``trainingAmount`` is 0, as FastGPT scripts do."""
+    deadline = time.monotonic() + timeout
+    while True:
+        item = data_of(http.get(f"{API}/collection/detail", params={"id": collection_id}))
+        if item["trainingAmount"] == 0:
+            return item
+        if time.monotonic() > deadline:
+            raise AssertionError(f"collection {collection_id} still training after {timeout}s: {item}")
+        time.sleep(0.2)
+
+
+def new_key_client(base_url: str, key: str) -> httpx.Client:
+    return httpx.Client(base_url=base_url, timeout=60, headers={"Authorization": f"Bearer {key}"})
+
+
+@pytest.fixture
+def http(server, client: httpx.Client) -> Iterator[httpx.Client]:
+    """A FastGPT-style client: the root team's API key, nothing else."""
+    r = client.post("/api/keys", json={"name": unique("fastgpt")})
+    assert r.status_code == 201, r.text
+    with new_key_client(server.base_url, r.json()["key"]) as c:
+        yield c
+
+
+@pytest.fixture
+def other_team(server, pg_url: str) -> Iterator[httpx.Client]:
+    """A client holding an API key of a second team (no API makes teams yet: its rows are written here)."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    key = new_token("zk-")
+
+    async def make() -> None:
+        engine = create_async_engine(pg_url)
+        async with engine.begin() as conn:
+            team_id = (await conn.execute(text("INSERT INTO teams (name) VALUES (:n) RETURNING id"),
+                                          {"n": unique("team")})).scalar_one()
+            await conn.execute(text("INSERT INTO api_keys (team_id, name, key_hash, key_prefix) "
+                                    "VALUES (:t, 'other', :h, :p)"),
+                               {"t": team_id, "h": hash_token(key), "p": key[:8]})
+        await engine.dispose()
+
+    asyncio.run(make())
+    with new_key_client(server.base_url, key) as c:
+        yield c
+
+
+def create_dataset(http: httpx.Client, name: str) -> str:
+    dataset_id = data_of(http.post(f"{API}/create", json={"name": name}))
+    assert isinstance(dataset_id, str) and dataset_id.isdigit()
+    return dataset_id
+
+
+def create_text(http: httpx.Client, dataset_id: str | int, name: str, text: str) -> str:
+    created = data_of(http.post(f"{API}/collection/create/text", json={
+        "text": text, "datasetId": dataset_id, "parentId": None, "name": name,
+        "trainingType": "chunk", "chunkSettingMode": "auto", "qaPrompt": "", "metadata": {}}))
+    assert set(created) == {"collectionId", "results"} and isinstance(created["results"]["insertLen"], int)
+    return created["collectionId"]
+
+
+def test_dataset_create_list_detail_delete(http: httpx.Client) -> None:
+    name = unique("fg-ds")
+    # the docs' own example body, models left to the defaults as the docs advise
+    dataset_id = data_of(http.post(f"{API}/create", json={
+        "parentId": None, "type": "dataset", "name": name, "intro": "介绍", "avatar": "", "vectorModel": "",
+        "agentModel": ""}))
+    assert isinstance(dataset_id, str) and dataset_id.isdigit()
+
+    listed = data_of(http.post(f"{API}/list?parentId=", json={"parentId": ""}))
+    mine = next(d for d in listed if d["_id"] == dataset_id)
+    assert mine["name"] == name and mine["intro"] == "介绍" and mine["type"] == "dataset"
+    assert mine["parentId"] is None and mine["vectorModel"]["model"] == "multilingual-e5-small"
+    assert data_of(http.post(f"{API}/list", json={"parentId": None, "searchKey": name.upper()})) == [mine]
+    assert data_of(http.post(f"{API}/list")) == listed  # no body at all: the root
+    assert data_of(http.post(f"{API}/list", json={"type": "folder"})) == []
+
+    detail = data_of(http.get(f"{API}/detail", params={"id": dataset_id}))
+    assert detail["_id"] == dataset_id and detail["name"] == name and detail["status"] == "active"
+
+    assert data_of(http.delete(f"{API}/delete", params={"id": dataset_id})) is None
+    body = refused(http.get(f"{API}/detail", params={"id": dataset_id}), 404, "dataset_not_found")
+    assert body["data"] is None
+
+
+def test_text_collection_data_and_search_test(http: httpx.Client) -> None:
+    dataset_id = create_dataset(http, unique("fg-tea"))
+    collection_id = create_text(http, int(dataset_id), "茶.md", TEA)  # a number where FastGPT has a string
+    done = wait_trained(http, collection_id)
+    assert done["status"] == "ready" and done["dataAmount"] >= 1 and done["datasetId"] == dataset_id
+
+    page = data_of(http.post(f"{API}/collection/listV2", json={
+        "offset": 0, "pageSize": 10, "datasetId": dataset_id, "parentId": None, "searchText": ""}))
+    assert page["total"] == 1
+    [item] = page["list"]
+    assert item["_id"] == collection_id and item["name"] == "茶.md" and item["type"] == "virtual"
+    assert item["dataAmount"] == done["dataAmount"] and item["trainingAmount"] == 0
+    assert item["tags"] == [] and item["forbid"] is False and item["trainingType"] == "chunk"
+    old = data_of(http.post(f"{API}/collection/list", json={"pageNum": 1, "pageSize": 10, "datasetId": dataset_id}))
+    assert old["total"] == 1 and old["pageNum"] == 1 and [c["_id"] for c in old["data"]] == [collection_id]
+
+    rows = data_of(http.post(f"{API}/data/v2/list", json={"offset": 0, "pageSize": 10,
+                                                          "collectionId": collection_id, "searchText": ""}))
+    assert rows["total"] == done["dataAmount"] and len(rows["list"]) == rows["total"]
+    first = rows["list"][0]
+    assert {"_id", "datasetId", "collectionId", "q", "a", "chunkIndex"} <= set(first)
+    assert first["collectionId"] == collection_id and first["datasetId"] == dataset_id and first["chunkIndex"] == 0
+    old_rows = data_of(http.post(f"{API}/data/list", json={"pageNum": 1, "pageSize": 1, "collectionId": collection_id}))
+    assert old_rows["pageSize"] == 1 and [d["_id"] for d in old_rows["data"]] == [first["_id"]]
+
+    detail = data_of(http.get(f"{API}/data/detail", params={"id": first["_id"]}))
+    assert detail["id"] == first["_id"] and detail["q"] == first["q"] and detail["sourceName"] == "茶.md"
+    assert detail["collectionId"] == collection_id and detail["indexes"][0]["type"] == "default"
+
+    assert data_of(http.put(f"{API}/data/update", json={
+        "dataId": first["_id"], "q": "碧螺春产于苏州太湖洞庭山", "a": "绿茶"})) is None
+    updated = data_of(http.get(f"{API}/data/detail", params={"id": first["_id"]}))
+    assert (updated["q"], updated["a"]) == ("碧螺春产于苏州太湖洞庭山", "绿茶")
+
+    result = data_of(http.post(f"{API}/searchTest", json={
+        "datasetId": dataset_id, "text": "碧螺春产于哪里", "limit": 50000, "similarity": 0, "searchMode": "mixedRecall",
+        "usingReRank": False, "datasetSearchUsingExtensionQuery": False}))
+    assert result["limit"] == 20000 and result["searchMode"] == "mixedRecall" and result["usingReRank"] is False
+    assert result["similarity"] == 0 and result["duration"].endswith("s")
+    top = result["list"][0]
+    assert top["id"] == first["_id"] and top["q"] == "碧螺春产于苏州太湖洞庭山" and top["a"] == "绿茶"
+    assert top["datasetId"] == dataset_id and top["collectionId"] == collection_id and top["sourceName"] == "茶.md"
+    assert top["sourceId"] == collection_id and top["score"] and {"type", "value", "index"} <= set(top["score"][0])
+    ft = data_of(http.post(f"{API}/searchTest", json={"datasetId": dataset_id, "text": "太湖碧螺春",
+                                                     "searchMode": "fullTextRecall"}))
+    assert ft["searchMode"] == "fullTextRecall" and ft["limit"] == 5000
+    assert all(s["type"] == "fullText" for q in ft["list"] for s in q["score"]) and ft["list"]
+
+    assert data_of(http.delete(f"{API}/data/delete", params={"id": first["_id"]})) == "success"
+    refused(http.get(f"{API}/data/detail", params={"id": first["_id"]}), 404, "chunk_not_found")
+    left = data_of(http.post(f"{API}/data/v2/list", json={"collectionId": collection_id}))
+    assert left["total"] == done["dataAmount"] - 1
+
+
+def test_local_file_upload_then_collection_delete(http: httpx.Client) -> None:
+    dataset_id = create_dataset(http, unique("fg-file"))
+    params = {"datasetId": dataset_id, "parentId": None, "trainingType": "chunk", "chunkSize": 512,
+              "chunkSplitter": "", "qaPrompt": "", "metadata": {}}
+    created = data_of(http.post(f"{API}/collection/create/localFile",
+                                files={"file": ("garden.md", GARDEN.encode())}, data={"data": json.dumps(params)}))
+    collection_id = created["collectionId"]
+    done = wait_trained(http, collection_id)
+    assert done["status"] == "ready" and done["type"] == "file" and done["name"] == "garden.md"
+    assert done["chunkSize"] == 512
+
+    result = data_of(http.post(f"{API}/searchTest", json={"datasetId": dataset_id, "text": "watering tomatoes",
+                                                         "searchMode": "embedding"}))
+    assert result["list"] and result["list"][0]["collectionId"] == collection_id
+
+    assert data_of(http.delete(f"{API}/collection/delete", params={"id": collection_id})) is None
+    refused(http.get(f"{API}/collection/detail", params={"id": collection_id}), 404, "collection_not_found")
+    assert data_of(http.post(f"{API}/collection/listV2", json={"datasetId": dataset_id}))["total"] == 0
+
+
+def test_unknown_and_foreign_ids_are_not_found(http: httpx.Client, other_team: httpx.Client) -> None:
+    mine = create_dataset(http, unique("fg-mine"))
+    collection_id = create_text(http, mine, "garden.md", GARDEN)
+    wait_trained(http, collection_id)
+    data_id = data_of(http.post(f"{API}/data/v2/list", json={"collectionId": collection_id}))["list"][0]["_id"]
+    theirs = create_dataset(other_team, unique("fg-theirs"))
+
+    for unknown in ("999999999", "65abc9bd9d1448617cba5e6c", "-1", "0", str(2**63)):
+        refused(http.get(f"{API}/detail", params={"id": unknown}), 404, "dataset_not_found")
+    refused(http.get(f"{API}/detail", params={"id": theirs}), 404, "dataset_not_found")
+    refused(http.delete(f"{API}/delete", params={"id": theirs}), 404, "dataset_not_found")
+    refused(http.post(f"{API}/collection/create/text", json={"datasetId": theirs, "name": "x", "text": "x"}),
+            404, "dataset_not_found")
+    refused(http.post(f"{API}/collection/listV2", json={"datasetId": theirs}), 404, "dataset_not_found")
+    refused(http.post(f"{API}/searchTest", json={"datasetId": theirs, "text": "x"}), 404, "dataset_not_found")
+    # the other team cannot reach this team's collection or data either
+    refused(other_team.get(f"{API}/collection/detail", params={"id": collection_id}), 404, "collection_not_found")
+    refused(other_team.post(f"{API}/data/v2/list", json={"collectionId": collection_id}), 404,
+            "collection_not_found")
+    refused(other_team.get(f"{API}/data/detail", params={"id": data_id}), 404, "chunk_not_found")
+    refused(other_team.put(f"{API}/data/update", json={"dataId": data_id, "q": "stolen"}), 404, "chunk_not_found")
+    refused(other_team.delete(f"{API}/data/delete", params={"id": data_id}), 404, "chunk_not_found")
+    refused(other_team.delete(f"{API}/collection/delete", params={"id": collection_id}), 404,
+            "collection_not_found")
+    # …and nothing of it was touched
+    assert data_of(http.get(f"{API}/data/detail", params={"id": data_id}))["q"] != "stolen"
+    assert data_of(http.get(f"{API}/detail", params={"id": mine}))["_id"] == mine
+    assert all(d["_id"] != mine for d in data_of(other_team.post(f"{API}/list", json={})))
+
+
+def test_bad_requests_get_specific_errors_in_the_envelope(http: httpx.Client, server) -> None:
+    dataset_id = create_dataset(http, unique("fg-bad"))
+    with httpx.Client(base_url=server.base_url) as anon:
+        refused(anon.post(f"{API}/list", json={}), 401, "unauthorized")
+        refused(anon.get(f"{API}/detail", params={"id": dataset_id}, headers={"Authorization": "Bearer zk-nope"}),
+                401, "invalid_api_key")
+    # missing fields and wrong types
+    body = refused(http.post(f"{API}/create", json={"intro": "no name"}), 422, "validation_error")
+    assert "name" in body["message"]
+    refused(http.post(f"{API}/collection/create/text", json={"datasetId": dataset_id, "name": "t"}), 422,
+            "validation_error")
+    refused(http.post(f"{API}/collection/listV2", json={"datasetId": True}), 422, "validation_error")
+    refused(http.post(f"{API}/collection/listV2", json={"datasetId": [dataset_id]}), 422, "validation_error")
+    refused(http.post(f"{API}/collection/listV2", json={"datasetId": dataset_id, "pageSize": 0}), 422,
+            "validation_error")
+    refused(http.post(f"{API}/searchTest", json={"datasetId": dataset_id, "text": "x", "similarity": "high"}), 422,
+            "validation_error")
+    refused(http.get(f"{API}/detail"), 422, "validation_error")
+    refused(http.get(f"{API}/detail", params={"id": ""}), 400, "id_required")
+    refused(http.post(f"{API}/list", content=b"{not json", headers={"Content-Type": "application/json"}), 400,
+            "invalid_json")
+    refused(http.post(f"{API}/searchTest", json={"datasetId": dataset_id, "text": "x", "searchMode": "magic"}),
+            400, "invalid_search_mode")
+    # what Zhiku does not have is refused by name, never half done
+    refused(http.post(f"{API}/create", json={"name": unique("folder"), "type": "folder"}), 400,
+            "folders_unsupported")
+    refused(http.post(f"{API}/create", json={"name": unique("child"), "parentId": dataset_id}), 400,
+            "folders_unsupported")
+    refused(http.post(f"{API}/collection/create/text", json={"datasetId": dataset_id, "name": "t", "text": "t",
+                                                            "parentId": "65abc9bd9d1448617cba5e6c"}),
+            400, "folders_unsupported")
+    # multipart: the data field must be a JSON object of the common parameters
+    refused(http.post(f"{API}/collection/create/localFile", files={"file": ("a.md", b"# a")},
+                      data={"data": "{not json"}), 400, "invalid_json")
+    refused(http.post(f"{API}/collection/create/localFile", files={"file": ("a.md", b"# a")},
+                      data={"data": json.dumps({"trainingType": "chunk"})}), 422, "validation_error")
+    refused(http.post(f"{API}/collection/create/localFile", files={"file": ("a.exe", b"MZ")},
+                      data={"data": json.dumps({"datasetId": dataset_id})}), 422, "unsupported_file_type")
+    refused(http.post(f"{API}/collection/create/localFile", files={"file": ("empty.md", b"")},
+                      data={"data": json.dumps({"datasetId": dataset_id})}), 400, "empty_file")
+    # a body over FastGPT's 10 MB is refused before it is read
+    refused(http.post(f"{API}/collection/listV2", content=b"x" * (10 * 1024 * 1024 + 1),
+                      headers={"Content-Type": "application/json"}), 413, "request_too_large")
+    assert data_of(http.post(f"{API}/collection/listV2", json={"datasetId": dataset_id}))["total"] == 0
+    # the platform's own routes keep their own error body
+    r = http.get("/api/datasets/999999999")
+    assert r.status_code == 404 and r.json()["code"] == "dataset_not_found" and "statusText" not in r.json()
