@@ -46,5 +46,5 @@ def extractive_answer(question: str, quotes: Sequence[Candidate]) -> str:
     best = [s for s in sorted(scored, key=lambda s: (-s[0], s[1]))[:MAX_SENTENCES] if s[0] > 0]
     if not best:
         best = sorted(scored, key=lambda s: s[1])[:1]  # no shared term: the top quote's opening sentence
-    lines = [f"{sentence} [{quote.source_name}]" for _, _, sentence, quote in sorted(best, key=lambda s: s[1])]
+    lines = [f"{sentence} [{quote.citation}]" for _, _, sentence, quote in sorted(best, key=lambda s: s[1])]
     return header + "\n\n" + "\n".join(lines)

@@ -53,7 +53,7 @@ def format_quotes(quotes: Sequence[Candidate]) -> str:
     parts = []
     for i, c in enumerate(quotes, 1):
         body = f"{c.q}\n{c.a}" if c.a.strip() else c.q
-        parts.append(f"[{i}] ({c.source_name})\n{body}")
+        parts.append(f"[{i}] ({c.citation})\n{body}")
     return "<Quotes>\n" + "\n\n".join(parts) + "\n</Quotes>"
 
 

@@ -55,7 +55,7 @@ _LEADING_BLANK_LINES = re.compile(r"\A(?:[ \t]*\n)+")
 SegKind = Literal["text", "code", "table", "row"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # a long line of words makes one per word: keep them small
 class _Seg:
     """A contiguous slice of the source that the packer places as a whole or splits finer."""
 

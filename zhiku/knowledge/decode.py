@@ -70,6 +70,11 @@ _MAX_SPOT_BYTES = 8  # a character is at most 4 bytes; a stray byte inside one m
 _SPOT_GAP = 4
 _EVIDENCE_PER_REPLACED_BYTE = 4
 _MIN_EVIDENCE_BYTES = 9
+# UTF-16 without a byte-order mark (see _utf16_without_bom): at least this share of its characters
+# are ASCII, and NULs on the other side of the byte pairs are at most this share of all NULs.
+_UTF16_SAMPLE_BYTES = 64 * 1024
+_UTF16_MIN_ASCII_SHARE = 0.02
+_UTF16_MAX_STRAY_NULS = 0.25  # CJK characters such as U+4E00 have a NUL low byte
 
 
 @dataclass(frozen=True)
@@ -132,7 +137,10 @@ def read_text(data: bytes) -> TextReading:
                 raise _undecodable(reason) from exc
             return TextReading(_checked(text), encoding)
     if b"\x00" in data:
-        raise UnsupportedFile("The file looks binary (it contains NUL bytes), not text.", code="binary_file")
+        reading = _utf16_without_bom(data)
+        if reading is None:
+            raise UnsupportedFile("The file looks binary (it contains NUL bytes), not text.", code="binary_file")
+        return reading
     _refuse_control_characters(len(data) - len(data.translate(None, _CONTROLS)), len(data))
     try:
         return TextReading(_checked(data.decode("utf-8")), "utf-8")
@@ -149,6 +157,24 @@ def read_text(data: bytes) -> TextReading:
         except UnicodeDecodeError:
             continue
     raise _undecodable("it is not UTF-8 and no other encoding fits")
+
+
+def _utf16_without_bom(data: bytes) -> TextReading | None:
+    """UTF-16 without a byte-order mark, or None. Text has ASCII in it (spaces, newlines, digits),
+    and each ASCII character's high byte is NUL, so the NULs of UTF-16 fall on one side of each
+    byte pair (odd offsets in little-endian, even in big-endian); binary data has them on both."""
+    sample = data[:_UTF16_SAMPLE_BYTES]
+    at_even, at_odd = sample[0::2].count(0), sample[1::2].count(0)
+    units = len(sample) // 2
+    for nuls, stray, encoding in ((at_odd, at_even, "utf-16-le"), (at_even, at_odd, "utf-16-be")):
+        if nuls >= _UTF16_MIN_ASCII_SHARE * units and stray <= _UTF16_MAX_STRAY_NULS * nuls:
+            cut = len(data) % 2  # a file cut mid-character: the odd last byte is dropped
+            try:
+                text = data[: len(data) - cut].decode(encoding)
+            except UnicodeDecodeError:
+                return None
+            return TextReading(_checked(text), encoding, dropped_bytes=cut)
+    return None
 
 
 def _repair_utf8(data: bytes) -> _Utf8Repair:

@@ -11,12 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import math
+import threading
+import time
 from collections.abc import Sequence
+from dataclasses import replace
 from functools import partial
+from typing import Any
 
 from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from zhiku.config import Settings
 from zhiku.db.models import Chunk, Collection, Dataset
 from zhiku.embedding.base import Embedder
 from zhiku.embedding.service import model_tokens
@@ -25,7 +30,8 @@ from zhiku.errors import UnsupportedFile
 from zhiku.knowledge.chunker import split_text
 from zhiku.knowledge.collections import EMBED_JOB, PARSE_JOB
 from zhiku.knowledge.files import BlobStore
-from zhiku.knowledge.parsers import ParsedDocument, parser_for
+from zhiku.knowledge.parsers import ParsedDocument, Parser, parser_for
+from zhiku.knowledge.parsers.remote import RemoteParser
 from zhiku.retrieval import fulltext
 from zhiku.retrieval.index_text import chunk_text
 from zhiku.retrieval.pgvector_store import PGVECTOR_STORE
@@ -37,22 +43,50 @@ from zhiku.worker.runner import JobContext, JobHandler
 
 # Several embed jobs per collection let several workers share a big file.
 MAX_EMBED_JOBS_PER_COLLECTION = 4
+# Files parsed at once in this process: each holds its bytes and text in memory while it is parsed.
+PARSE_CONCURRENCY = 2
+_PARSE_SLOTS = threading.BoundedSemaphore(PARSE_CONCURRENCY)
 
 
-def _parse_and_chunk(collection: Collection, data: bytes) -> tuple[ParsedDocument, list[dict]]:
+def _parse_and_chunk(collection: Collection, data: bytes,
+                     settings: Settings) -> tuple[ParsedDocument, list[dict[str, Any]]]:
+    """Parse the file and chunk each of its sections (a page, a slide, a sheet) on its own, so no
+    chunk crosses one and each carries where it came from (``Chunk.meta``)."""
     filename = collection.meta.get("filename") or collection.name
-    if collection.type == "text":
-        doc = ParsedDocument(text=data.decode("utf-8"), format="markdown", metadata={"encoding": "utf-8"})
-    else:
-        doc = parser_for(filename).parse(data, filename)
-    pieces = split_text(doc.text, chunk_size=collection.chunk_size,
-                        overlap_ratio=0.0 if collection.training_mode == "qa" else 0.2,
-                        markdown=doc.format == "markdown")
-    if not pieces:
-        raise UnsupportedFile(f"{filename} contains no text to index", code="empty_file")
-    rows = [{"chunk_index": i, "q": p.text, "a": "", "headings": list(p.headings),
-             "fulltext": index_document(p.text)} for i, p in enumerate(pieces)]
-    return doc, rows
+    with _PARSE_SLOTS:
+        started = time.perf_counter()
+        if collection.type == "text":
+            doc = ParsedDocument(text=data.decode("utf-8"), format="markdown", metadata={"encoding": "utf-8"})
+        elif not data:
+            raise UnsupportedFile(f"{filename} is empty (0 bytes).", code="empty_file")
+        else:
+            doc = _parser(filename, settings).parse(data, filename)
+        if len(doc.text) > settings.import_max_chars:
+            raise UnsupportedFile(
+                f"{filename} holds {len(doc.text):,} characters of text; one file may hold at most "
+                f"{settings.import_max_chars:,} (ZHIKU_IMPORT_MAX_CHARS). Split it into smaller files.",
+                code="text_too_long", detail={"characters": len(doc.text), "limit": settings.import_max_chars})
+        rows: list[dict[str, Any]] = []
+        for section in doc.parts():
+            for piece in split_text(section.text, chunk_size=collection.chunk_size,
+                                    overlap_ratio=0.0 if collection.training_mode == "qa" else 0.2,
+                                    markdown=doc.format == "markdown"):
+                rows.append({"chunk_index": len(rows), "q": piece.text, "a": "", "headings": list(piece.headings),
+                             "meta": dict(section.meta), "fulltext": index_document(piece.text)})
+        if not rows:
+            raise UnsupportedFile(f"{filename} contains no text to index", code="empty_file")
+        doc = replace(doc, metadata={**doc.metadata, "parse_seconds": round(time.perf_counter() - started, 3)})
+        return doc, rows
+
+
+def _parser(filename: str, settings: Settings) -> Parser:
+    """The configured document-parser service for its types, else the built-in parser."""
+    if settings.parser_url:
+        remote = RemoteParser(settings.parser_url, settings.parser_types.split(","), key=settings.parser_key,
+                              timeout=settings.parser_timeout_seconds)
+        if remote.handles(filename):
+            return remote
+    return parser_for(filename)
 
 
 async def run_parse(ctx: JobContext, job: ClaimedJob, *, vector_store: VectorStore = PGVECTOR_STORE) -> None:
@@ -64,7 +98,7 @@ async def run_parse(ctx: JobContext, job: ClaimedJob, *, vector_store: VectorSto
         collection.status = "parsing"
         await session.commit()
         data = blobs.read(collection.file_id) if collection.file_id else b""
-        doc, rows = await asyncio.to_thread(_parse_and_chunk, collection, data)
+        doc, rows = await asyncio.to_thread(_parse_and_chunk, collection, data, ctx.settings)
 
     async with ctx.db.sessions() as session:
         collection = (await session.execute(

@@ -10,7 +10,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
 ScoreType = Literal["embedding", "fullText", "reRank", "rrf"]
 
@@ -38,6 +38,16 @@ class Candidate:
     chunk_index: int
     source_name: str
     scores: tuple[ScoreItem, ...] = ()
+    # Where in its file the chunk came from: {"page": 12}, {"slide": 3}, {"sheet": "Q1"}, {"ocr": True}.
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def citation(self) -> str:
+        """The source as a reader cites it: "handbook.pdf p. 12", "deck.pptx slide 3", "prices.xlsx sheet Q1"."""
+        for key, label in (("page", "p."), ("slide", "slide"), ("sheet", "sheet")):
+            if self.meta.get(key) not in (None, ""):
+                return f"{self.source_name} {label} {self.meta[key]}"
+        return self.source_name
 
 
 def score_of(candidate: Candidate, type: ScoreType) -> float | None:

@@ -64,13 +64,13 @@ async def _load_candidates(session: AsyncSession, ranked: Sequence[tuple[int, fl
     if not ranked:
         return []
     result = await session.execute(text(
-        "SELECT c.id, c.q, c.a, c.dataset_id, c.collection_id, c.chunk_index, col.name, r.score "
+        "SELECT c.id, c.q, c.a, c.dataset_id, c.collection_id, c.chunk_index, c.metadata, col.name, r.score "
         "FROM unnest(CAST(:ids AS bigint[]), CAST(:scores AS float8[])) "
         "WITH ORDINALITY AS r(id, score, pos) JOIN chunks c ON c.id = r.id "
         "JOIN collections col ON col.id = c.collection_id ORDER BY r.pos"),
         {"ids": [cid for cid, _ in ranked], "scores": [score for _, score in ranked]})
     return [Candidate(chunk_id=r.id, q=r.q, a=r.a, dataset_id=r.dataset_id, collection_id=r.collection_id,
-                      chunk_index=r.chunk_index, source_name=r.name,
+                      chunk_index=r.chunk_index, source_name=r.name, meta=r.metadata or {},
                       scores=(ScoreItem(type=score_type, value=float(r.score), index=rank),))
             for rank, r in enumerate(result.all())]
 
@@ -153,7 +153,10 @@ async def search(sessions: async_sessionmaker[AsyncSession], embedders: Embedder
 
 
 def quote_dict(c: Candidate) -> dict[str, Any]:
-    """A quote in FastGPT's quoteList shape, with the score breakdown."""
+    """A quote in FastGPT's quoteList shape, with the score breakdown, and where in its file it came
+    from: ``page`` (PDF; None elsewhere), the chunk's ``metadata`` and the ``citation`` text
+    ("handbook.pdf p. 12")."""
     return {"id": str(c.chunk_id), "q": c.q, "a": c.a, "datasetId": str(c.dataset_id),
             "collectionId": str(c.collection_id), "sourceName": c.source_name, "chunkIndex": c.chunk_index,
+            "page": c.meta.get("page"), "metadata": c.meta, "citation": c.citation,
             "score": [{"type": s.type, "value": round(s.value, 6), "index": s.index} for s in c.scores]}

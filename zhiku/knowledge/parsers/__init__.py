@@ -65,12 +65,17 @@ def register_parser(parser: Parser) -> None:
     """Make ``parser`` handle its extensions. A later registration for an extension replaces an
     earlier one, so a plugin can override a built-in."""
     for extension in parser.extensions:
-        _PARSERS[_normalise(extension)] = parser
+        _PARSERS[normalise_extension(extension)] = parser
+
+
+def extension_of(filename: str) -> str:
+    """``filename``'s extension, lower-case, with its dot ("" when it has none)."""
+    return PurePosixPath(filename.replace("\\", "/")).suffix.lower()
 
 
 def parser_for(filename: str) -> Parser:
     """The parser for ``filename``'s extension (case-insensitive)."""
-    extension = PurePosixPath(filename.replace("\\", "/")).suffix.lower()
+    extension = extension_of(filename)
     parser = _PARSERS.get(extension)
     if parser is None:
         supported = ", ".join(supported_extensions())
@@ -87,10 +92,11 @@ def supported_extensions() -> tuple[str, ...]:
     return tuple(sorted(_PARSERS))
 
 
-def _normalise(extension: str) -> str:
+def normalise_extension(extension: str) -> str:
     extension = extension.strip().lower()
     return extension if extension.startswith(".") else f".{extension}"
 
 
 # Built-ins register on import, through the same seam as anyone else.
 from zhiku.knowledge.parsers import html, markdown, spreadsheet, text  # noqa: E402, F401
+from zhiku.knowledge.parsers import image, jsonfile, pdf, slides, word  # noqa: E402, F401

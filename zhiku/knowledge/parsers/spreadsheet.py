@@ -18,7 +18,7 @@ import openpyxl
 
 from zhiku.errors import UnsupportedFile
 from zhiku.knowledge.decode import read_text
-from zhiku.knowledge.parsers import ParsedDocument, Section, register_parser
+from zhiku.knowledge.parsers import ParsedDocument, Section, extension_of, register_parser
 from zhiku.knowledge.parsers.office import check_package, damaged
 from zhiku.knowledge.parsers.tables import Table, markdown_table, tidy_table
 
@@ -30,7 +30,7 @@ _DELIMITERS = (",", "\t", ";")
 def read_tables(data: bytes, filename: str) -> list[Table]:
     """The tables in a .xlsx (one per non-blank sheet, in workbook order) or .csv file (one, named
     after the file). Raise ``UnsupportedFile`` with a specific code when the file cannot be read."""
-    extension = PurePosixPath(filename.replace("\\", "/")).suffix.lower()
+    extension = extension_of(filename)
     if extension == ".csv":
         return _csv_tables(data, filename)
     if extension == ".xlsx":
