@@ -30,6 +30,7 @@ from zhiku.errors import UnsupportedFile
 from zhiku.knowledge.chunker import split_text
 from zhiku.knowledge.collections import EMBED_JOB, PARSE_JOB
 from zhiku.knowledge.files import BlobStore
+from zhiku.knowledge.links import link_handlers
 from zhiku.knowledge.parsers import ParsedDocument, Parser, parser_for
 from zhiku.knowledge.parsers.remote import RemoteParser
 from zhiku.retrieval import fulltext
@@ -193,4 +194,5 @@ def import_handlers(*, vector_store: VectorStore = PGVECTOR_STORE) -> dict[str, 
                               on_final_failure=mark_collection_failed),
         EMBED_JOB: JobHandler(run=partial(run_embed, vector_store=vector_store),
                               on_final_failure=mark_collection_failed),
+        **link_handlers(on_final_failure=mark_collection_failed),
     }

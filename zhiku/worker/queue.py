@@ -39,13 +39,15 @@ class ClaimedJob:
 
 
 async def enqueue(session: AsyncSession, kind: str, payload: dict[str, Any] | None = None, *,
-                  collection_id: int | None = None, max_attempts: int = 5) -> None:
-    """Add a job inside the caller's transaction, so it exists exactly when the caller's writes do."""
+                  collection_id: int | None = None, max_attempts: int = 5, delay_seconds: float = 0) -> None:
+    """Add a job inside the caller's transaction, so it exists exactly when the caller's writes do.
+    ``delay_seconds``: not claimed before then (a scheduled job)."""
     await session.execute(
         text("INSERT INTO jobs (kind, payload, collection_id, max_attempts, status, attempts, run_after, "
-             "created_at, updated_at) VALUES (:kind, CAST(:payload AS jsonb), :cid, :max, 'queued', 0, now(), "
-             "now(), now())"),
-        {"kind": kind, "payload": _json(payload or {}), "cid": collection_id, "max": max_attempts})
+             "created_at, updated_at) VALUES (:kind, CAST(:payload AS jsonb), :cid, :max, 'queued', 0, "
+             "now() + make_interval(secs => :delay), now(), now())"),
+        {"kind": kind, "payload": _json(payload or {}), "cid": collection_id, "max": max_attempts,
+         "delay": float(delay_seconds)})
 
 
 async def claim(session: AsyncSession, worker: str, lease_seconds: float) -> ClaimedJob | None:

@@ -3,7 +3,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Form, Request, UploadFile
 
 from zhiku.errors import PayloadTooLarge
-from zhiku.knowledge import collections
+from zhiku.knowledge import collections, links
+from zhiku.knowledge.links import LinkCollectionCreate, WebsiteCollectionCreate
 from zhiku.knowledge.schemas import CollectionPublic, Page, TextCollectionCreate
 from zhiku.web.deps import PlatformDep, SessionDep, TeamPrincipal
 
@@ -61,3 +62,27 @@ async def get_collection(collection_id: int, session: SessionDep, principal: Tea
 async def delete_collection(collection_id: int, session: SessionDep, principal: TeamPrincipal,
                             platform: PlatformDep) -> None:
     await collections.delete_collection(session, principal, collection_id, vector_store=platform.vector_store)
+
+
+@router.post("/api/datasets/{dataset_id}/collections/link", status_code=201)
+async def create_links(dataset_id: int, body: LinkCollectionCreate, session: SessionDep, principal: TeamPrincipal,
+                       platform: PlatformDep) -> list[CollectionPublic]:
+    """One collection per URL; a worker fetches each page."""
+    return await links.create_link_collections(session, principal, dataset_id, body,
+                                               allow_private=platform.settings.allow_private_urls,
+                                               max_attempts=platform.settings.job_max_attempts)
+
+
+@router.post("/api/datasets/{dataset_id}/collections/website", status_code=201)
+async def create_website(dataset_id: int, body: WebsiteCollectionCreate, session: SessionDep,
+                         principal: TeamPrincipal, platform: PlatformDep) -> CollectionPublic:
+    """A crawl from ``url`` within its host; each page becomes a link collection."""
+    return await links.create_website_collection(session, principal, dataset_id, body, settings=platform.settings)
+
+
+@router.post("/api/collections/{collection_id}/sync", status_code=202)
+async def sync_collection(collection_id: int, session: SessionDep, principal: TeamPrincipal,
+                          platform: PlatformDep) -> CollectionPublic:
+    """Fetch a link (or crawl a website) again; only pages whose content changed are indexed again."""
+    return await links.request_sync(session, principal, collection_id,
+                                    max_attempts=platform.settings.job_max_attempts)
