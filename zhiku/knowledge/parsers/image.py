@@ -29,6 +29,8 @@ class ImageParser:
         try:
             with Image.open(io.BytesIO(data)) as image:
                 width, height = image.size
+        except Image.DecompressionBombError as exc:  # Pillow's own limit, far past ours
+            raise UnsupportedFile(f"{filename} is too large an image to read ({exc}).", code="image_too_large") from exc
         except (UnidentifiedImageError, OSError, ValueError) as exc:
             raise UnsupportedFile(f"{filename} is a damaged image ({exc}).", code="image_corrupt") from exc
         text = ocr.recognise(data, width, height)
