@@ -35,3 +35,25 @@ def add_text(client: httpx.Client, dataset_id: int, name: str, text: str) -> dic
 
 def upload(client: httpx.Client, dataset_id: int, filename: str, data: bytes) -> httpx.Response:
     return client.post(f"/api/datasets/{dataset_id}/collections/file", files={"file": (filename, data)})
+
+
+def sql_rows(url: str, query: str, **params: object) -> list[dict]:
+    """Rows of one SQL query against the database at ``url``, as dicts (a short-lived engine of its own)."""
+    import asyncio
+
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    async def run() -> list[dict]:
+        engine = create_async_engine(url)
+        try:
+            async with engine.connect() as conn:
+                return [dict(r) for r in (await conn.execute(text(query), params)).mappings()]
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def push(client: httpx.Client, collection_id: int, items: list[dict], **body: object) -> httpx.Response:
+    return client.post(f"/api/collections/{collection_id}/data", json={"data": items, **body})

@@ -1,8 +1,8 @@
-"""Chunks ("data" in FastGPT): list, get, edit q/a (re-embedded at once), delete."""
+"""Chunks ("data" in FastGPT): list, get, edit q/a/index texts (re-embedded at once), delete."""
 
 from __future__ import annotations
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from zhiku.auth.service import Principal
@@ -10,10 +10,11 @@ from zhiku.db.models import Chunk, Collection, Dataset
 from zhiku.embedding.registry import EmbedderRegistry
 from zhiku.errors import InvalidInput, NotFound
 from zhiku.knowledge.collections import load_collection
-from zhiku.knowledge.indexing import embed_chunk_rows
-from zhiku.knowledge.schemas import ChunkPublic, ChunkUpdate, Page
+from zhiku.knowledge.indexing import AWAITING_QA, ChunkTexts, embed_chunk_rows
+from zhiku.knowledge.push import check_length, checked_indexes
+from zhiku.knowledge.schemas import MAX_A_CHARS, MAX_Q_CHARS, ChunkPublic, ChunkUpdate, Page
 from zhiku.retrieval import fulltext
-from zhiku.retrieval.index_text import chunk_text
+from zhiku.retrieval.index_text import fulltext_text
 from zhiku.retrieval.pgvector_store import PGVECTOR_STORE
 from zhiku.retrieval.segment import index_document
 from zhiku.retrieval.vector_store import VectorStore
@@ -22,7 +23,8 @@ from zhiku.retrieval.vector_store import VectorStore
 def _public(chunk: Chunk) -> ChunkPublic:
     return ChunkPublic(id=chunk.id, dataset_id=chunk.dataset_id, collection_id=chunk.collection_id,
                        chunk_index=chunk.chunk_index, q=chunk.q, a=chunk.a, headings=list(chunk.headings or []),
-                       embedded=bool(chunk.embedded), updated_at=chunk.updated_at)
+                       indexes=list(chunk.indexes or []), metadata=dict(chunk.meta or {}),
+                       embedded=chunk.embedded == 1, updated_at=chunk.updated_at)
 
 
 async def load_chunk(session: AsyncSession, principal: Principal, chunk_id: int) -> Chunk:
@@ -51,23 +53,31 @@ async def get_chunk(session: AsyncSession, principal: Principal, chunk_id: int) 
 async def update_chunk(session: AsyncSession, principal: Principal, embedders: EmbedderRegistry,
                        chunk_id: int, data: ChunkUpdate, *,
                        vector_store: VectorStore = PGVECTOR_STORE) -> ChunkPublic:
-    """Change q and/or a; the new text is segmented and re-embedded in the same transaction."""
+    """Change q, a and/or the index texts (a given list replaces them all). The new texts are segmented and
+    embedded in the same transaction; a text the chunk's stored vectors already embed is not embedded again."""
     chunk = await load_chunk(session, principal, chunk_id)
-    q = chunk.q if data.q is None else data.q
-    a = chunk.a if data.a is None else data.a
+    q = chunk.q if data.q is None else data.q.strip()
+    a = chunk.a if data.a is None else data.a.strip()
     if not q.strip():
         raise InvalidInput("q cannot be empty", code="empty_text")
-    dataset = await session.get(Dataset, chunk.dataset_id)
-    assert dataset is not None
-    was_embedded = bool(chunk.embedded)
-    chunk.q, chunk.a = q, a
-    chunk.fulltext = index_document(chunk_text(q, a))
+    check_length(f"chunk {chunk_id}", "q", q, MAX_Q_CHARS)
+    check_length(f"chunk {chunk_id}", "a", a, MAX_A_CHARS)
+    indexes = (list(chunk.indexes or []) if data.indexes is None
+               else checked_indexes(q, a, data.indexes, f"chunk {chunk_id}"))
+    chunk.q, chunk.a, chunk.indexes = q, a, indexes
     chunk.updated_at = func.now()
+    if chunk.embedded == AWAITING_QA:  # still a source text for the agent model: it is indexed after that
+        await session.commit()
+        await session.refresh(chunk)
+        return _public(chunk)
+    dataset = (await session.execute(select(Dataset).where(Dataset.id == chunk.dataset_id))).scalar_one()
+    was_embedded = chunk.embedded == 1
+    chunk.fulltext = index_document(fulltext_text(q, a, indexes))
     await session.flush()
     await fulltext.unindex_chunks(session, [chunk.id])
     await fulltext.index_terms(session, chunk.dataset_id, [(chunk.id, chunk.fulltext.split())])
-    await embed_chunk_rows(session, embedders.get(dataset.embedding_model), dataset.id, [(chunk.id, q, a)],
-                           vector_store=vector_store)
+    await embed_chunk_rows(session, embedders.get(dataset.embedding_model), dataset.id,
+                           [ChunkTexts(chunk.id, q, a, indexes)], vector_store=vector_store, reuse_stored=True)
     if not was_embedded:
         await session.execute(update(Collection).where(Collection.id == chunk.collection_id)
                               .values(indexed_count=Collection.indexed_count + 1))
@@ -78,10 +88,11 @@ async def update_chunk(session: AsyncSession, principal: Principal, embedders: E
 
 async def delete_chunk(session: AsyncSession, principal: Principal, chunk_id: int, *,
                        vector_store: VectorStore = PGVECTOR_STORE) -> None:
+    """The chunk row goes first, then the collection's counters: the order the import jobs lock them in."""
     chunk = await load_chunk(session, principal, chunk_id)
     await vector_store.delete_chunks(session, [chunk.id])
+    await session.execute(delete(Chunk).where(Chunk.id == chunk.id))
     await session.execute(update(Collection).where(Collection.id == chunk.collection_id).values(
         chunk_count=Collection.chunk_count - 1,
-        indexed_count=Collection.indexed_count - (1 if chunk.embedded else 0)))
-    await session.delete(chunk)
+        indexed_count=Collection.indexed_count - (1 if chunk.embedded == 1 else 0)))
     await session.commit()

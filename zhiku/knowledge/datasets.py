@@ -36,7 +36,8 @@ async def create_dataset(session: AsyncSession, principal: Principal, embedders:
                          data: DatasetCreate, *, vector_store: VectorStore = PGVECTOR_STORE) -> DatasetPublic:
     embedder = embedders.get(data.embedding_model)
     dataset = Dataset(team_id=principal.team_id, name=data.name.strip(), description=data.description,
-                      embedding_model=embedder.model_name, vector_dim=embedder.dim, chunk_size=data.chunk_size)
+                      embedding_model=embedder.model_name, vector_dim=embedder.dim, chunk_size=data.chunk_size,
+                      agent_model=data.agent_model)
     session.add(dataset)
     try:
         await session.flush()
@@ -64,6 +65,8 @@ async def update_dataset(session: AsyncSession, principal: Principal, dataset_id
         dataset.name = data.name.strip()
     if data.description is not None:
         dataset.description = data.description
+    if data.agent_model is not None:
+        dataset.agent_model = data.agent_model
     dataset.updated_at = func.now()
     try:
         await session.commit()

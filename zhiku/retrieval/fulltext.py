@@ -18,8 +18,10 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from zhiku.retrieval.chunk_filter import NO_FILTER, ChunkFilter, filter_sql
 
 K1 = 1.2
 B = 0.75
@@ -89,7 +91,7 @@ async def drop_dataset(session: AsyncSession, dataset_id: int) -> None:
         await session.execute(text(f"DELETE FROM {table} WHERE dataset_id = :d"), {"d": dataset_id})
 
 
-_SEARCH = text("""
+_SEARCH = """
 WITH stats AS MATERIALIZED (
     SELECT coalesce(sum(docs), 0)::float8 AS n FROM fulltext_stats WHERE dataset_id = ANY(:ids)),
 q AS MATERIALIZED (
@@ -102,20 +104,30 @@ SELECT p.chunk_id, sum(q.idf * p.weight) AS score
 FROM q CROSS JOIN unnest(CAST(:ids AS bigint[])) AS d(id)
 CROSS JOIN LATERAL (
     SELECT ct.chunk_id, ct.weight FROM chunk_terms ct
-    WHERE ct.dataset_id = d.id AND ct.term = q.term
+    WHERE ct.dataset_id = d.id AND ct.term = q.term{conditions}
     ORDER BY ct.weight DESC LIMIT :per_term) p
 GROUP BY p.chunk_id
 ORDER BY score DESC, p.chunk_id
 LIMIT :limit
-""")
+"""
+_SEARCH_UNFILTERED = text(_SEARCH.format(conditions=""))
+
+
+def _search_statement(chunk_filter: ChunkFilter) -> tuple[TextClause, dict[str, object]]:
+    if chunk_filter == NO_FILTER:
+        return _SEARCH_UNFILTERED, {}
+    # Inside the per-term read, so each term still contributes its best postings among the allowed chunks.
+    conditions, params = filter_sql(chunk_filter, "ct.chunk_id")
+    return text(_SEARCH.format(conditions=conditions)), params
 
 
 async def search_terms(session: AsyncSession, dataset_ids: Sequence[int], terms: Sequence[str],
-                       limit: int) -> list[tuple[int, float]]:
-    """Top chunks by BM25 for these query terms across the datasets."""
+                       limit: int, chunk_filter: ChunkFilter = NO_FILTER) -> list[tuple[int, float]]:
+    """Top chunks by BM25 for these query terms across the datasets, among those ``chunk_filter`` allows."""
     terms = list(dict.fromkeys(terms))[:MAX_QUERY_TERMS]
     if not terms or not dataset_ids:
         return []
-    rows = await session.execute(_SEARCH, {"ids": list(dataset_ids), "terms": terms,
-                                           "per_term": POSTINGS_PER_TERM, "limit": limit})
+    statement, params = _search_statement(chunk_filter)
+    rows = await session.execute(statement, {"ids": list(dataset_ids), "terms": terms,
+                                             "per_term": POSTINGS_PER_TERM, "limit": limit, **params})
     return [(int(r[0]), float(r[1])) for r in rows]

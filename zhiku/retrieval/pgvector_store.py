@@ -9,10 +9,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from sqlalchemy import delete, insert, text
+from sqlalchemy import delete, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from zhiku.db.models import ChunkVector
+from zhiku.retrieval.chunk_filter import NO_FILTER, ChunkFilter, filter_sql
 from zhiku.retrieval.vector_store import ChunkVectorRecord, VectorHit
 
 # FastGPT's pgvector settings (REFERENCE.md): m 32, ef_construction 128, ef_search 100.
@@ -51,12 +52,18 @@ class PgVectorStore:
 
     async def upsert(self, session: AsyncSession, dataset_id: int, model: str, chunk_ids: Sequence[int],
                      records: Sequence[ChunkVectorRecord]) -> None:
-        await session.execute(delete(ChunkVector).where(ChunkVector.chunk_id.in_(chunk_ids),
-                                                        ChunkVector.kind == "default"))
+        await session.execute(delete(ChunkVector).where(ChunkVector.chunk_id.in_(chunk_ids)))
         if records:
             await session.execute(insert(ChunkVector), [
-                {"chunk_id": r.chunk_id, "dataset_id": dataset_id, "model": model, "kind": "default",
+                {"chunk_id": r.chunk_id, "dataset_id": dataset_id, "model": model, "kind": r.kind,
                  "part": r.part, "text": r.text, "embedding": r.embedding} for r in records])
+
+    async def vectors(self, session: AsyncSession, chunk_ids: Sequence[int]) -> list[ChunkVectorRecord]:
+        rows = await session.execute(
+            select(ChunkVector.chunk_id, ChunkVector.part, ChunkVector.text, ChunkVector.embedding,
+                   ChunkVector.kind).where(ChunkVector.chunk_id.in_(chunk_ids)))
+        return [ChunkVectorRecord(chunk_id=r.chunk_id, part=r.part, text=r.text, embedding=r.embedding,
+                                  kind=r.kind) for r in rows]
 
     # The foreign keys would cascade these deletes too; deleting first keeps one way for every store.
     async def delete_chunks(self, session: AsyncSession, chunk_ids: Sequence[int]) -> None:
@@ -71,22 +78,26 @@ class PgVectorStore:
         await session.execute(delete(ChunkVector).where(ChunkVector.dataset_id == dataset_id))
 
     async def search(self, session: AsyncSession, model: str, query: Sequence[float], dataset_ids: Sequence[int],
-                     limit: int) -> list[VectorHit]:
+                     limit: int, chunk_filter: ChunkFilter = NO_FILTER) -> list[VectorHit]:
         cast = vector_cast(len(query))
         literal = "[" + ",".join(f"{float(x):.7g}" for x in query) + "]"
         # Transaction-local: relaxed iterative scan keeps going when the dataset filter drops HNSW hits.
         await session.execute(text(
             "SELECT set_config('hnsw.ef_search', :ef, true), "
             "set_config('hnsw.iterative_scan', 'relaxed_order', true)"), {"ef": str(HNSW_EF_SEARCH)})
-        # A long chunk has several windows (2× the rows), and scores as its best one.
+        # A chunk has several vectors (its text's windows, its index texts), so twice the limit in rows is read
+        # and each chunk scores as its best one. The collection filter sits inside the HNSW scan, which keeps
+        # going (iterative scan) until the limit fills.
+        conditions, params = filter_sql(chunk_filter, "chunk_id")
         result = await session.execute(text(
             f"WITH hits AS MATERIALIZED ("
             f"  SELECT chunk_id, embedding::{cast} <=> CAST(:q AS {cast}) AS dist FROM chunk_vectors"
-            f"  WHERE model = :model AND dataset_id = ANY(:ids)"
+            f"  WHERE model = :model AND dataset_id = ANY(:ids){conditions}"
             f"  ORDER BY embedding::{cast} <=> CAST(:q AS {cast}) LIMIT :windows) "
             f"SELECT chunk_id, 1 - min(dist) AS score FROM hits "
             f"GROUP BY chunk_id ORDER BY score DESC, chunk_id LIMIT :limit"),
-            {"q": literal, "model": model, "ids": list(dataset_ids), "windows": limit * 2, "limit": limit})
+            {"q": literal, "model": model, "ids": list(dataset_ids), "windows": limit * 2, "limit": limit,
+             **params})
         return [VectorHit(chunk_id=chunk_id, score=float(score)) for chunk_id, score in result.all()]
 
 

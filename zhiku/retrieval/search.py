@@ -20,6 +20,7 @@ from zhiku.embedding.base import Reranker
 from zhiku.embedding.registry import EmbedderRegistry
 from zhiku.errors import InvalidInput
 from zhiku.retrieval import fulltext
+from zhiku.retrieval.chunk_filter import NO_FILTER, ChunkFilter
 from zhiku.retrieval.fusion import (
     Candidate,
     ScoreItem,
@@ -77,7 +78,7 @@ async def _load_candidates(session: AsyncSession, ranked: Sequence[tuple[int, fl
 
 async def _vector_candidates(sessions: async_sessionmaker[AsyncSession], embedders: EmbedderRegistry,
                              vector_store: VectorStore, datasets: list[Dataset], query: str,
-                             limit: int) -> list[Candidate]:
+                             limit: int, chunk_filter: ChunkFilter = NO_FILTER) -> list[Candidate]:
     by_model: dict[str, list[int]] = {}
     for ds in datasets:
         by_model.setdefault(ds.embedding_model, []).append(ds.id)
@@ -86,18 +87,18 @@ async def _vector_candidates(sessions: async_sessionmaker[AsyncSession], embedde
     hits: list[VectorHit] = []
     async with sessions() as session:
         for model, ids in by_model.items():
-            hits.extend(await vector_store.search(session, model, queries[model], ids, limit))
+            hits.extend(await vector_store.search(session, model, queries[model], ids, limit, chunk_filter))
         hits.sort(key=lambda h: -h.score)  # several models: merge their lists by score
         return await _load_candidates(session, [(h.chunk_id, h.score) for h in hits[:limit]], "embedding")
 
 
 async def _fulltext_candidates(sessions: async_sessionmaker[AsyncSession], dataset_ids: list[int], query: str,
-                               limit: int) -> list[Candidate]:
+                               limit: int, chunk_filter: ChunkFilter = NO_FILTER) -> list[Candidate]:
     terms = await asyncio.to_thread(query_terms, query)  # jieba: CPU work, kept off the event loop
     if not terms:
         return []
     async with sessions() as session:
-        ranked = await fulltext.search_terms(session, dataset_ids, terms, limit)
+        ranked = await fulltext.search_terms(session, dataset_ids, terms, limit, chunk_filter)
         return await _load_candidates(session, ranked, "fullText")
 
 
@@ -115,10 +116,37 @@ async def _rerank(reranker: Reranker, query: str, candidates: list[Candidate],
     return filter_similarity(fused, settings.similarity, "reRank")
 
 
+async def chunk_filter_for(sessions: async_sessionmaker[AsyncSession], dataset_ids: Sequence[int],
+                           collection_ids: Sequence[int] | None = None,
+                           tags: Sequence[str] | None = None) -> ChunkFilter:
+    """The collections a search of these datasets may return chunks from: those named (``collection_ids``)
+    and/or carrying any of ``tags``; never a re-index twin (its chunks replace the original's when ready)."""
+    filtered = collection_ids is not None or bool(tags)
+    where = ["dataset_id = ANY(:ds)"]
+    params: dict[str, Any] = {"ds": list(dataset_ids)}
+    if collection_ids is not None:
+        where.append("id = ANY(:ids)")
+        params["ids"] = list(collection_ids)
+    if tags:
+        where.append("tags ?| CAST(:tags AS text[])")
+        params["tags"] = list(tags)
+    async with sessions() as session:
+        rows = (await session.execute(text(
+            f"SELECT id, metadata ? 'reindex_of' AS twin FROM collections WHERE {' AND '.join(where)}"),
+            params)).all()
+    twins = tuple(r.id for r in rows if r.twin)
+    if filtered:
+        return ChunkFilter(collection_ids=tuple(r.id for r in rows if not r.twin))
+    return ChunkFilter(exclude_collection_ids=twins) if twins else NO_FILTER
+
+
 async def search(sessions: async_sessionmaker[AsyncSession], embedders: EmbedderRegistry,
                  datasets: list[Dataset], query: str, settings: SearchSettings,
                  reranker: Reranker | None = None, *,
-                 vector_store: VectorStore = PGVECTOR_STORE) -> SearchResult:
+                 vector_store: VectorStore = PGVECTOR_STORE, collection_ids: Sequence[int] | None = None,
+                 tags: Sequence[str] | None = None) -> SearchResult:
+    """Search these datasets; ``collection_ids`` and ``tags`` narrow it to those collections (both: to the
+    named ones carrying a tag), inside each search so the candidate counts still fill."""
     query = query.strip()
     if not query:
         raise InvalidInput("the search text is empty", code="empty_query")
@@ -127,18 +155,22 @@ async def search(sessions: async_sessionmaker[AsyncSession], embedders: Embedder
     if not datasets:
         return SearchResult(quotes=[], mode=settings.mode, duration_ms=0.0)
     ids = [d.id for d in datasets]
+    chunk_filter = await chunk_filter_for(sessions, ids, collection_ids, tags)
+    if chunk_filter.matches_nothing:
+        return SearchResult(quotes=[], mode=settings.mode, duration_ms=(time.perf_counter() - started) * 1000)
     will_rerank = settings.rerank and reranker is not None
     if settings.mode == "embedding":
         candidates = await _vector_candidates(sessions, embedders, vector_store, datasets, query,
-                                              EMBEDDING_ONLY_LIMIT)
+                                              EMBEDDING_ONLY_LIMIT, chunk_filter)
         if not will_rerank:  # with rerank, the threshold applies to the rerank score instead
             candidates = filter_similarity(candidates, settings.similarity, "embedding")
     elif settings.mode == "fullText":
-        candidates = await _fulltext_candidates(sessions, ids, query, FULLTEXT_ONLY_LIMIT)
+        candidates = await _fulltext_candidates(sessions, ids, query, FULLTEXT_ONLY_LIMIT, chunk_filter)
     else:
         vec, ft = await asyncio.gather(
-            _vector_candidates(sessions, embedders, vector_store, datasets, query, MIXED_VECTOR_LIMIT),
-            _fulltext_candidates(sessions, ids, query, MIXED_FULLTEXT_LIMIT))
+            _vector_candidates(sessions, embedders, vector_store, datasets, query, MIXED_VECTOR_LIMIT,
+                               chunk_filter),
+            _fulltext_candidates(sessions, ids, query, MIXED_FULLTEXT_LIMIT, chunk_filter))
         k_vec, k_ft = rrf_k(settings.embedding_weight)
         candidates = rrf_fuse([(vec, k_vec), (ft, k_ft)])
     reranked = will_rerank and bool(candidates)

@@ -18,15 +18,24 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from zhiku.retrieval.chunk_filter import NO_FILTER, ChunkFilter
+
 
 @dataclass(frozen=True)
 class ChunkVectorRecord:
-    """One index text of a chunk and its vector; a chunk longer than the model's input has several parts."""
+    """One index text of a chunk and its vector; a text longer than the model's input has several parts.
+
+    ``kind`` is ``default`` for the chunk's own text (q + a), else the type of the index text it
+    embeds (``custom``, ``question``, ``summary``).
+    """
 
     chunk_id: int
     part: int
     text: str
     embedding: Sequence[float]
+    kind: str = "default"
+
+
 
 
 @dataclass(frozen=True)
@@ -46,7 +55,12 @@ class VectorStore(Protocol):
 
     async def upsert(self, session: AsyncSession, dataset_id: int, model: str, chunk_ids: Sequence[int],
                      records: Sequence[ChunkVectorRecord]) -> None:
-        """Replace the default vectors of ``chunk_ids`` with ``records`` (a chunk without a record keeps none)."""
+        """Replace every vector of ``chunk_ids`` (all kinds) with ``records`` (a chunk without a record keeps
+        none)."""
+        ...
+
+    async def vectors(self, session: AsyncSession, chunk_ids: Sequence[int]) -> list[ChunkVectorRecord]:
+        """The stored vectors of ``chunk_ids``, so an edit re-embeds only the texts that changed."""
         ...
 
     async def delete_chunks(self, session: AsyncSession, chunk_ids: Sequence[int]) -> None: ...
@@ -56,7 +70,7 @@ class VectorStore(Protocol):
     async def delete_dataset(self, session: AsyncSession, dataset_id: int) -> None: ...
 
     async def search(self, session: AsyncSession, model: str, query: Sequence[float], dataset_ids: Sequence[int],
-                     limit: int) -> list[VectorHit]:
-        """At most ``limit`` chunks of ``model``'s vectors in these datasets, one hit per chunk (its best
-        vector), best first; equal scores by chunk id."""
+                     limit: int, chunk_filter: ChunkFilter = NO_FILTER) -> list[VectorHit]:
+        """At most ``limit`` chunks of ``model``'s vectors in these datasets that pass ``chunk_filter``, one hit
+        per chunk (its best vector of any kind), best first; equal scores by chunk id."""
         ...

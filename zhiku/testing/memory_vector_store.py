@@ -6,7 +6,7 @@ the caller's transaction: they stay even if it rolls back.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from zhiku.db.models import Chunk
+from zhiku.retrieval.chunk_filter import NO_FILTER, ChunkFilter
 from zhiku.retrieval.vector_store import ChunkVectorRecord, VectorHit
 
 
@@ -24,6 +25,7 @@ class StoredVector:
     part: int
     text: str
     embedding: np.ndarray
+    kind: str = "default"
 
 
 class MemoryVectorStore:
@@ -42,8 +44,12 @@ class MemoryVectorStore:
             self.vectors.pop(chunk_id, None)
         for r in records:
             self.vectors.setdefault(r.chunk_id, []).append(StoredVector(
-                dataset_id=dataset_id, model=model, part=r.part, text=r.text,
+                dataset_id=dataset_id, model=model, part=r.part, text=r.text, kind=r.kind,
                 embedding=np.asarray(r.embedding, dtype=np.float32)))
+
+    async def vectors(self, session: AsyncSession, chunk_ids: Sequence[int]) -> list[ChunkVectorRecord]:
+        return [ChunkVectorRecord(chunk_id=chunk_id, part=r.part, text=r.text, embedding=r.embedding, kind=r.kind)
+                for chunk_id in chunk_ids for r in self.vectors.get(chunk_id, [])]
 
     async def delete_chunks(self, session: AsyncSession, chunk_ids: Sequence[int]) -> None:
         for chunk_id in chunk_ids:
@@ -59,15 +65,33 @@ class MemoryVectorStore:
             del self.vectors[chunk_id]
 
     async def search(self, session: AsyncSession, model: str, query: Sequence[float], dataset_ids: Sequence[int],
-                     limit: int) -> list[VectorHit]:
+                     limit: int, chunk_filter: ChunkFilter = NO_FILTER) -> list[VectorHit]:
         q = np.asarray(query, dtype=np.float32)
         q = q / (np.linalg.norm(q) or 1.0)
         wanted = set(dataset_ids)
+        allowed = await self._allowed(session, chunk_filter)
         hits = []
         for chunk_id, rows in self.vectors.items():
+            if allowed is not None and not allowed(chunk_id):
+                continue
             scores = [float(np.dot(q, r.embedding) / (np.linalg.norm(r.embedding) or 1.0))
                       for r in rows if r.model == model and r.dataset_id in wanted]
             if scores:
                 hits.append(VectorHit(chunk_id=chunk_id, score=max(scores)))
         hits.sort(key=lambda h: (-h.score, h.chunk_id))
         return hits[:limit]
+
+    @staticmethod
+    async def _allowed(session: AsyncSession, chunk_filter: ChunkFilter) -> Callable[[int], bool] | None:
+        """Which chunk ids the filter lets through (None: all)."""
+        if chunk_filter == NO_FILTER:
+            return None
+        included = excluded = None
+        if chunk_filter.collection_ids is not None:
+            included = set((await session.execute(select(Chunk.id).where(
+                Chunk.collection_id.in_(chunk_filter.collection_ids)))).scalars())
+        if chunk_filter.exclude_collection_ids:
+            excluded = set((await session.execute(select(Chunk.id).where(
+                Chunk.collection_id.in_(chunk_filter.exclude_collection_ids)))).scalars())
+        return lambda chunk_id: (included is None or chunk_id in included) and (excluded is None
+                                                                                or chunk_id not in excluded)

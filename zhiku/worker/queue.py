@@ -7,6 +7,7 @@ claimed again once the lease runs out. Handlers must be safe to run twice.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +51,18 @@ async def enqueue(session: AsyncSession, kind: str, payload: dict[str, Any] | No
          "delay": float(delay_seconds)})
 
 
+async def enqueue_many(session: AsyncSession, kind: str, payloads: Sequence[dict[str, Any]], *,
+                       collection_id: int | None = None, max_attempts: int = 5) -> None:
+    """``enqueue`` for many jobs of one kind in one statement (one job per payload, in order)."""
+    if not payloads:
+        return
+    await session.execute(
+        text("INSERT INTO jobs (kind, payload, collection_id, max_attempts, status, attempts, run_after, "
+             "created_at, updated_at) SELECT :kind, p, :cid, :max, 'queued', 0, now(), now(), now() "
+             "FROM unnest(CAST(:payloads AS jsonb[])) WITH ORDINALITY AS t(p, n) ORDER BY n"),
+        {"kind": kind, "payloads": [_json(p) for p in payloads], "cid": collection_id, "max": max_attempts})
+
+
 async def claim(session: AsyncSession, worker: str, lease_seconds: float) -> ClaimedJob | None:
     row = (await session.execute(_CLAIM, {"worker": worker, "lease": lease_seconds})).mappings().first()
     await session.commit()
@@ -76,15 +89,17 @@ async def complete(session: AsyncSession, job_id: int, worker: str) -> None:
     await session.commit()
 
 
-async def fail(session: AsyncSession, job: ClaimedJob, worker: str, error: str, *, retry: bool) -> bool:
-    """Record a failure. Returns True when the job is finally failed (no retry left)."""
+async def fail(session: AsyncSession, job: ClaimedJob, worker: str, error: str, *, retry: bool,
+               retry_after: float | None = None) -> bool:
+    """Record a failure. Returns True when the job is finally failed (no retry left). A retry waits
+    ``retry_after`` seconds when given (an upstream's ``Retry-After``), else backs off exponentially."""
     final = not retry or job.attempts >= job.max_attempts
     if final:
         await session.execute(
             text("UPDATE jobs SET status = 'failed', last_error = :err, locked_until = NULL, updated_at = now() "
                  "WHERE id = :id"), {"id": job.id, "err": error})
     else:
-        backoff = min(2 ** job.attempts, 60)
+        backoff = retry_after if retry_after is not None else min(2 ** job.attempts, 60)
         await session.execute(
             text("UPDATE jobs SET status = 'queued', last_error = :err, locked_until = NULL, locked_by = NULL, "
                  "run_after = now() + make_interval(secs => :backoff), updated_at = now() WHERE id = :id"),

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from zhiku.chat_model import ChatModel
 from zhiku.config import Settings
 from zhiku.db.engine import Database
 from zhiku.embedding.registry import EmbedderRegistry
@@ -19,12 +20,16 @@ from zhiku.worker.queue import ClaimedJob
 
 log = logging.getLogger(__name__)
 
+# The longest wait a job accepts from a ``Retry-After``; a longer one is treated as this.
+MAX_RETRY_AFTER_SECONDS = 600.0
+
 
 @dataclass
 class JobContext:
     db: Database
     settings: Settings
     embedders: EmbedderRegistry
+    chat_model: ChatModel | None = None  # for jobs that ask a model (training mode "qa"); None: none configured
 
 
 @dataclass(frozen=True)
@@ -64,8 +69,10 @@ class Worker:
         try:
             await handler.run(self.ctx, job)
         except ZhikuError as exc:
-            # 4xx-type domain errors (bad file, missing dataset) will not get better by retrying.
-            await self._fail(job, exc.code, exc.message, retry=exc.status >= 500)
+            # 4xx-type domain errors (bad file, missing dataset) will not get better by retrying; a rate
+            # limit (429) will, after the wait it asked for.
+            await self._fail(job, exc.code, exc.message, retry=exc.status >= 500 or exc.status == 429,
+                             retry_after=retry_after(exc))
         except Exception as exc:  # a bug or a transient failure: retry with backoff
             log.exception("job %s (%s) failed", job.id, job.kind)
             await self._fail(job, "job_failed", f"{type(exc).__name__}: {exc}", retry=True)
@@ -102,9 +109,22 @@ class Worker:
             async with self.ctx.db.sessions() as session:
                 await queue.renew(session, job.id, self.name, lease)
 
-    async def _fail(self, job: ClaimedJob, code: str, reason: str, *, retry: bool) -> None:
+    async def _fail(self, job: ClaimedJob, code: str, reason: str, *, retry: bool,
+                    retry_after: float | None = None) -> None:
         async with self.ctx.db.sessions() as session:
-            final = await queue.fail(session, job, self.name, f"{code}: {reason}", retry=retry)
+            final = await queue.fail(session, job, self.name, f"{code}: {reason}", retry=retry,
+                                     retry_after=retry_after)
         handler = self.handlers.get(job.kind)
         if final and handler is not None and handler.on_final_failure is not None:
             await handler.on_final_failure(self.ctx, job, code, reason)
+
+
+def retry_after(error: ZhikuError) -> float | None:
+    """The seconds an error's ``Retry-After`` header asks for (delta-seconds), capped; None without one."""
+    for name, value in (error.headers or {}).items():
+        if name.lower() == "retry-after":
+            try:
+                return min(max(float(value), 0.0), MAX_RETRY_AFTER_SECONDS)
+            except ValueError:
+                return None
+    return None

@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from zhiku.knowledge import datasets
-from zhiku.knowledge.schemas import DatasetCreate, DatasetPublic, DatasetUpdate
+from zhiku.knowledge.export import dataset_csv, export_name
+from zhiku.knowledge.schemas import MAX_TAGS, DatasetCreate, DatasetPublic, DatasetUpdate, Tag
 from zhiku.retrieval.search import quote_dict, search
 from zhiku.retrieval.settings import SearchSettings
 from zhiku.web.deps import PlatformDep, SessionDep, TeamPrincipal
@@ -49,6 +53,8 @@ class SearchTest(BaseModel):
     embedding_weight: float | None = Field(None, ge=0, le=1, alias="embeddingWeight")
     rerank: bool | None = Field(None, alias="usingReRank")
     rerank_weight: float | None = Field(None, ge=0, le=1, alias="rerankWeight")
+    collection_ids: list[int] | None = Field(None, alias="collectionIds", max_length=1000)
+    tags: list[Tag] | None = Field(None, max_length=MAX_TAGS)
     model_config = {"populate_by_name": True}
 
 
@@ -62,7 +68,17 @@ async def search_test(dataset_id: int, body: SearchTest, session: SessionDep, pr
                               "rerank_weight": body.rerank_weight}.items() if v is not None}
     settings = SearchSettings.from_dict(raw)
     result = await search(platform.db.sessions, platform.embedders, [dataset], body.text, settings,
-                          reranker=platform.reranker, vector_store=platform.vector_store)
+                          reranker=platform.reranker, vector_store=platform.vector_store,
+                          collection_ids=body.collection_ids, tags=body.tags)
     return {"mode": result.mode, "durationMs": round(result.duration_ms, 2), "settings": settings.to_dict(),
             "reranked": result.reranked,
             "quotes": [quote_dict(q) for q in result.quotes]}
+
+
+@router.get("/{dataset_id}/export.csv")
+async def export_csv(dataset_id: int, session: SessionDep, principal: TeamPrincipal,
+                     platform: PlatformDep) -> StreamingResponse:
+    """Every chunk as FastGPT's export CSV (q, a, index texts); it imports back as a Q&A table."""
+    name = await export_name(session, principal, dataset_id)
+    return StreamingResponse(dataset_csv(platform.db.sessions, dataset_id), media_type="text/csv; charset=utf-8",
+                             headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}"})
