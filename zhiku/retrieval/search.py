@@ -35,7 +35,7 @@ from zhiku.retrieval.fusion import (
 from zhiku.retrieval.index_text import chunk_text
 from zhiku.retrieval.pgvector_store import PGVECTOR_STORE
 from zhiku.retrieval.segment import query_terms
-from zhiku.retrieval.settings import SearchMode, SearchSettings, check_query_length
+from zhiku.retrieval.settings import RETRIEVAL_QUERY_CHARS, SearchMode, SearchSettings, check_query_length
 from zhiku.retrieval.vector_store import VectorHit, VectorStore
 from zhiku.tokencount import count_tokens
 
@@ -151,6 +151,7 @@ async def search(sessions: async_sessionmaker[AsyncSession], embedders: Embedder
     if not query:
         raise InvalidInput("the search text is empty", code="empty_query")
     check_query_length(query)
+    query = query[:RETRIEVAL_QUERY_CHARS]
     started = time.perf_counter()
     if not datasets:
         return SearchResult(quotes=[], mode=settings.mode, duration_ms=0.0)

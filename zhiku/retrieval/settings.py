@@ -12,6 +12,10 @@ from zhiku.errors import InvalidInput, PayloadTooLarge
 # segmentation or embedding runs (413 ``query_too_long``): it is not a question, and its cost would
 # fall on every other request.
 MAX_QUERY_CHARS = 20_000
+# Of a longer question, retrieval reads the first this many characters: the embedding model takes
+# 512 tokens anyway, and BM25 over a pasted page only costs time (jieba on 20,000 characters of
+# dense Chinese takes seconds). The whole question still goes to the chat model.
+RETRIEVAL_QUERY_CHARS = 2_000
 
 
 def check_query_length(text: str) -> None:
