@@ -150,6 +150,8 @@ def test_text_collection_data_and_search_test(http: httpx.Client) -> None:
     assert item["dataAmount"] == done["dataAmount"] and item["trainingAmount"] == 0
     assert item["tags"] == [] and item["forbid"] is False and item["trainingType"] == "chunk"
     old = data_of(http.post(f"{API}/collection/list", json={"pageNum": 1, "pageSize": 10, "datasetId": dataset_id}))
+    assert data_of(http.post(f"{API}/collection/listV2", json={"datasetId": dataset_id, "searchText": "茶"}))["total"] == 1
+    assert data_of(http.post(f"{API}/collection/listV2", json={"datasetId": dataset_id, "searchText": "%"}))["total"] == 0
     assert old["total"] == 1 and old["pageNum"] == 1 and [c["_id"] for c in old["data"]] == [collection_id]
 
     rows = data_of(http.post(f"{API}/data/v2/list", json={"offset": 0, "pageSize": 10,
@@ -159,6 +161,9 @@ def test_text_collection_data_and_search_test(http: httpx.Client) -> None:
     assert {"_id", "datasetId", "collectionId", "q", "a", "chunkIndex"} <= set(first)
     assert first["collectionId"] == collection_id and first["datasetId"] == dataset_id and first["chunkIndex"] == 0
     old_rows = data_of(http.post(f"{API}/data/list", json={"pageNum": 1, "pageSize": 1, "collectionId": collection_id}))
+    found = data_of(http.post(f"{API}/data/v2/list", json={"collectionId": collection_id, "searchText": "龙井"}))
+    assert found["total"] >= 1 and all("龙井" in d["q"] + d["a"] for d in found["list"])
+    assert data_of(http.post(f"{API}/data/v2/list", json={"collectionId": collection_id, "searchText": "乌龙"}))["total"] == 0
     assert old_rows["pageSize"] == 1 and [d["_id"] for d in old_rows["data"]] == [first["_id"]]
 
     detail = data_of(http.get(f"{API}/data/detail", params={"id": first["_id"]}))
@@ -280,10 +285,112 @@ def test_bad_requests_get_specific_errors_in_the_envelope(http: httpx.Client, se
                       data={"data": json.dumps({"datasetId": dataset_id})}), 422, "unsupported_file_type")
     refused(http.post(f"{API}/collection/create/localFile", files={"file": ("empty.md", b"")},
                       data={"data": json.dumps({"datasetId": dataset_id})}), 400, "empty_file")
-    # a body over FastGPT's 10 MB is refused before it is read
-    refused(http.post(f"{API}/collection/listV2", content=b"x" * (10 * 1024 * 1024 + 1),
-                      headers={"Content-Type": "application/json"}), 413, "request_too_large")
     assert data_of(http.post(f"{API}/collection/listV2", json={"datasetId": dataset_id}))["total"] == 0
     # the platform's own routes keep their own error body
     r = http.get("/api/datasets/999999999")
     assert r.status_code == 404 and r.json()["code"] == "dataset_not_found" and "statusText" not in r.json()
+
+
+def test_virtual_collection_push_data_indexes_and_update(http: httpx.Client) -> None:
+    dataset_id = create_dataset(http, unique("fg-push"))
+    collection_id = data_of(http.post(f"{API}/collection/create", json={
+        "datasetId": dataset_id, "parentId": None, "name": "手动录入", "type": "virtual", "metadata": {"test": 111}}))
+    assert isinstance(collection_id, str) and collection_id.isdigit()
+    pushed = data_of(http.post(f"{API}/data/pushData", json={
+        "collectionId": collection_id, "trainingType": "chunk", "prompt": "", "billId": "",
+        "data": [{"q": "你是谁？", "a": "我是FastGPT助手"},
+                 {"q": "你会什么？", "a": "我什么都会", "indexes": [{"text": "自定义索引1"}, {"text": "technical skills"}]}]}))
+    assert pushed["insertLen"] == 2
+    done = wait_trained(http, collection_id)
+    assert done["type"] == "virtual" and done["dataAmount"] == 2 and done["status"] == "ready"
+
+    rows = data_of(http.post(f"{API}/data/v2/list", json={"collectionId": collection_id, "offset": 0, "pageSize": 30}))
+    second = next(d for d in rows["list"] if d["q"] == "你会什么？")
+    detail = data_of(http.get(f"{API}/data/detail", params={"id": second["_id"]}))
+    assert [(i["type"], i["text"]) for i in detail["indexes"]] == [
+        ("default", "你会什么？\n我什么都会"), ("custom", "自定义索引1"), ("custom", "technical skills")]
+    assert all(i["dataId"] for i in detail["indexes"]) and detail["sourceName"] == "手动录入"
+    hits = data_of(http.post(f"{API}/searchTest", json={"datasetId": dataset_id, "text": "technical skills",
+                                                       "searchMode": "embedding", "similarity": 0}))
+    assert hits["list"][0]["id"] == second["_id"]  # found by its index text, returned once
+    assert [q["id"] for q in hits["list"]].count(second["_id"]) == 1
+
+    # FastGPT's update body: the indexes as detail showed them, one changed, one new
+    kept = [i for i in detail["indexes"] if i["text"] != "technical skills"]
+    assert data_of(http.put(f"{API}/data/update", json={
+        "dataId": second["_id"], "indexes": [*kept, {"type": "custom", "text": "gardening advice"}]})) is None
+    after = data_of(http.get(f"{API}/data/detail", params={"id": second["_id"]}))
+    assert [i["text"] for i in after["indexes"]] == ["你会什么？\n我什么都会", "自定义索引1", "gardening advice"]
+    hits = data_of(http.post(f"{API}/searchTest", json={"datasetId": dataset_id, "text": "gardening advice",
+                                                       "searchMode": "embedding", "similarity": 0}))
+    assert hits["list"][0]["id"] == second["_id"]
+
+
+def test_push_data_limits_and_errors(http: httpx.Client, other_team: httpx.Client) -> None:
+    dataset_id = create_dataset(http, unique("fg-pushbad"))
+    collection_id = data_of(http.post(f"{API}/collection/create", json={
+        "datasetId": dataset_id, "name": "manual", "type": "virtual"}))
+    item = {"q": "q", "a": "a"}
+    body = refused(http.post(f"{API}/data/pushData", json={"collectionId": collection_id, "data": [item] * 201}),
+                   400, "too_many_items")
+    assert body["data"] == {"limit": 200, "count": 201}
+    refused(http.post(f"{API}/data/pushData", json={"collectionId": collection_id, "data": []}), 400, "no_items")
+    refused(http.post(f"{API}/data/pushData", json={"collectionId": collection_id, "data": [{"a": "no q"}]}),
+            422, "validation_error")
+    refused(http.post(f"{API}/data/pushData", json={"collectionId": collection_id, "data": "q"}), 422,
+            "validation_error")
+    refused(http.post(f"{API}/data/pushData", json={"data": [item]}), 422, "validation_error")
+    refused(http.post(f"{API}/data/pushData", json={"collectionId": collection_id, "trainingType": "imageParse",
+                                                    "data": [item]}), 400, "unsupported_training_type")
+    refused(http.post(f"{API}/data/pushData", json={"collectionId": collection_id, "data": [
+        {"q": "q", "indexes": [{"type": "image", "text": "x"}]}]}), 422, "validation_error")
+    refused(other_team.post(f"{API}/data/pushData", json={"collectionId": collection_id, "data": [item]}), 404,
+            "collection_not_found")
+    # a body over FastGPT's 10 MB is refused before it is read
+    big = json.dumps({"collectionId": collection_id, "data": [{"q": "x" * 60_000}] * 180}).encode()
+    assert len(big) > 10 * 1024 * 1024
+    refused(http.post(f"{API}/data/pushData", content=big, headers={"Content-Type": "application/json"}), 413,
+            "request_too_large")
+    # nothing of any refused push was written; a good one still goes in
+    assert data_of(http.post(f"{API}/data/v2/list", json={"collectionId": collection_id}))["total"] == 0
+    assert data_of(http.post(f"{API}/data/pushData", json={"collectionId": collection_id, "data": [item]}))[
+        "insertLen"] == 1
+    refused(http.post(f"{API}/collection/create", json={"datasetId": dataset_id, "name": "dir", "type": "folder"}),
+            400, "folders_unsupported")
+    refused(http.post(f"{API}/collection/create", json={"datasetId": dataset_id, "name": "x", "type": "api"}),
+            422, "validation_error")
+
+
+def test_link_collection_refuses_private_addresses_by_default(http: httpx.Client) -> None:
+    dataset_id = create_dataset(http, unique("fg-link"))
+    refused(http.post(f"{API}/collection/create/link", json={
+        "link": "http://127.0.0.1:9/page", "datasetId": dataset_id, "trainingType": "chunk"}), 403,
+        "url_private_address")
+    refused(http.post(f"{API}/collection/create/link", json={"datasetId": dataset_id}), 422, "validation_error")
+    refused(http.post(f"{API}/collection/create/link", json={
+        "link": "http://example.com/", "datasetId": dataset_id, "trainingType": "qa"}), 400,
+        "unsupported_training_type")
+    assert data_of(http.post(f"{API}/collection/listV2", json={"datasetId": dataset_id}))["total"] == 0
+
+
+def test_link_collection_is_fetched_and_searchable(fresh_db: str, tmp_path, embedders) -> None:
+    from tests.conftest import login, make_settings
+    from tests.integration.test_links import Site, article
+    from zhiku.testing.server import ServerThread
+
+    settings = make_settings(fresh_db, tmp_path / "data", allow_private_urls=True)  # the page is on 127.0.0.1
+    with Site() as site, ServerThread(settings, embedders) as server:
+        site.html("/docs/bike", "Bicycle care", article("Bicycle care"))
+        root = login(server.base_url)
+        key = root.post("/api/keys", json={"name": "fastgpt"}).json()["key"]
+        root.close()
+        with new_key_client(server.base_url, key) as http:
+            dataset_id = create_dataset(http, "links")
+            created = data_of(http.post(f"{API}/collection/create/link", json={
+                "link": site.url("/docs/bike"), "datasetId": dataset_id, "parentId": None, "trainingType": "chunk",
+                "chunkSettingMode": "auto", "qaPrompt": "", "metadata": {"webPageSelector": ".docs-content"}}))
+            done = wait_trained(http, created["collectionId"])
+            assert done["status"] == "ready" and done["type"] == "link" and done["rawLink"] == site.url("/docs/bike")
+            assert done["name"] == "Bicycle care" and done["dataAmount"] >= 1
+            hits = data_of(http.post(f"{API}/searchTest", json={"datasetId": dataset_id, "text": "chain tyre pressure"}))
+            assert hits["list"][0]["collectionId"] == created["collectionId"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from zhiku.auth.service import Principal
@@ -37,12 +37,15 @@ async def load_chunk(session: AsyncSession, principal: Principal, chunk_id: int)
 
 
 async def list_chunks(session: AsyncSession, principal: Principal, collection_id: int, *,
-                      offset: int = 0, limit: int = 100) -> Page:
+                      offset: int = 0, limit: int = 100, text_contains: str | None = None) -> Page:
+    """A page of the collection's chunks; ``text_contains``: only those whose q or a has it (any case)."""
     await load_collection(session, principal, collection_id)
-    total = (await session.execute(
-        select(func.count()).select_from(Chunk).where(Chunk.collection_id == collection_id))).scalar_one()
-    rows = await session.execute(select(Chunk).where(Chunk.collection_id == collection_id)
-                                 .order_by(Chunk.chunk_index).offset(offset).limit(limit))
+    where: tuple[ColumnElement[bool], ...] = (Chunk.collection_id == collection_id,)
+    if text_contains:
+        where += (or_(Chunk.q.icontains(text_contains, autoescape=True),
+                      Chunk.a.icontains(text_contains, autoescape=True)),)
+    total = (await session.execute(select(func.count()).select_from(Chunk).where(*where))).scalar_one()
+    rows = await session.execute(select(Chunk).where(*where).order_by(Chunk.chunk_index).offset(offset).limit(limit))
     return Page(total=total, items=[_public(c) for c in rows.scalars()])
 
 

@@ -96,6 +96,19 @@ async def create_text_collection(session: AsyncSession, principal: Principal, bl
                                                **_qa_meta(data.training_mode, data.qa_prompt)})
 
 
+async def create_empty_collection(session: AsyncSession, principal: Principal, dataset_id: int, name: str, *,
+                                  tags: list[str] | None = None) -> CollectionPublic:
+    """An empty collection that pushed data fills (FastGPT's hand-made "virtual" collection): no source to
+    read, so it is ready at once; it cannot be re-indexed or retried, having no stored file."""
+    dataset = await load_dataset(session, principal, dataset_id)
+    collection = Collection(dataset_id=dataset.id, name=name.strip(), type="virtual", status="ready",
+                            chunk_size=dataset.chunk_size, meta={}, tags=list(dict.fromkeys(tags or [])))
+    session.add(collection)
+    await session.commit()
+    await session.refresh(collection)
+    return _public(collection)
+
+
 def _checked_upload(filename: str, data: bytes, max_bytes: int) -> str:
     """The upload's file name (its last path part), or the specific error for a bad name, size or body."""
     name = PurePath(filename or "").name
@@ -153,9 +166,12 @@ def _visible() -> ColumnElement[bool]:
 
 
 async def list_collections(session: AsyncSession, principal: Principal, dataset_id: int, *,
-                           offset: int = 0, limit: int = 100) -> Page:
+                           offset: int = 0, limit: int = 100, name_contains: str | None = None) -> Page:
+    """A page of the dataset's collections; ``name_contains``: only those whose name has it (any case)."""
     await load_dataset(session, principal, dataset_id)
-    where = (Collection.dataset_id == dataset_id, _visible())
+    where: tuple[ColumnElement[bool], ...] = (Collection.dataset_id == dataset_id, _visible())
+    if name_contains:
+        where += (Collection.name.icontains(name_contains, autoescape=True),)
     total = (await session.execute(select(func.count()).select_from(Collection).where(*where))).scalar_one()
     rows = await session.execute(select(Collection).where(*where)
                                  .order_by(Collection.id).offset(offset).limit(limit))

@@ -34,6 +34,12 @@ def ok(data: Any = None) -> dict[str, Any]:
     return {"code": 200, "statusText": "", "message": "", "data": data}
 
 
+def insert_results(inserted: int) -> dict[str, Any]:
+    """FastGPT's insert results: its code sends ``insertLen`` only, its docs also ``overToken``, ``repeat`` and
+    ``error``; Zhiku refuses a bad item outright, so those lists are always empty."""
+    return {"insertLen": inserted, "overToken": [], "repeat": [], "error": []}
+
+
 def error_body(error: ZhikuError) -> dict[str, Any]:
     """An error in FastGPT's envelope; it goes out with ``error.status`` as the HTTP status."""
     return {"code": error.status, "statusText": error.code, "message": error.message, "data": error.detail}
@@ -83,6 +89,7 @@ def dataset_item(dataset: DatasetPublic) -> dict[str, Any]:
             "name": dataset.name, "intro": dataset.description,
             "vectorModel": {"model": dataset.embedding_model, "name": dataset.embedding_model,
                             "dimensions": dataset.vector_dim},
+            "agentModel": {"model": dataset.agent_model, "name": dataset.agent_model} if dataset.agent_model else None,
             "chunkSize": dataset.chunk_size, "createTime": _time(dataset.created_at),
             "updateTime": _time(dataset.updated_at)}
 
@@ -99,7 +106,8 @@ def collection_item(collection: CollectionPublic) -> dict[str, Any]:
         "_id": str(collection.id), "parentId": None, "datasetId": str(collection.dataset_id),
         "type": _COLLECTION_TYPES.get(collection.type, collection.type), "name": collection.name,
         "dataAmount": collection.chunk_count, "trainingAmount": training_amount(collection),
-        "tags": [], "forbid": False, "trainingType": "chunk", "chunkSize": collection.chunk_size,
+        "tags": collection.tags, "forbid": False, "trainingType": collection.training_mode,
+        "chunkSize": collection.chunk_size,
         "createTime": _time(collection.created_at), "updateTime": _time(collection.updated_at),
         # Zhiku's own progress, which FastGPT spreads over its training queue:
         "status": collection.status, "hasError": collection.status == "error", "errorMsg": collection.error,
@@ -117,9 +125,12 @@ def data_item(chunk: ChunkPublic) -> dict[str, Any]:
 
 
 def data_detail(chunk: ChunkPublic, collection: CollectionPublic) -> dict[str, Any]:
-    default_index = {"type": "default", "dataId": f"{chunk.id}-default", "text": chunk_text(chunk.q, chunk.a)}
-    return {**data_item(chunk), "indexes": [default_index], "sourceName": collection.name,
-            "sourceId": str(collection.id)}
+    """A chunk with FastGPT's ``indexes``: the default one (the chunk's own text), then its index texts. An
+    index's ``dataId`` only numbers it: an update replaces the whole list, re-embedding only new texts."""
+    indexes = [{"type": "default", "text": chunk_text(chunk.q, chunk.a)}, *chunk.indexes]
+    return {**data_item(chunk), "sourceName": collection.name, "sourceId": str(collection.id),
+            "indexes": [{"type": index["type"], "dataId": f"{chunk.id}-{n}", "text": index["text"]}
+                        for n, index in enumerate(indexes)]}
 
 
 def quote_item(quote: dict[str, Any]) -> dict[str, Any]:

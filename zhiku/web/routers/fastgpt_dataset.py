@@ -14,8 +14,20 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from zhiku.errors import InvalidInput
-from zhiku.knowledge import chunks, collections, datasets
-from zhiku.knowledge.schemas import ChunkUpdate, CollectionPublic, DatasetCreate, TextCollectionCreate
+from zhiku.knowledge import chunks, collections, datasets, links
+from zhiku.knowledge.fetch import MAX_URL_CHARS
+from zhiku.knowledge.push import push_data
+from zhiku.knowledge.schemas import (
+    MAX_TAGS,
+    ChunkUpdate,
+    CollectionPublic,
+    DatasetCreate,
+    IndexText,
+    PushItem,
+    Tag,
+    TextCollectionCreate,
+    TrainingMode,
+)
 from zhiku.retrieval.search import quote_dict, search
 from zhiku.retrieval.settings import SearchSettings
 from zhiku.safetext import Name, StoredText
@@ -27,17 +39,17 @@ from zhiku.web.fastgpt_envelope import (
     data_detail,
     data_item,
     dataset_item,
+    insert_results,
     internal_id,
     ok,
     page_bounds,
     quote_item,
     require_root,
 )
-from zhiku.web.routers import collections as native_collections
+from zhiku.web.routers.collections import _read_upload as read_upload
 
 router = APIRouter(prefix="/api/core/dataset", tags=["FastGPT dataset API"])
 
-PUSH_MAX_ITEMS = 200  # FastGPT's limit per pushData call
 SEARCH_MAX_TOKENS = 20_000  # FastGPT caps searchTest's token limit here
 MAX_OFFSET = 10**9
 ID_QUERY = Query(max_length=64, description="the id, as a string")
@@ -58,6 +70,7 @@ class DatasetCreateBody(Body):
     type: Literal["dataset", "folder"] = "dataset"
     parent_id: IdRef | None = Field(None, alias="parentId")
     vector_model: str | None = Field(None, alias="vectorModel", max_length=100)
+    agent_model: str | None = Field(None, alias="agentModel", max_length=100)
     avatar: str | None = Field(None, max_length=2000)
 
 
@@ -76,7 +89,8 @@ async def create_dataset(body: DatasetCreateBody, session: SessionDep, principal
         raise InvalidInput("dataset folders are not supported", code="folders_unsupported")
     created = await datasets.create_dataset(
         session, principal, platform.embedders,
-        DatasetCreate(name=body.name, description=body.intro, embedding_model=body.vector_model or None),
+        DatasetCreate(name=body.name, description=body.intro, embedding_model=body.vector_model or None,
+                      agent_model=body.agent_model or None),
         vector_store=platform.vector_store)
     return ok(str(created.id))
 
@@ -118,18 +132,30 @@ class CollectionParams(Body):
     training_type: str = Field("chunk", alias="trainingType", max_length=20)
     chunk_setting_mode: Literal["auto", "custom"] | None = Field(None, alias="chunkSettingMode")
     chunk_size: int | None = Field(None, alias="chunkSize", ge=100, le=20000)
+    qa_prompt: StoredText | None = Field(None, alias="qaPrompt", max_length=10_000)
+    tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
     metadata: dict[str, Any] | None = None
 
     def chunk_size_to_use(self) -> int | None:
         """``chunkSize`` counts unless ``chunkSettingMode`` is ``auto`` (older scripts send no mode)."""
         return None if self.chunk_setting_mode == "auto" else self.chunk_size
 
+    def mode(self, *, supported: tuple[TrainingMode, ...] = ("chunk", "qa")) -> TrainingMode:
+        return checked_training_mode(self.training_type, supported)
+
     def checked_dataset_id(self) -> int:
         require_root(self.parent_id)
-        if self.training_type != "chunk":
-            raise InvalidInput(f"training type {self.training_type!r} is not supported here (use chunk)",
-                               code="unsupported_training_type")
         return internal_id(self.dataset_id, "dataset")
+
+
+def checked_training_mode(name: str, supported: tuple[TrainingMode, ...]) -> TrainingMode:
+    """FastGPT's ``trainingType`` as Zhiku's training mode; its other modes (imageParse, backup, template …)
+    are refused by name."""
+    for mode in supported:
+        if name == mode:
+            return mode
+    raise InvalidInput(f"training type {name!r} is not supported here (use {' or '.join(supported)})",
+                       code="unsupported_training_type")
 
 
 class EmptyCollectionBody(Body):
@@ -137,6 +163,7 @@ class EmptyCollectionBody(Body):
     parent_id: IdRef | None = Field(None, alias="parentId")
     name: Name = Field(min_length=1, max_length=500)
     type: Literal["folder", "virtual"]
+    tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
     metadata: dict[str, Any] | None = None
 
 
@@ -145,27 +172,49 @@ class TextCollectionBody(CollectionParams):
     text: StoredText
 
 
+class LinkCollectionBody(CollectionParams):
+    link: str = Field(min_length=1, max_length=MAX_URL_CHARS)
+
+
 def _created(collection: CollectionPublic) -> dict:
     """FastGPT's answer to a new collection. ``insertLen`` counts the chunks made so far: Zhiku reads and
     splits the source in the background, so it is 0 until then (``listV2`` shows the progress)."""
-    return ok({"collectionId": str(collection.id), "results": {"insertLen": collection.chunk_count}})
+    return ok({"collectionId": str(collection.id), "results": insert_results(collection.chunk_count)})
 
 
 @router.post("/collection/create")
-async def create_empty_collection(body: EmptyCollectionBody, principal: TeamPrincipal) -> dict:
-    """FastGPT's folder or empty (virtual) collection: not supported yet."""
+async def create_empty_collection(body: EmptyCollectionBody, session: SessionDep, principal: TeamPrincipal) -> dict:
+    """``data``: the new collection's id. A ``virtual`` collection starts empty and is filled by ``pushData``;
+    folders are not supported."""
     require_root(body.parent_id)
-    raise InvalidInput(f"empty {body.type} collections are not supported; create a collection from text, "
-                       "a link or a file", code="unsupported_collection_type")
+    if body.type == "folder":
+        raise InvalidInput("collection folders are not supported", code="folders_unsupported")
+    collection = await collections.create_empty_collection(session, principal, internal_id(body.dataset_id, "dataset"),
+                                                           body.name, tags=body.tags)
+    return ok(str(collection.id))
 
 
 @router.post("/collection/create/text")
 async def create_text_collection(body: TextCollectionBody, session: SessionDep, principal: TeamPrincipal,
                                  platform: PlatformDep) -> dict:
+    data = TextCollectionCreate(name=body.name, text=body.text, chunk_size=body.chunk_size_to_use(),
+                                training_mode=body.mode(), qa_prompt=body.qa_prompt, tags=body.tags)
     collection = await collections.create_text_collection(
-        session, principal, platform.blobs, body.checked_dataset_id(),
-        TextCollectionCreate(name=body.name, text=body.text, chunk_size=body.chunk_size_to_use()),
+        session, principal, platform.blobs, body.checked_dataset_id(), data,
         max_bytes=platform.settings.upload_max_bytes, max_attempts=platform.settings.job_max_attempts)
+    return _created(collection)
+
+
+@router.post("/collection/create/link")
+async def create_link_collection(body: LinkCollectionBody, session: SessionDep, principal: TeamPrincipal,
+                                 platform: PlatformDep) -> dict:
+    """One web page, fetched by a worker. ``metadata.webPageSelector`` is not used: the page's main text is
+    found by itself."""
+    body.mode(supported=("chunk",))
+    collection = await links.create_link_collection(
+        session, principal, body.checked_dataset_id(), body.link, chunk_size=body.chunk_size_to_use(),
+        tags=body.tags, allow_private=platform.settings.allow_private_urls,
+        max_attempts=platform.settings.job_max_attempts)
     return _created(collection)
 
 
@@ -180,9 +229,13 @@ async def create_file_collection(request: Request, session: SessionDep, principa
     except ValidationError as exc:  # reported like any request body error, under the "data" field
         raise RequestValidationError([{**e, "loc": ("body", "data", *e["loc"])}
                                       for e in exc.errors(include_url=False, include_context=False)]) from None
-    collection = await native_collections.create_file(
-        params.checked_dataset_id(), request, file, session, principal, platform,
-        chunk_size=params.chunk_size_to_use())
+    dataset_id, mode = params.checked_dataset_id(), params.mode()
+    limit = platform.settings.upload_max_bytes
+    collection = await collections.create_file_collection(
+        session, principal, platform.blobs, dataset_id, file.filename or "",
+        await read_upload(request, file, limit), max_bytes=limit, chunk_size=params.chunk_size_to_use(),
+        max_attempts=platform.settings.job_max_attempts, training_mode=mode, qa_prompt=params.qa_prompt,
+        tags=params.tags)
     return _created(collection)
 
 
@@ -214,7 +267,7 @@ async def _collections(session: SessionDep, principal: TeamPrincipal, body: Coll
     require_root(body.parent_id)
     offset, limit = body.bounds()
     page = await collections.list_collections(session, principal, internal_id(body.dataset_id, "dataset"),
-                                              offset=offset, limit=limit)
+                                              offset=offset, limit=limit, name_contains=body.search_text)
     return body.answer([collection_item(c) for c in page.items], page.total, numbered=numbered)
 
 
@@ -238,7 +291,7 @@ async def collection_detail(session: SessionDep, principal: TeamPrincipal, id: s
 async def delete_collection(session: SessionDep, principal: TeamPrincipal, platform: PlatformDep,
                             id: str = ID_QUERY) -> dict:
     await collections.delete_collection(session, principal, internal_id(id, "collection"),
-                                        vector_store=platform.vector_store)
+                                        vector_store=platform.vector_store, blobs=platform.blobs)
     return ok(None)
 
 
@@ -252,7 +305,7 @@ class DataListBody(PageBody):
 async def _data(session: SessionDep, principal: TeamPrincipal, body: DataListBody, *, numbered: bool) -> dict:
     offset, limit = body.bounds()
     page = await chunks.list_chunks(session, principal, internal_id(body.collection_id, "collection"),
-                                    offset=offset, limit=limit)
+                                    offset=offset, limit=limit, text_contains=body.search_text)
     return body.answer([data_item(c) for c in page.items], page.total, numbered=numbered)
 
 
@@ -274,17 +327,36 @@ async def data_detail_route(session: SessionDep, principal: TeamPrincipal, id: s
     return ok(data_detail(chunk, collection))
 
 
+class PushBody(Body):
+    collection_id: IdRef = Field(alias="collectionId")
+    training_type: str = Field("chunk", validation_alias=AliasChoices("trainingType", "mode"), max_length=20)
+    data: list[PushItem]
+
+
+@router.post("/data/pushData")
+async def push(body: PushBody, session: SessionDep, principal: TeamPrincipal, platform: PlatformDep) -> dict:
+    """At most 200 items ``{q, a?, indexes?}``, added as chunks (``chunk``) or given to the dataset's agent model
+    first (``qa``). ``prompt`` and ``billId`` are not used: a qa push uses the collection's prompt."""
+    result = await push_data(session, principal, internal_id(body.collection_id, "collection"), body.data,
+                             mode=checked_training_mode(body.training_type, ("chunk", "qa")),
+                             embed_batch_size=platform.settings.embed_batch_size,
+                             max_attempts=platform.settings.job_max_attempts)
+    return ok(insert_results(result.insert_len))
+
+
 class DataUpdateBody(Body):
     data_id: IdRef = Field(validation_alias=AliasChoices("dataId", "id"))
     q: StoredText | None = None
     a: StoredText | None = None
+    indexes: list[IndexText] | None = Field(None, description="replaces the data's index texts when given")
 
 
 @router.put("/data/update")
 async def update_data(body: DataUpdateBody, session: SessionDep, principal: TeamPrincipal,
                       platform: PlatformDep) -> dict:
     await chunks.update_chunk(session, principal, platform.embedders, internal_id(body.data_id, "data"),
-                              ChunkUpdate(q=body.q, a=body.a), vector_store=platform.vector_store)
+                              ChunkUpdate(q=body.q, a=body.a, indexes=body.indexes),
+                              vector_store=platform.vector_store)
     return ok(None)
 
 
