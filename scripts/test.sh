@@ -21,4 +21,18 @@ if ! command -v mariadbd >/dev/null 2>&1 && [ ! -x /usr/sbin/mariadbd ]; then
     echo "Install it with: sudo apt-get install -y mariadb-server" >&2
   fi
 fi
+# OCR tests need Tesseract with Chinese and English, and a Chinese font to draw test images with.
+# They fail, never skip, without them; as root with apt we install them here.
+if ! command -v tesseract >/dev/null 2>&1 || ! tesseract --list-langs 2>/dev/null | grep -qx chi_sim \
+   || ! fc-list :lang=zh 2>/dev/null | grep -q .; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing tesseract-ocr, tesseract-ocr-chi-sim and fonts-noto-cjk for the OCR tests"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tesseract-ocr tesseract-ocr-chi-sim fonts-noto-cjk \
+      fonts-dejavu-core fontconfig >/dev/null
+  else
+    echo "Tesseract (with chi_sim) or a Chinese font is missing and this is not root: the OCR tests will fail." >&2
+    echo "Install them with: sudo apt-get install -y tesseract-ocr tesseract-ocr-chi-sim fonts-noto-cjk" >&2
+  fi
+fi
 exec .venv/bin/python -m pytest "$@"

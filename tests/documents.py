@@ -145,7 +145,8 @@ class ParserService:
 
     ``POST /ok`` answers ``{"pages": 1, "markdown": …}`` naming the uploaded file's part name and size;
     ``/error`` answers ``{"error": …}``; ``/crash`` answers HTTP 500; ``/garbage`` answers non-JSON;
-    ``/slow`` answers after ``slow_seconds``. ``requests`` records (path, headers, body) of each call.
+    ``/slow`` answers after ``slow_seconds``. Setting ``behave_as`` to one of those paths makes every
+    path behave so. ``requests`` records (path, headers, body) of each call.
     """
 
     def __init__(self, slow_seconds: float = 3.0) -> None:
@@ -156,23 +157,24 @@ class ParserService:
 
         service = self
         self.requests: list[tuple[str, dict[str, str], bytes]] = []
+        self.behave_as: str | None = None
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 (the standard library's name)
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 service.requests.append((self.path, dict(self.headers), body))
-                status, answer = 200, b""
-                if self.path == "/ok":
+                status, answer, path = 200, b"", service.behave_as or self.path
+                if path == "/ok":
                     named = b'name="file"; filename="file.' in body
                     answer = json.dumps({"pages": 1, "markdown": f"# Parsed by the service\n\nThe multipart field "
                                          f"was {'file' if named else 'missing'}; {len(body)} bytes came."}).encode()
-                elif self.path == "/error":
+                elif path == "/error":
                     answer = json.dumps({"pages": 0, "markdown": "", "error": "the model crashed"}).encode()
-                elif self.path == "/crash":
+                elif path == "/crash":
                     status, answer = 500, b"Internal Server Error"
-                elif self.path == "/garbage":
+                elif path == "/garbage":
                     answer = b"<html>not json</html>"
-                elif self.path == "/slow":
+                elif path == "/slow":
                     time.sleep(slow_seconds)
                     answer = b'{"markdown": "late"}'
                 self.send_response(status)
