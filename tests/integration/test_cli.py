@@ -69,14 +69,14 @@ def test_import_of_a_folder_names_every_skipped_file_and_leaves_no_empty_dataset
     (folder / ".git").mkdir(parents=True)
     (folder / "bike.md").write_text(DOC)
     (folder / ".git" / "notes.md").write_text("hidden notes")
-    (folder / "manual.pdf").write_bytes(b"%PDF-1.7 not yet supported")
+    (folder / "clip.mp4").write_bytes(b"\0\0\0\x18ftypmp42")
     (folder / "huge.txt").write_text("chain oil " * 500)
     result = run(["import", str(folder), "--dataset", "shop"], env)
     assert result.returncode == 0, result.stderr
     skipped = {line.split(":")[0].split()[-1]: line for line in result.stderr.splitlines() if "skipped" in line}
-    assert set(skipped) == {str(folder / ".git" / "notes.md"), str(folder / "manual.pdf"), str(folder / "huge.txt")}
+    assert set(skipped) == {str(folder / ".git" / "notes.md"), str(folder / "clip.mp4"), str(folder / "huge.txt")}
     assert "hidden" in skipped[str(folder / ".git" / "notes.md")]
-    assert "unsupported file type '.pdf'" in skipped[str(folder / "manual.pdf")]
+    assert "unsupported file type '.mp4'" in skipped[str(folder / "clip.mp4")]
     assert "too large" in skipped[str(folder / "huge.txt")] and "ZHIKU_UPLOAD_MAX_BYTES" in result.stderr
 
     (tmp_path / "bad").mkdir()

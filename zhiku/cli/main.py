@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from zhiku.auth.service import Principal, RootBootstrap
+    from zhiku.cli.importer import Walk
     from zhiku.config import Settings
     from zhiku.wiring import Platform
 
@@ -101,58 +102,43 @@ def worker(data_dir: Path | None = DataDirOption) -> None:
 
 
 @app.command("import")
-def import_(paths: list[Path] = typer.Argument(..., help="Files or folders to import."),
+def import_(paths: list[Path] = typer.Argument(..., help="Files or folders to import (folders recursively)."),
             dataset: str = typer.Option(..., "--dataset", help="Dataset name; created if it does not exist."),
             chunk_size: int | None = typer.Option(None, "--chunk-size", min=100, max=20000),
+            sync: bool = typer.Option(False, "--sync", help="Re-import files whose content changed since the "
+                                                            "last import into this dataset."),
+            delete: bool = typer.Option(False, "--delete", help="With --sync: also remove the imports of files "
+                                                                "that no longer exist in the folders named."),
             data_dir: Path | None = DataDirOption) -> None:
-    """Import files into a dataset and wait until they are indexed."""
+    """Import files into a dataset and wait until they are indexed. Unchanged files are never imported twice."""
+    from zhiku.cli.importer import walk
     from zhiku.knowledge.parsers import supported_extensions
 
+    if delete and not sync:
+        err_console.print("[red]error:[/red] --delete works with --sync only")
+        raise typer.Exit(2)
     settings = build_settings(data_dir=data_dir)
-    exts = {e.lower() for e in supported_extensions()}
-    files: list[Path] = []
-    skipped: list[tuple[Path, str]] = []
-    for path in paths:
-        if path.is_dir():
-            for found in sorted(p for p in path.rglob("*") if p.is_file()):
-                reason = _skip_reason(found.relative_to(path), found, exts, settings.upload_max_bytes)
-                if reason:
-                    skipped.append((found, reason))
-                else:
-                    files.append(found)
-        elif path.is_file():
-            files.append(path)  # named on purpose: tried, and a refusal is reported as a failure
-        else:
-            err_console.print(f"[red]error:[/red] {path} does not exist")
-            raise typer.Exit(1)
-    for path, reason in skipped:
+    extensions = {e.lower() for e in supported_extensions()}
+    try:
+        walked = walk(paths, extensions, settings.upload_max_bytes)
+    except FileNotFoundError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    for path, reason in walked.skipped:
         err_console.print(f"[yellow]skipped[/yellow] {path}: {reason}", highlight=False)
-    if not files:
-        err_console.print("[red]error:[/red] no importable files (supported: " + ", ".join(sorted(exts)) + ")")
+    if not walked.files and not delete:
+        err_console.print("[red]error:[/red] no importable files (supported: " + ", ".join(sorted(extensions)) + ")")
         raise typer.Exit(1)
-    failed = run(lambda: _with_platform(settings, lambda p: _import(p, files, dataset, chunk_size)))
+    failed = run(lambda: _with_platform(settings, lambda p: _import(p, walked, dataset, chunk_size, sync, delete)))
     if failed:
         raise typer.Exit(1)
 
 
-def _skip_reason(relative: Path, path: Path, exts: set[str], max_bytes: int) -> str | None:
-    """Why a file found in a folder is not imported, or None."""
-    if any(part.startswith(".") for part in relative.parts):
-        return "hidden"
-    if path.suffix.lower() not in exts:
-        return f"unsupported file type {path.suffix or '(none)'!r}"
-    size = path.stat().st_size
-    if size > max_bytes:
-        return f"too large ({size} bytes; the limit is {max_bytes}, ZHIKU_UPLOAD_MAX_BYTES)"
-    return None
-
-
-async def _import(platform: Platform, files: list[Path], dataset_name: str, chunk_size: int | None) -> int:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+async def _import(platform: Platform, walked: Walk, dataset_name: str, chunk_size: int | None, sync: bool,
+                  delete: bool) -> int:
     from zhiku.auth.service import root_principal
-    from zhiku.errors import ZhikuError
-    from zhiku.knowledge import collections, datasets
+    from zhiku.cli.importer import Importer, report, summary
+    from zhiku.knowledge import datasets
     from zhiku.knowledge.schemas import DatasetCreate
 
     async with platform.db.sessions() as session:
@@ -162,63 +148,19 @@ async def _import(platform: Platform, files: list[Path], dataset_name: str, chun
         dataset_id = ds.id if ds else (await datasets.create_dataset(
             session, principal, platform.embedders, DatasetCreate(name=dataset_name),
             vector_store=platform.vector_store)).id
-    created: list[tuple[Path, int]] = []
-    failures: list[str] = []
-    for path in files:
+    importer = Importer(platform, principal, dataset_id, chunk_size=chunk_size, console=console,
+                        err_console=err_console)
+    outcomes = await importer.run(walked, sync=sync, delete=delete)
+    report(outcomes, console, err_console)
+    failed = sum(o.result == "failed" for o in outcomes)
+    if created_dataset and not any(o.result == "ready" for o in outcomes):
+        # nothing could be added: leave no empty dataset behind
         async with platform.db.sessions() as session:
-            try:
-                col = await collections.create_file_collection(
-                    session, principal, platform.blobs, dataset_id, path.name, path.read_bytes(),
-                    max_bytes=platform.settings.upload_max_bytes, chunk_size=chunk_size,
-                    max_attempts=platform.settings.job_max_attempts)
-                created.append((path, col.id))
-            except ZhikuError as exc:
-                failures.append(f"{path}: {exc.message}")
-
-    async def nothing_imported() -> int:
-        if created_dataset:  # nothing could be added: leave no empty dataset behind
-            async with platform.db.sessions() as session:
-                await datasets.delete_dataset(session, principal, dataset_id, vector_store=platform.vector_store)
-        for line in failures:
-            err_console.print(f"[red]failed[/red] {line}", highlight=False)
-        console.print(f"nothing imported; dataset {dataset_name!r} "
-                      + ("not created" if created_dataset else "unchanged"))
-        return len(failures)
-
-    if not created:
-        return await nothing_imported()
-    # Work the queue here too, so the import finishes whether or not a server is running.
-    stop = asyncio.Event()
-    worker_task = asyncio.create_task(platform.worker().run_forever(stop))
-    try:
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=console, transient=False) as progress:
-            task = progress.add_task(f"indexing {len(created)} file(s)", total=None)
-            while True:
-                async with platform.db.sessions() as session:
-                    cols = [await collections.get_collection(session, principal, cid) for _, cid in created]
-                total = sum(c.chunk_count for c in cols)
-                done = sum(c.indexed_count for c in cols)
-                progress.update(task, total=total or None, completed=done)
-                if all(c.status in ("ready", "error") for c in cols):
-                    break
-                await asyncio.sleep(0.5)
-    finally:
-        stop.set()
-        await worker_task
-    if all(col.status == "error" for col in cols):
-        failures.extend(f"{path}: {col.error}" for (path, _), col in zip(created, cols))
-        return await nothing_imported()
-    for (path, _), col in zip(created, cols):
-        if col.status == "error":
-            failures.append(f"{path}: {col.error}")
-        else:
-            console.print(f"[green]ready[/green] {path} ({col.chunk_count} chunks)")
-    for line in failures:
-        err_console.print(f"[red]failed[/red] {line}", highlight=False)
-    console.print(f"dataset {dataset_name!r} (id {dataset_id}): {len(created) - sum(c.status == 'error' for c in cols)}"
-                  f" imported, {len(failures)} failed")
-    return len(failures)
+            await datasets.delete_dataset(session, principal, dataset_id, vector_store=platform.vector_store)
+        console.print(f"nothing imported; dataset {dataset_name!r} not created")
+        return failed
+    console.print(f"dataset {dataset_name!r} (id {dataset_id}): {summary(outcomes)}")
+    return failed
 
 
 @apps_cli.command("create")

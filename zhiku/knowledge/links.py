@@ -275,8 +275,9 @@ async def _store(session: AsyncSession, blobs: BlobStore, collection: Collection
         _set_sync(collection, "unchanged")
         return False
     had_content = collection.file_id is not None
-    await asyncio.to_thread(blobs.write, page.body)
+    # The file's row first, as every import writes it: a delete dropping the same blob waits for this commit.
     await register_file(session, file_id, len(page.body))
+    await asyncio.to_thread(blobs.write, page.body)
     collection.file_id = file_id
     collection.name = page.title or page.url[:_NAME_CHARS]
     collection.status = "pending"
