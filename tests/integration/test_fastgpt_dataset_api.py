@@ -394,3 +394,35 @@ def test_link_collection_is_fetched_and_searchable(fresh_db: str, tmp_path, embe
             assert done["name"] == "Bicycle care" and done["dataAmount"] >= 1
             hits = data_of(http.post(f"{API}/searchTest", json={"datasetId": dataset_id, "text": "chain tyre pressure"}))
             assert hits["list"][0]["collectionId"] == created["collectionId"]
+
+
+QA_PAIRS = """Q1: How much does green tea cost?
+A1: Green tea costs 30 yuan a tin.
+Q2: Which tea is the cheapest?
+A2: Jasmine tea, at 18 yuan a tin."""
+
+
+def test_training_type_qa_goes_through_the_agent_model(http: httpx.Client, fake) -> None:
+    dataset_id = data_of(http.post(f"{API}/create", json={"name": unique("fg-qa"), "agentModel": "qa-writer"}))
+    assert data_of(http.get(f"{API}/detail", params={"id": dataset_id}))["agentModel"]["model"] == "qa-writer"
+    fake.reply(QA_PAIRS)
+    created = data_of(http.post(f"{API}/collection/create/text", json={
+        "datasetId": dataset_id, "name": "tea.md", "text": "Green tea costs 30 yuan. Jasmine tea costs 18 yuan.",
+        "trainingType": "qa", "qaPrompt": "", "tags": ["prices"]}))
+    done = wait_trained(http, created["collectionId"])
+    assert done["status"] == "ready" and done["trainingType"] == "qa" and done["tags"] == ["prices"]
+    rows = data_of(http.post(f"{API}/data/v2/list", json={"collectionId": created["collectionId"]}))["list"]
+    assert [(d["q"], d["a"]) for d in rows] == [("How much does green tea cost?", "Green tea costs 30 yuan a tin."),
+                                                ("Which tea is the cheapest?", "Jasmine tea, at 18 yuan a tin.")]
+    assert [r.json["model"] for r in fake.requests if r.path.endswith("/chat/completions")] == ["qa-writer"]
+
+    fake.reply("Q1: Where is Longjing grown?\nA1: Near West Lake in Hangzhou.")
+    pushed = data_of(http.post(f"{API}/data/pushData", json={
+        "collectionId": created["collectionId"], "trainingType": "qa", "prompt": "Ask only about places.",
+        "data": [{"q": "Longjing tea is grown near West Lake in Hangzhou."}]}))
+    assert pushed["insertLen"] == 1
+    wait_trained(http, created["collectionId"])
+    rows = data_of(http.post(f"{API}/data/v2/list", json={"collectionId": created["collectionId"]}))["list"]
+    assert rows[-1]["q"] == "Where is Longjing grown?" and len(rows) == 3
+    asked = [r for r in fake.requests if r.path.endswith("/chat/completions")][-1]
+    assert asked.json["messages"][0]["content"].startswith("Ask only about places.")

@@ -330,15 +330,16 @@ async def data_detail_route(session: SessionDep, principal: TeamPrincipal, id: s
 class PushBody(Body):
     collection_id: IdRef = Field(alias="collectionId")
     training_type: str = Field("chunk", validation_alias=AliasChoices("trainingType", "mode"), max_length=20)
+    prompt: StoredText | None = Field(None, max_length=10_000, description="the Q&A prompt, for trainingType qa")
     data: list[PushItem]
 
 
 @router.post("/data/pushData")
 async def push(body: PushBody, session: SessionDep, principal: TeamPrincipal, platform: PlatformDep) -> dict:
     """At most 200 items ``{q, a?, indexes?}``, added as chunks (``chunk``) or given to the dataset's agent model
-    first (``qa``). ``prompt`` and ``billId`` are not used: a qa push uses the collection's prompt."""
+    first (``qa``, with ``prompt`` when given). ``billId`` and ``indexSize`` are not used."""
     result = await push_data(session, principal, internal_id(body.collection_id, "collection"), body.data,
-                             mode=checked_training_mode(body.training_type, ("chunk", "qa")),
+                             mode=checked_training_mode(body.training_type, ("chunk", "qa")), qa_prompt=body.prompt or None,
                              embed_batch_size=platform.settings.embed_batch_size,
                              max_attempts=platform.settings.job_max_attempts)
     return ok(insert_results(result.insert_len))
