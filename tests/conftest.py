@@ -10,6 +10,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -106,9 +107,9 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-@pytest.fixture
-def fresh_db(pg_url: str) -> Iterator[str]:
-    """A new, empty database on the embedded server (no worker of another test touches it)."""
+@contextmanager
+def new_database(pg_url: str) -> Iterator[str]:
+    """A new, empty database on the embedded server, dropped afterwards; its URL."""
     import asyncio
 
     from sqlalchemy import text
@@ -123,8 +124,17 @@ def fresh_db(pg_url: str) -> Iterator[str]:
         await engine.dispose()
 
     asyncio.run(admin(f"CREATE DATABASE {name}"))
-    yield pg_url.replace("/postgres?", f"/{name}?")
-    asyncio.run(admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    try:
+        yield pg_url.replace("/postgres?", f"/{name}?")
+    finally:
+        asyncio.run(admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+@pytest.fixture
+def fresh_db(pg_url: str) -> Iterator[str]:
+    """A new, empty database on the embedded server (no worker of another test touches it)."""
+    with new_database(pg_url) as url:
+        yield url
 
 
 def cli_env(db_url: str, data_dir: Path, **extra: str) -> dict[str, str]:

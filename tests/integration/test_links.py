@@ -11,9 +11,7 @@ import asyncio
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -22,7 +20,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.conftest import login, make_settings
+from tests.conftest import login, make_settings, new_database
 from tests.integration.helpers import create_dataset, upload, wait_collection
 from zhiku.db.engine import open_database
 from zhiku.embedding.registry import EmbedderRegistry
@@ -120,27 +118,10 @@ def site() -> Iterator[Site]:
 
 # --- Zhiku servers, each on a database of its own -----------------------------------------------------
 
-@contextmanager
-def own_database(pg_url: str) -> Iterator[str]:
-    name = f"t_{uuid.uuid4().hex[:10]}"
-
-    async def admin(sql: str) -> None:
-        engine = create_async_engine(pg_url, isolation_level="AUTOCOMMIT")
-        async with engine.connect() as conn:
-            await conn.execute(text(sql))
-        await engine.dispose()
-
-    asyncio.run(admin(f"CREATE DATABASE {name}"))
-    try:
-        yield pg_url.replace("/postgres?", f"/{name}?")
-    finally:
-        asyncio.run(admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-
-
 @pytest.fixture(scope="module")
 def open_server(pg_url: str, data_dir: Path, embedders: EmbedderRegistry) -> Iterator[ServerThread]:
     """Private addresses allowed (the pages are on 127.0.0.1); a small fetch limit and deadline; no retries."""
-    with own_database(pg_url) as url:
+    with new_database(pg_url) as url:
         settings = make_settings(url, data_dir, allow_private_urls=True, fetch_max_bytes=64 * 1024,
                                  fetch_timeout_seconds=5.0, fetch_deadline_seconds=3.0, job_max_attempts=1,
                                  crawl_max_pages=5)
@@ -151,7 +132,7 @@ def open_server(pg_url: str, data_dir: Path, embedders: EmbedderRegistry) -> Ite
 @pytest.fixture(scope="module")
 def guarded_server(pg_url: str, data_dir: Path, embedders: EmbedderRegistry) -> Iterator[ServerThread]:
     """ZHIKU_ALLOW_PRIVATE_URLS off, as deployed."""
-    with own_database(pg_url) as url:
+    with new_database(pg_url) as url:
         with ServerThread(make_settings(url, data_dir, job_max_attempts=1), embedders) as running:
             yield running
 

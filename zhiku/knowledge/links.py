@@ -35,7 +35,7 @@ from typing import Annotated, Any
 import httpx
 import trafilatura
 from protego import Protego
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -49,8 +49,7 @@ from zhiku.knowledge.fetch import MAX_URL_CHARS, FetchedPage, FetchPolicy, addre
 from zhiku.knowledge.files import BlobStore, register_file
 from zhiku.knowledge.parsers import supported_extensions
 from zhiku.knowledge.parsers.html import declare_charset, decode_html, title_of
-from zhiku.knowledge.schemas import CollectionPublic
-from zhiku.safetext import check_name
+from zhiku.knowledge.schemas import MAX_TAGS, CollectionPublic, Tag
 from zhiku.worker import queue
 from zhiku.worker.queue import ClaimedJob
 from zhiku.worker.runner import JobContext, JobHandler
@@ -72,14 +71,13 @@ _EXTENSIONS = {"text/html": ".html", "application/xhtml+xml": ".html", "text/pla
 _PAGE_SUFFIXES = {"", ".html", ".htm", ".xhtml", ".shtml", ".php", ".asp", ".aspx", ".jsp"}
 
 FailureHandler = Callable[[JobContext, ClaimedJob, str, str], Awaitable[None]]
-Tag = Annotated[str, AfterValidator(check_name), Field(max_length=100)]
 Url = Annotated[str, Field(min_length=1, max_length=MAX_URL_CHARS)]
 
 
 class LinkCollectionCreate(BaseModel):
     urls: list[Url] = Field(min_length=1, max_length=MAX_URLS_PER_REQUEST)
     chunk_size: int | None = Field(None, ge=100, le=20000, alias="chunkSize")
-    tags: list[Tag] = Field(default_factory=list, max_length=50)
+    tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
     sync_interval_hours: float | None = Field(None, ge=1, le=24 * 365, alias="syncIntervalHours")
     model_config = ConfigDict(populate_by_name=True)
 
@@ -89,7 +87,7 @@ class WebsiteCollectionCreate(BaseModel):
     max_pages: int = Field(50, ge=1, alias="maxPages")  # capped to ZHIKU_CRAWL_MAX_PAGES
     max_depth: int = Field(2, ge=0, le=MAX_CRAWL_DEPTH, alias="maxDepth")
     chunk_size: int | None = Field(None, ge=100, le=20000, alias="chunkSize")
-    tags: list[Tag] = Field(default_factory=list, max_length=50)
+    tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
     sync_interval_hours: float | None = Field(None, ge=1, le=24 * 365, alias="syncIntervalHours")
     model_config = ConfigDict(populate_by_name=True)
 
@@ -149,7 +147,8 @@ async def create_website_collection(session: AsyncSession, principal: Principal,
     meta = {"url": url, "maxPages": min(data.max_pages, settings.crawl_max_pages), "maxDepth": data.max_depth,
             **_interval(data.sync_interval_hours)}
     root = Collection(dataset_id=dataset.id, name=url[:_NAME_CHARS], type="website", status="pending",
-                      chunk_size=data.chunk_size or dataset.chunk_size, meta=meta, tags=list(data.tags))
+                      chunk_size=data.chunk_size or dataset.chunk_size, meta=meta,
+                      tags=list(dict.fromkeys(data.tags)))
     session.add(root)
     await session.flush()
     await queue.enqueue(session, WEBSITE_CRAWL_JOB, collection_id=root.id, max_attempts=settings.job_max_attempts)
@@ -181,7 +180,7 @@ async def request_sync(session: AsyncSession, principal: Principal, collection_i
 async def _add_link(session: AsyncSession, dataset: Dataset, url: str, *, chunk_size: int | None,
                     tags: list[str], sync_interval_hours: float | None, max_attempts: int) -> Collection:
     collection = Collection(dataset_id=dataset.id, name=url[:_NAME_CHARS], type="link", status="pending",
-                            chunk_size=chunk_size or dataset.chunk_size, tags=list(tags),
+                            chunk_size=chunk_size or dataset.chunk_size, tags=list(dict.fromkeys(tags)),
                             meta={"url": url, **_interval(sync_interval_hours)})
     session.add(collection)
     await session.flush()
