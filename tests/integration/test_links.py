@@ -359,6 +359,12 @@ def test_a_website_resync_reindexes_only_changed_pages(api: httpx.Client, site: 
         assert after[url]["metadata"]["sync"]["state"] == "unchanged"
         assert {c["id"] for c in chunks_of(api, after[url]["id"])} == before[url]
 
+    # a re-crawl that cannot start keeps the pages it has, and says why
+    del site.pages["/w2/"]
+    failed = sync(api, root["id"])
+    assert failed["status"] == "ready" and failed["metadata"]["sync"]["code"] == "url_http_error"
+    assert set(pages_of(api, dataset, root["id"])) == set(pages)
+
 
 def test_a_website_whose_start_page_fails_is_an_error(api: httpx.Client, site: Site) -> None:
     dataset = create_dataset(api, "website-missing")

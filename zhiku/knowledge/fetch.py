@@ -34,6 +34,7 @@ from typing import Any
 
 import httpx
 
+from zhiku import __version__
 from zhiku.config import Settings
 from zhiku.errors import Forbidden, InvalidInput, PayloadTooLarge, UpstreamError, UpstreamUnavailable
 
@@ -41,7 +42,7 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # host, port -> every address the host resolves to
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
-USER_AGENT = "Zhiku/1.0 (knowledge-base import; +https://github.com/)"
+USER_AGENT = f"Zhiku/{__version__} (knowledge-base import)"
 MAX_URL_CHARS = 2048
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")

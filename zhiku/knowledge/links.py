@@ -27,7 +27,7 @@ import hashlib
 import mimetypes
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import PurePosixPath
 from typing import Annotated, Any
@@ -313,11 +313,13 @@ async def run_link_fetch(ctx: JobContext, job: ClaimedJob) -> None:
         await session.commit()
 
 
-async def _record_sync_error(ctx: JobContext, collection_id: int | None, exc: ZhikuError) -> None:
+async def _record_sync_error(ctx: JobContext, collection_id: int | None, exc: ZhikuError, *,
+                             status: str | None = None) -> None:
     async with ctx.db.sessions() as session:
         collection = await _locked(session, collection_id)
         if collection is not None:
             _set_sync(collection, "error", code=exc.code, error=exc.message)
+            collection.status = status or collection.status
             await session.commit()
 
 
@@ -326,12 +328,12 @@ class _CrawlReport:
     pages: int = 0
     changed: int = 0
     unchanged: int = 0
-    failed: list[dict[str, str]] | None = None
+    failed: list[dict[str, str]] = field(default_factory=list)
     disallowed: int = 0
 
     def as_meta(self) -> dict[str, Any]:
         return {"pages": self.pages, "changed": self.changed, "unchanged": self.unchanged,
-                "failed": self.failed or [], "disallowed": self.disallowed, "at": _now()}
+                "failed": self.failed, "disallowed": self.disallowed, "at": _now()}
 
 
 async def run_website_crawl(ctx: JobContext, job: ClaimedJob) -> None:
@@ -345,11 +347,34 @@ async def run_website_crawl(ctx: JobContext, job: ClaimedJob) -> None:
         await _start_sync(session, root, WEBSITE_CRAWL_JOB, settings.job_max_attempts)
         await session.commit()
         known = await _website_pages(session, root.id)
-    policy = FetchPolicy.from_settings(settings)
+    try:
+        report = await _crawl(ctx, job.collection_id, start, max_pages, max_depth, known)
+    except ZhikuError as exc:
+        # A website whose pages were crawled before keeps them, and stays ready; the error is in meta["sync"].
+        await _record_sync_error(ctx, job.collection_id, exc, status="ready" if known else None)
+        if not known:
+            raise  # the job queue retries or fails the website with this error
+        return
+    if report is None:
+        return  # the website was deleted meanwhile
+    async with ctx.db.sessions() as session:
+        root = await _locked(session, job.collection_id)
+        if root is not None:
+            root.status = "ready"
+            root.error = root.error_code = None
+            root.meta = {**root.meta, "crawl": report.as_meta()}
+            _set_sync(root, "done", pages=report.pages, changed=report.changed, unchanged=report.unchanged)
+            await session.commit()
+
+
+async def _crawl(ctx: JobContext, root_id: int | None, start: str, max_pages: int, max_depth: int,
+                 known: dict[str, int]) -> _CrawlReport | None:
+    """Breadth-first from ``start`` within its host; each page stored as it is fetched. None: root deleted."""
+    policy = FetchPolicy.from_settings(ctx.settings)
     robots = await _robots(start, policy)
     delay = min(robots.crawl_delay(ROBOTS_AGENT) or 0.0, MAX_CRAWL_DELAY_SECONDS)
     host = httpx.URL(start).host
-    report = _CrawlReport(failed=[])
+    report = _CrawlReport()
     pending: deque[tuple[str, int]] = deque([(start, 0)])
     seen = {start}
     stored_final: set[str] = set()
@@ -364,17 +389,17 @@ async def run_website_crawl(ctx: JobContext, job: ClaimedJob) -> None:
             page = _prepare(await fetch(url, policy))
         except ZhikuError as exc:
             if url == start:
-                raise  # nothing to crawl: the root ends with this error
-            if len(report.failed or []) < MAX_REPORTED_FAILURES:
-                (report.failed or []).append({"url": url, "code": exc.code, "error": exc.message})
+                raise  # nothing to crawl
+            if len(report.failed) < MAX_REPORTED_FAILURES:
+                report.failed.append({"url": url, "code": exc.code, "error": exc.message})
             continue
         if httpx.URL(page.final_url).host != host or page.final_url in stored_final:
             continue  # redirected off the site, or to a page already stored
         stored_final.add(page.final_url)
         report.pages += 1
-        changed = await _store_website_page(ctx, job.collection_id, known, page, depth)
+        changed = await _store_website_page(ctx, root_id, known, page, depth)
         if changed is None:
-            return  # the website was deleted meanwhile
+            return None
         report.changed += changed
         report.unchanged += not changed
         if page.is_html and depth < max_depth:
@@ -382,14 +407,7 @@ async def run_website_crawl(ctx: JobContext, job: ClaimedJob) -> None:
                 if link not in seen:
                     seen.add(link)
                     pending.append((link, depth + 1))
-    async with ctx.db.sessions() as session:
-        root = await _locked(session, job.collection_id)
-        if root is not None:
-            root.status = "ready"
-            root.error = root.error_code = None
-            root.meta = {**root.meta, "crawl": report.as_meta()}
-            _set_sync(root, "done", pages=report.pages, changed=report.changed, unchanged=report.unchanged)
-            await session.commit()
+    return report
 
 
 async def _website_pages(session: AsyncSession, root_id: int) -> dict[str, int]:
