@@ -149,9 +149,10 @@ def test_pushed_data_in_qa_mode_goes_through_the_model(client: httpx.Client, fak
     collection_id = r.json()["id"]
     wait_collection(client, collection_id)
     fake.reply(PAIRS)
-    r = push(client, collection_id, [{"q": TEA_TEXT}], trainingType="qa")
+    r = push(client, collection_id, [{"q": TEA_TEXT}], trainingType="qa", prompt="Ask only about prices.")
     assert r.status_code == 201 and r.json()["insertLen"] == 1, r.text
     assert wait_collection(client, collection_id)["status"] == "ready"
     chunks = _chunks(client, collection_id)
     assert [c["q"] for c in chunks] == ["Seed.", "How much does green tea cost?", "Which tea is the cheapest?"]
-    assert len(_chat_requests(fake)) == 1
+    [asked] = _chat_requests(fake)
+    assert asked.json["messages"][0]["content"].startswith("Ask only about prices.")

@@ -4,6 +4,7 @@ with status and counts, and what can be done to one: edit its name and tags, ret
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path, PurePath
 
 from sqlalchemy import ColumnElement, delete, func, select, text
@@ -44,9 +45,11 @@ BUSY_STATUSES = ("pending", "parsing")
 
 
 async def load_collection(session: AsyncSession, principal: Principal, collection_id: int) -> Collection:
+    """The caller's collection; a re-index twin is internal and does not exist for callers."""
     row = (await session.execute(
         select(Collection).join(Dataset, Dataset.id == Collection.dataset_id)
-        .where(Collection.id == collection_id, Dataset.team_id == principal.team_id))).scalar_one_or_none()
+        .where(Collection.id == collection_id, Dataset.team_id == principal.team_id, _visible())
+    )).scalar_one_or_none()
     if row is None:
         raise NotFound(f"collection {collection_id} does not exist", code="collection_not_found")
     return row
@@ -109,8 +112,9 @@ async def create_empty_collection(session: AsyncSession, principal: Principal, d
     return _public(collection)
 
 
-def _checked_upload(filename: str, data: bytes, max_bytes: int) -> str:
-    """The upload's file name (its last path part), or the specific error for a bad name, size or body."""
+def _checked_upload(filename: str, data: bytes, max_bytes: int, check_type: Callable[[str], object]) -> str:
+    """The upload's file name (its last path part), or the specific error for a bad name, a type
+    ``check_type`` refuses (before anything is stored), a size over the limit or an empty body."""
     name = PurePath(filename or "").name
     if not name:
         raise InvalidInput("the upload has no file name", code="filename_required")
@@ -121,6 +125,7 @@ def _checked_upload(filename: str, data: bytes, max_bytes: int) -> str:
     if len(name) > MAX_FILENAME_CHARS:
         raise InvalidInput(f"the file name is {len(name)} characters long; at most {MAX_FILENAME_CHARS}",
                            code="filename_too_long")
+    check_type(name)
     if len(data) > max_bytes:
         raise PayloadTooLarge(f"{name} is {len(data)} bytes; the upload limit is {max_bytes} bytes",
                               detail={"limit": max_bytes, "size": len(data)})
@@ -136,8 +141,7 @@ async def create_file_collection(session: AsyncSession, principal: Principal, bl
                                  tags: list[str] | None = None, source: dict | None = None) -> CollectionPublic:
     """``source``: kept in the metadata (``zhiku import`` records the path a file came from and its sha256)."""
     dataset = await load_dataset(session, principal, dataset_id)
-    parser_for(PurePath(filename or "").name)  # unknown type: refuse now, before anything is stored
-    name = _checked_upload(filename, data, max_bytes)
+    name = _checked_upload(filename, data, max_bytes, parser_for)
     return await _create(session, dataset, blobs, data, name=name, type_="file", chunk_size=chunk_size,
                          max_attempts=max_attempts, training_mode=training_mode, tags=tags,
                          meta={**(source or {}), "filename": name, "size": len(data),
@@ -150,14 +154,17 @@ async def create_qa_table_collection(session: AsyncSession, principal: Principal
     """A CSV/XLSX Q&A table: column 1 the question, column 2 the answer, further columns index texts; one
     chunk per row (the first row is the header). A dataset export (``export.csv``) is one."""
     dataset = await load_dataset(session, principal, dataset_id)
-    extension = PurePath(filename or "").suffix.lower()
+    name = _checked_upload(filename, data, max_bytes, _qa_table_type)
+    return await _create(session, dataset, blobs, data, name=name, type_="qa_table", chunk_size=None,
+                         max_attempts=max_attempts, tags=tags, meta={"filename": name, "size": len(data)})
+
+
+def _qa_table_type(name: str) -> None:
+    extension = PurePath(name).suffix.lower()
     if extension not in QA_TABLE_EXTENSIONS:
         raise InvalidInput(f"a Q&A table is a .csv or .xlsx file, not {extension or 'a file without extension'}",
                            code="unsupported_file_type",
                            detail={"extension": extension, "supported": list(QA_TABLE_EXTENSIONS)})
-    name = _checked_upload(filename, data, max_bytes)
-    return await _create(session, dataset, blobs, data, name=name, type_="qa_table", chunk_size=None,
-                         max_attempts=max_attempts, tags=tags, meta={"filename": name, "size": len(data)})
 
 
 def _visible() -> ColumnElement[bool]:

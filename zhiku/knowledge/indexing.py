@@ -160,13 +160,15 @@ async def index_new_chunks(session: AsyncSession, dataset_id: int, collection_id
 
 
 async def enqueue_qa_jobs(session: AsyncSession, collection_id: int, *, max_attempts: int,
-                          since_id: int = 0) -> None:
-    """One ``qa`` job per source text of the collection waiting for the model (ids above ``since_id``)."""
+                          since_id: int = 0, qa_prompt: str | None = None) -> None:
+    """One ``qa`` job per source text of the collection waiting for the model (ids above ``since_id``);
+    ``qa_prompt`` replaces the collection's instructions to the model for these."""
     ids = (await session.execute(select(Chunk.id).where(
         Chunk.collection_id == collection_id, Chunk.id > since_id, Chunk.embedded == AWAITING_QA)
         .order_by(Chunk.chunk_index))).scalars()
-    await queue.enqueue_many(session, QA_JOB, [{"chunk_id": cid} for cid in ids], collection_id=collection_id,
-                             max_attempts=max_attempts)
+    extra = {"qa_prompt": qa_prompt} if qa_prompt else {}
+    await queue.enqueue_many(session, QA_JOB, [{"chunk_id": cid, **extra} for cid in ids],
+                             collection_id=collection_id, max_attempts=max_attempts)
 
 
 @dataclass(frozen=True)
@@ -295,8 +297,8 @@ async def run_qa(ctx: JobContext, job: ClaimedJob, *, vector_store: VectorStore 
         if source is None:
             return  # done by an earlier run of this job, or deleted
         dataset = (await session.execute(select(Dataset).where(Dataset.id == source.dataset_id))).scalar_one()
-        qa_prompt = (await session.execute(select(Collection.meta["qa_prompt"].astext).where(
-            Collection.id == source.collection_id))).scalar_one_or_none()
+        qa_prompt = job.payload.get("qa_prompt") or (await session.execute(
+            select(Collection.meta["qa_prompt"].astext).where(Collection.id == source.collection_id))).scalar_one_or_none()
     if ctx.chat_model is None:
         raise Conflict("training mode qa needs a chat model: set OPENAI_BASE_URL and CHAT_API_KEY (or add a "
                        "gateway channel), then retry the collection", code="chat_model_missing")

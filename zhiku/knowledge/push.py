@@ -76,11 +76,12 @@ def _checked(items: Sequence[PushItem]) -> list[dict[str, Any]]:
 
 
 async def push_data(session: AsyncSession, principal: Principal, collection_id: int, items: Sequence[PushItem],
-                    *, mode: TrainingMode = "chunk", embed_batch_size: int = 64,
+                    *, mode: TrainingMode = "chunk", qa_prompt: str | None = None, embed_batch_size: int = 64,
                     max_attempts: int = 5) -> PushResult:
     """Append ``items`` to the collection as chunks and index them as an import does: full-text postings now,
     embedding (or, in mode ``qa``, the agent model then embedding) by the worker. The collection goes back
-    to ``indexing`` until they are done (a failed collection keeps its error)."""
+    to ``indexing`` until they are done (a failed collection keeps its error). ``qa_prompt`` replaces the
+    instructions to the model for these items (FastGPT's ``prompt``)."""
     rows = _checked(items)
     collection = await load_collection(session, principal, collection_id)
     if REINDEX_OF in (collection.meta or {}) or collection.status in BUSY_STATUSES \
@@ -104,7 +105,8 @@ async def push_data(session: AsyncSession, principal: Principal, collection_id: 
     await session.execute(insert(Chunk), rows)
     since = last_id or 0
     if mode == "qa":
-        await enqueue_qa_jobs(session, collection.id, max_attempts=max_attempts, since_id=since)
+        await enqueue_qa_jobs(session, collection.id, max_attempts=max_attempts, since_id=since,
+                              qa_prompt=qa_prompt)
     else:
         await index_new_chunks(session, collection.dataset_id, collection.id, len(rows),
                                batch_size=embed_batch_size, max_attempts=max_attempts, since_id=since)

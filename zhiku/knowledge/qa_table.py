@@ -24,7 +24,6 @@ from zhiku.retrieval.index_text import fulltext_text
 from zhiku.retrieval.segment import index_document
 from zhiku.safetext import clean
 
-QA_TABLE_EXTENSIONS = (".csv", ".xlsx")
 EXPORT_HEADER = ("q", "a", "indexes")
 
 

@@ -152,5 +152,5 @@ async def push(collection_id: int, body: PushData, session: SessionDep, principa
                platform: PlatformDep) -> PushResult:
     """Add chunks directly (FastGPT's pushData body): at most 200 items, each {q, a?, indexes?}."""
     return await push_data(session, principal, collection_id, body.data, mode=body.training_mode,
-                           embed_batch_size=platform.settings.embed_batch_size,
+                           qa_prompt=body.qa_prompt, embed_batch_size=platform.settings.embed_batch_size,
                            max_attempts=platform.settings.job_max_attempts)
