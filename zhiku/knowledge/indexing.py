@@ -33,7 +33,7 @@ from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from zhiku.config import Settings
-from zhiku.db.models import Chunk, Collection, Dataset
+from zhiku.db.models import Chunk, Collection, Dataset, Job
 from zhiku.embedding.base import Embedder
 from zhiku.embedding.service import model_tokens
 from zhiku.embedding.windows import split_windows
@@ -262,6 +262,7 @@ async def _swap_in(session: AsyncSession, twin_id: int, target_id: int, *, vecto
         await fulltext.unindex_collection(session, target.id)
         await vector_store.delete_collection(session, target.id)
         await session.execute(delete(Chunk).where(Chunk.collection_id == target.id))
+        await session.execute(delete(Job).where(Job.collection_id == target.id))  # failed steps of the old chunks
         await session.execute(update(Chunk).where(Chunk.collection_id == twin.id).values(collection_id=target.id))
         target.status, target.error, target.error_code = "ready", None, None
         target.chunk_size, target.training_mode = twin.chunk_size, twin.training_mode
