@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -76,14 +77,30 @@ async def _load_candidates(session: AsyncSession, ranked: Sequence[tuple[int, fl
             for rank, r in enumerate(result.all())]
 
 
+# A question longer than this embeds in the long-question lane: one at a time per server, so a burst of
+# maximal questions (each a 512-token forward pass, the better part of a second of both cores) queues
+# behind itself instead of in front of everyone's short questions, which share the model's run lock.
+LONG_QUERY_CHARS = 200
+_long_query_lanes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = \
+    weakref.WeakKeyDictionary()
+
+
+async def _embed_query(embedders: EmbedderRegistry, model: str, query: str) -> Any:
+    embed = embedders.get(model).embed
+    if len(query) <= LONG_QUERY_CHARS:
+        return (await asyncio.to_thread(embed, [query], "query"))[0]
+    lane = _long_query_lanes.setdefault(asyncio.get_running_loop(), asyncio.Semaphore(1))
+    async with lane:
+        return (await asyncio.to_thread(embed, [query], "query"))[0]
+
+
 async def _vector_candidates(sessions: async_sessionmaker[AsyncSession], embedders: EmbedderRegistry,
                              vector_store: VectorStore, datasets: list[Dataset], query: str,
                              limit: int, chunk_filter: ChunkFilter = NO_FILTER) -> list[Candidate]:
     by_model: dict[str, list[int]] = {}
     for ds in datasets:
         by_model.setdefault(ds.embedding_model, []).append(ds.id)
-    queries = {model: (await asyncio.to_thread(embedders.get(model).embed, [query], "query"))[0]
-               for model in by_model}
+    queries = {model: await _embed_query(embedders, model, query) for model in by_model}
     hits: list[VectorHit] = []
     async with sessions() as session:
         for model, ids in by_model.items():
