@@ -405,8 +405,9 @@ async def test_a_scheduled_sync_runs_when_due_and_stays_single(api: httpx.Client
 
     site.html("/daily.html", "Daily", article("Daily, updated"))
     await make_due(db_url, job["id"])
-    synced = first
+    synced, deadline = first, time.monotonic() + 120
     while synced["metadata"]["sync"]["state"] != "changed":
+        assert time.monotonic() < deadline, f"the due sync never ran: {synced}"
         await asyncio.sleep(0.2)
         synced = api.get(f"/api/collections/{created['id']}").json()
     await asyncio.to_thread(wait_collection, api, created["id"])
