@@ -62,3 +62,13 @@ def test_the_cli_lists_the_registered_types() -> None:
 
     result = CliRunner().invoke(app, ["gateway", "channels", "add", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0 and " | ".join(BUILT_INS) in result.output
+
+
+def test_channel_fields_come_from_the_registry(plugin: None) -> None:
+    azure = providers.channel_fields("azure")
+    assert azure.base_url_required and [f.name for f in azure.config] == ["api_version", "test_model"]
+    assert not providers.channel_fields("local").uses_key
+    assert providers.channel_fields("anthropic").config[1] == providers.ConfigField("max_tokens", "4096", True)
+    echo = providers.channel_fields("echo")  # a plugin inherits its base's fields
+    assert echo.base_url_default == "https://api.openai.com"
+    assert [f.name for f in echo.config] == ["test_model"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from zhiku.gateway.providers.base import Provider, ProviderContext
+from zhiku.gateway.providers.base import ChannelFields, ConfigField, Provider, ProviderContext
 
 ProviderFactory = Callable[[ProviderContext], Provider]
 
@@ -19,18 +19,34 @@ class ChannelType:
     name: str
     factory: ProviderFactory
     oneapi_types: frozenset[int]  # OneAPI's channel type numbers this provider speaks for
+    fields: ChannelFields  # what its channels' rows hold for it (the console's channel editor)
 
 
 _TYPES: dict[str, ChannelType] = {}
 
 
-def register(channel_type: str, factory: ProviderFactory, *, oneapi_types: Iterable[int] = ()) -> None:
-    _TYPES[channel_type] = ChannelType(channel_type, factory, frozenset(oneapi_types))
+def register(channel_type: str, factory: ProviderFactory, *, oneapi_types: Iterable[int] = (),
+             fields: ChannelFields | None = None) -> None:
+    """``fields`` defaults to the factory's ``channel_fields`` attribute, else a base URL and a key."""
+    declared = fields or getattr(factory, "channel_fields", None) or ChannelFields()
+    _TYPES[channel_type] = ChannelType(channel_type, factory, frozenset(oneapi_types), declared)
 
 
 def channel_types() -> list[str]:
     _register_builtins()
     return sorted(_TYPES)
+
+
+# Read by the channel test (``admin.channel_probe``) whatever the type.
+COMMON_CONFIG = (ConfigField("test_model"),)
+
+
+def channel_fields(channel_type: str) -> ChannelFields:
+    """The fields a channel of ``channel_type`` uses, the common config keys included."""
+    _register_builtins()
+    declared = _TYPES[channel_type].fields
+    return ChannelFields(base_url_default=declared.base_url_default, base_url_required=declared.base_url_required,
+                         uses_key=declared.uses_key, config=declared.config + COMMON_CONFIG)
 
 
 def channel_type_for_oneapi(oneapi_type: int) -> str | None:

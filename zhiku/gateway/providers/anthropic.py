@@ -20,6 +20,8 @@ from zhiku.chat_model import Usage
 from zhiku.errors import UpstreamError, openai_body
 from zhiku.gateway.domain import ENDPOINT_CHAT
 from zhiku.gateway.providers.base import (
+    ChannelFields,
+    ConfigField,
     ProviderContext,
     UpstreamReply,
     UpstreamRequest,
@@ -231,6 +233,9 @@ class AnthropicProvider:
     type = "anthropic"
     oneapi_types = frozenset({14})  # OneAPI's Anthropic Claude
     endpoints = frozenset({ENDPOINT_CHAT})
+    channel_fields = ChannelFields(base_url_default="https://api.anthropic.com",
+                                   config=(ConfigField("api_version", API_VERSION),
+                                           ConfigField("max_tokens", str(DEFAULT_MAX_TOKENS), integer=True)))
 
     def __init__(self, context: ProviderContext) -> None:
         self.http = context.http

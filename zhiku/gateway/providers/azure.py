@@ -10,7 +10,7 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from zhiku.gateway.domain import ENDPOINT_CHAT, ENDPOINT_COMPLETIONS, ENDPOINT_EMBEDDINGS
-from zhiku.gateway.providers.base import UpstreamRequest
+from zhiku.gateway.providers.base import ChannelFields, ConfigField, UpstreamRequest
 from zhiku.gateway.providers.openai import OpenAIProvider
 
 DEFAULT_API_VERSION = "2024-10-21"
@@ -26,6 +26,8 @@ class AzureProvider(OpenAIProvider):
     type = "azure"
     oneapi_types = frozenset({3})  # OneAPI's Azure OpenAI
     endpoints = frozenset({ENDPOINT_CHAT, ENDPOINT_COMPLETIONS, ENDPOINT_EMBEDDINGS})
+    channel_fields = ChannelFields(base_url_required=True,
+                                   config=(ConfigField("api_version", DEFAULT_API_VERSION),))
 
     def url(self, request: UpstreamRequest) -> str:
         version = str(request.channel.config.get("api_version") or DEFAULT_API_VERSION)

@@ -95,6 +95,25 @@ class Provider(Protocol):
     async def open_stream(self, request: UpstreamRequest) -> UpstreamStream: ...
 
 
+@dataclass(frozen=True)
+class ConfigField:
+    """One key of a channel's ``config`` that a provider reads."""
+
+    name: str
+    default: str = ""  # what the provider uses when the key is missing
+    integer: bool = False
+
+
+@dataclass(frozen=True)
+class ChannelFields:
+    """What a provider reads from a channel row beyond models and mapping: the channel editor's fields."""
+
+    base_url_default: str = ""  # used when the channel's base URL is empty
+    base_url_required: bool = False
+    uses_key: bool = True
+    config: tuple[ConfigField, ...] = ()
+
+
 @dataclass
 class ProviderContext:
     """What providers may use: the pooled HTTP client and, for ``local``, the embedder registry."""

@@ -16,6 +16,7 @@ from zhiku.chat_model import Usage
 from zhiku.errors import ZhikuError
 from zhiku.gateway.domain import ENDPOINT_EMBEDDINGS, ENDPOINT_RERANK
 from zhiku.gateway.providers.base import (
+    ChannelFields,
     ProviderContext,
     UpstreamReply,
     UpstreamRequest,
@@ -73,6 +74,7 @@ class LocalProvider:
     type = "local"
     oneapi_types = frozenset[int]()  # Zhiku's own: no OneAPI type
     endpoints = frozenset({ENDPOINT_EMBEDDINGS, ENDPOINT_RERANK})
+    channel_fields = ChannelFields(uses_key=False)  # models are the names of the configured embedders
 
     def __init__(self, context: ProviderContext) -> None:
         self._registry = context.embedders

@@ -21,6 +21,7 @@ from zhiku.chat_model import Usage
 from zhiku.errors import UpstreamError, openai_body
 from zhiku.gateway.domain import ENDPOINT_CHAT, ENDPOINT_EMBEDDINGS
 from zhiku.gateway.providers.base import (
+    ChannelFields,
     ProviderContext,
     UpstreamReply,
     UpstreamRequest,
@@ -225,6 +226,7 @@ class OllamaProvider:
     type = "ollama"
     oneapi_types = frozenset({30})  # OneAPI's Ollama
     endpoints = frozenset({ENDPOINT_CHAT, ENDPOINT_EMBEDDINGS})
+    channel_fields = ChannelFields(base_url_default="http://localhost:11434")
 
     def __init__(self, context: ProviderContext) -> None:
         self.http = context.http

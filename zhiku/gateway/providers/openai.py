@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from zhiku import sse
 from zhiku.gateway.domain import ENDPOINT_CHAT, ENDPOINT_COMPLETIONS, ENDPOINT_EMBEDDINGS, ENDPOINT_RERANK
 from zhiku.gateway.providers.base import (
+    ChannelFields,
     ProviderContext,
     UpstreamReply,
     UpstreamRequest,
@@ -43,6 +44,7 @@ class OpenAIProvider:
     # OneAPI's OpenAI and the OpenAI-compatible services (API2D, OpenRouter, Moonshot, DeepSeek, …)
     oneapi_types = frozenset({1, 2, 4, 5, 6, 7, 8, 9, 10, 12, 13, 20, 25, 28, 29, 31, 32, 36, 39, 44, 45, 50})
     endpoints = frozenset({ENDPOINT_CHAT, ENDPOINT_COMPLETIONS, ENDPOINT_EMBEDDINGS, ENDPOINT_RERANK})
+    channel_fields = ChannelFields(base_url_default="https://api.openai.com")
 
     def __init__(self, context: ProviderContext) -> None:
         self.http = context.http
