@@ -6,7 +6,7 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from zhiku.apps.schemas import AppCreate, AppPublic, AppUpdate
+from zhiku.apps.schemas import AppCreate, AppPublic, AppUpdate, ChatConfig
 from zhiku.auth.service import Principal
 from zhiku.db.models import App, Dataset, app_datasets
 from zhiku.errors import Conflict, NotFound
@@ -40,7 +40,8 @@ async def _public(session: AsyncSession, app: App) -> AppPublic:
     datasets = await app_datasets_of(session, app.id)
     return AppPublic(id=app.id, name=app.name, type=app.type, system_prompt=app.system_prompt, model=app.model,
                      temperature=app.temperature, max_tokens=app.max_tokens, dataset_ids=[d.id for d in datasets],
-                     search=SearchSettings.from_dict(app.search).to_dict(), created_at=app.created_at,
+                     search=SearchSettings.from_dict(app.search).to_dict(),
+                     chat_config=ChatConfig.model_validate(app.chat_config or {}), created_at=app.created_at,
                      updated_at=app.updated_at)
 
 
@@ -56,7 +57,8 @@ async def _set_datasets(session: AsyncSession, principal: Principal, app_id: int
 async def create_app(session: AsyncSession, principal: Principal, data: AppCreate) -> AppPublic:
     search = SearchSettings.from_dict(data.search).to_dict()  # validates the mode
     app = App(team_id=principal.team_id, name=data.name.strip(), type="simple", system_prompt=data.system_prompt,
-              model=data.model, temperature=data.temperature, max_tokens=data.max_tokens, search=search)
+              model=data.model, temperature=data.temperature, max_tokens=data.max_tokens, search=search,
+              chat_config=data.chat_config.stored())
     session.add(app)
     try:
         await session.flush()
@@ -79,6 +81,8 @@ async def update_app(session: AsyncSession, principal: Principal, app_id: int, d
         app.name = data.name.strip()
     if data.search is not None:
         app.search = SearchSettings.from_dict({**app.search, **data.search}).to_dict()
+    if data.chat_config is not None:
+        app.chat_config = data.chat_config.stored()
     if data.dataset_ids is not None:
         await _set_datasets(session, principal, app.id, data.dataset_ids)
     app.updated_at = func.now()

@@ -261,6 +261,8 @@ class App(Base):
     temperature: Mapped[float | None] = mapped_column(Float, nullable=True)
     max_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
     search: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    # What whoever chats sees (FastGPT's chatConfig): welcomeText, openingQuestions, variables.
+    chat_config: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default="{}")
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _updated()
 
