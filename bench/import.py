@@ -78,16 +78,46 @@ class TimedEmbedder:
         return self.inner.count_tokens(text_)
 
 
+async def open_timed_platform(url: str | None, wrapper: type[TimedEmbedder]):  # noqa: ANN201
+    """A platform on a temporary data directory (and a temporary embedded PostgreSQL unless ``url``) whose
+    embedder is wrapped by ``wrapper``: (platform, registry, the real embedder, the wrapped one)."""
+    settings = Settings(database_url=url or "", data_dir=Path(tempfile.mkdtemp(prefix="zkimport-")),
+                        worker_poll_seconds=0.05)
+    real = build_embedders(settings).get()
+    timed = wrapper(real)
+    registry = EmbedderRegistry(default=real.model_name)
+    registry.register(timed)
+    return await open_platform(settings, embedders=registry), registry, real, timed
+
+
+async def import_files(platform, principal, dataset_id: int, files: Sequence[tuple[str, bytes]]) -> float:  # noqa: ANN001
+    """Upload ``files`` into the dataset through the real path, run the worker until every collection is
+    ready or failed, and return the wall seconds that took."""
+    started = time.perf_counter()
+    for name, data in files:
+        async with platform.db.sessions() as session:
+            await collections.create_file_collection(session, principal, platform.blobs, dataset_id, name, data,
+                                                     max_bytes=platform.settings.upload_max_bytes)
+    stop = asyncio.Event()
+    worker = asyncio.create_task(platform.worker().run_forever(stop))
+    while True:
+        async with platform.db.sessions() as session:
+            left = (await session.execute(text(
+                "SELECT count(*) FROM collections WHERE dataset_id = :d AND status NOT IN ('ready', 'error')"),
+                {"d": dataset_id})).scalar_one()
+        if left == 0:
+            break
+        await asyncio.sleep(0.2)
+    total_s = time.perf_counter() - started
+    stop.set()
+    await worker
+    return total_s
+
+
 async def main(docs: int, url: str | None) -> None:
     abstracts = [json.loads(line) for line, _ in zip(CORPUS.open(), range(docs))]
     files = [(f"{a['id']}.txt", (a["title"] + "\n\n" + a["text"]).encode()) for a in abstracts]
-    tmp = Path(tempfile.mkdtemp(prefix="zkimport-"))
-    settings = Settings(database_url=url or "", data_dir=tmp, worker_poll_seconds=0.05)
-    real = build_embedders(settings).get()
-    timed = TimedEmbedder(real)
-    registry = EmbedderRegistry(default=real.model_name)
-    registry.register(timed)
-    platform = await open_platform(settings, embedders=registry)
+    platform, registry, real, timed = await open_timed_platform(url, TimedEmbedder)
     try:
         # Stage timings on the same inputs, outside the database.
         t = time.perf_counter()
@@ -107,24 +137,7 @@ async def main(docs: int, url: str | None) -> None:
             principal = await root_principal(session)
             ds = await datasets.create_dataset(session, principal, registry,
                                                DatasetCreate(name=f"scifact-{time.time():.0f}"))
-        started = time.perf_counter()
-        for name, data in files:
-            async with platform.db.sessions() as session:
-                await collections.create_file_collection(session, principal, platform.blobs, ds.id, name, data,
-                                                         max_bytes=settings.upload_max_bytes)
-        stop = asyncio.Event()
-        worker = asyncio.create_task(platform.worker().run_forever(stop))
-        while True:
-            async with platform.db.sessions() as session:
-                left = (await session.execute(text(
-                    "SELECT count(*) FROM collections WHERE dataset_id = :d AND status NOT IN ('ready', 'error')"),
-                    {"d": ds.id})).scalar_one()
-            if left == 0:
-                break
-            await asyncio.sleep(0.2)
-        total_s = time.perf_counter() - started
-        stop.set()
-        await worker
+        total_s = await import_files(platform, principal, ds.id, files)
         async with platform.db.sessions() as session:
             chunks, vectors, failed = (await session.execute(text(
                 "SELECT (SELECT count(*) FROM chunks WHERE dataset_id = :d), "

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import codecs
 import datetime as dt
-import io
 
-import openpyxl
 import pytest
 
+from tests.documents import workbook
 from zhiku.errors import UnsupportedFile
 from zhiku.knowledge.chunker import split_text
 from zhiku.knowledge.parsers import parser_for
@@ -16,20 +15,8 @@ from zhiku.knowledge.parsers.spreadsheet import Table, read_tables
 from zhiku.knowledge.parsers.tables import markdown_table
 
 
-def xlsx(sheets: dict[str, list[list[object]]]) -> bytes:
-    workbook = openpyxl.Workbook()
-    workbook.remove(workbook.active)
-    for title, rows in sheets.items():
-        sheet = workbook.create_sheet(title)
-        for row in rows:
-            sheet.append(row)
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    return buffer.getvalue()
-
-
 def test_xlsx_sheets_become_tables_with_blank_rows_and_columns_dropped() -> None:
-    data = xlsx({
+    data = workbook({
         "价目表": [["品名", None, "价格", "备注"], [], ["龙井", None, 88.0, None], ["祁门红茶", None, 66.5, "限量"]],
         "blank": [[], [None, None]],
         "Dates": [["day", "ok"], [dt.datetime(2026, 3, 1), True]],
@@ -68,7 +55,7 @@ def test_markdown_table_keeps_pipes_and_line_breaks_inside_cells() -> None:
 
 def test_every_chunk_of_a_long_table_repeats_the_header_and_keeps_rows_whole() -> None:
     rows = [[f"item {i}", f"描述第{i}行，" + "内容" * (i % 7 + 3)] for i in range(300)]
-    data = xlsx({"Q1": [["name", "description"], *rows]})
+    data = workbook({"Q1": [["name", "description"], *rows]})
     doc = parser_for("stock.xlsx").parse(data, "stock.xlsx")
     [section] = doc.sections
     assert section.meta == {"sheet": "Q1"}

@@ -46,15 +46,16 @@ def _block(item: Paragraph | DocxTable) -> str:
         table = tidy_table("", ([cell.text for cell in row.cells] for row in item.rows))
         return markdown_table(table) if table else ""
     text = item.text.strip()
-    style = (item.style.name if item.style is not None else "") or ""
     if not text:
         return ""
-    if style == "Title":
+    style = item.style  # looked up once: python-docx scans every style to find the default one
+    style_name = (style.name if style is not None else "") or ""
+    if style_name == "Title":
         return f"# {_one_line(text)}"
-    if heading := _HEADING_STYLE.fullmatch(style):
+    if heading := _HEADING_STYLE.fullmatch(style_name):
         return f"{'#' * min(6, int(heading.group(1)))} {_one_line(text)}"
-    if style.startswith("List"):
-        marker = "1." if "Number" in style else "-"
+    if style_name.startswith("List"):
+        marker = "1." if "Number" in style_name else "-"
         return f"{marker} {text}"
     return text
 
