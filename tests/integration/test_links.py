@@ -337,6 +337,11 @@ def test_a_website_crawl_stays_on_its_host_honours_robots_and_the_depth(api: htt
     small = crawl(api, dataset, site.url("/w1/"), maxPages=2)
     assert len(pages_of(api, dataset, small["id"])) == 2
 
+    # Deleting a website deletes its pages (and nothing of the other crawls)
+    assert api.delete(f"/api/collections/{deep['id']}").status_code == 204
+    assert pages_of(api, dataset, deep["id"]) == {}
+    assert len(pages_of(api, dataset, small["id"])) == 2 and len(pages_of(api, dataset, root["id"])) == 3
+
 
 def test_a_website_resync_reindexes_only_changed_pages(api: httpx.Client, site: Site) -> None:
     build_site(site, "/w2")

@@ -77,7 +77,7 @@ async def test_search_uses_the_store_it_is_given(fresh_db: str, tmp_path: Path,
         async with db.sessions() as session:
             teapot = (await session.execute(
                 select(Collection.id).where(Collection.name == "teapot.md"))).scalar_one()
-            await delete_collection(session, principal, teapot, vector_store=store)
+            await delete_collection(session, principal, teapot, vector_store=store, blobs=BlobStore(settings.files_dir))
         assert len(store.vectors) == len(DOCS) - 1
         found = await search(db.sessions, embedders, [dataset], "brewing green tea in a teapot",
                              SearchSettings(mode="embedding"), vector_store=store)

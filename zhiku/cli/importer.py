@@ -159,7 +159,8 @@ class Importer:
             async with self.platform.db.sessions() as session:
                 try:
                     await collections.delete_collection(session, self.principal, imported.collection_id,
-                                                        vector_store=self.platform.vector_store)
+                                                        vector_store=self.platform.vector_store,
+                                                        blobs=self.platform.blobs)
                 except NotFound:
                     pass  # gone already
 

@@ -270,17 +270,21 @@ async def reindex_collection(session: AsyncSession, principal: Principal, collec
 
 
 async def delete_collection(session: AsyncSession, principal: Principal, collection_id: int, *,
-                            vector_store: VectorStore = PGVECTOR_STORE, blobs: BlobStore | None = None) -> None:
-    """Delete a collection (and a re-index twin of it) with its chunks, vectors, postings and jobs, and its
-    stored file when no other collection uses it, in one transaction.
+                            blobs: BlobStore, vector_store: VectorStore = PGVECTOR_STORE) -> None:
+    """Delete a collection (with a re-index twin of it, and a website's pages) with its chunks, vectors,
+    postings and jobs, and its stored files when no other collection uses them, in one transaction.
 
     The chunk rows are locked first, as the import jobs lock them (chunks, then the collection row): a
     running embed batch commits before this goes on, and finds nothing left to do afterwards; a job that
     was waiting for the model finds its chunk gone and stops. No lock order is reversed, so no deadlock.
     """
     collection = await load_collection(session, principal, collection_id)
-    twin = await reindex_twin(session, collection)
-    doomed = [c for c in (twin, collection) if c is not None]
+    doomed = [collection]
+    if collection.type == "website":
+        doomed += (await session.execute(select(Collection).where(
+            Collection.dataset_id == collection.dataset_id,
+            Collection.meta["website"].as_integer() == collection.id))).scalars().all()
+    doomed += [twin for c in list(doomed) if (twin := await reindex_twin(session, c)) is not None]
     ids = [c.id for c in doomed]
     await session.execute(select(Chunk.id).where(Chunk.collection_id.in_(ids)).with_for_update())
     for target in doomed:
@@ -289,23 +293,24 @@ async def delete_collection(session: AsyncSession, principal: Principal, collect
     await session.execute(delete(Job).where(Job.collection_id.in_(ids)))
     await session.execute(delete(Chunk).where(Chunk.collection_id.in_(ids)))
     await session.execute(delete(Collection).where(Collection.id.in_(ids)))
-    aside = await _drop_file_if_unused(session, blobs, collection.file_id)
+    set_aside = {}
+    for file_id in {c.file_id for c in doomed if c.file_id}:
+        if (aside := await _drop_file_if_unused(session, blobs, file_id)) is not None:
+            set_aside[file_id] = aside
     try:
         await session.commit()
     except BaseException:
-        if aside is not None and blobs is not None and collection.file_id:
-            blobs.restore(aside, collection.file_id)
+        for file_id, aside in set_aside.items():
+            blobs.restore(aside, file_id)
         raise
-    if aside is not None:
+    for aside in set_aside.values():
         aside.unlink(missing_ok=True)
 
 
-async def _drop_file_if_unused(session: AsyncSession, blobs: BlobStore | None, file_id: str | None) -> Path | None:
+async def _drop_file_if_unused(session: AsyncSession, blobs: BlobStore, file_id: str) -> Path | None:
     """Remove the file row when no collection refers to it any more, and move its blob aside (unlinked after
     the commit). The row is locked first, so a concurrent upload of the same bytes either finishes first
     (and the file stays) or writes the row and the blob again after this commits."""
-    if file_id is None or blobs is None:
-        return None
     locked = (await session.execute(
         select(StoredFile.id).where(StoredFile.id == file_id).with_for_update())).scalar_one_or_none()
     used = (await session.execute(select(Collection.id).where(Collection.file_id == file_id).limit(1))).first()
