@@ -57,7 +57,7 @@ async def create_file(dataset_id: int, request: Request, file: UploadFile, sessi
                       training_mode: TrainingMode = Form("chunk", alias="trainingMode"),
                       qa_prompt: str | None = Form(None, alias="qaPrompt", max_length=10_000),
                       tags: TagsForm = None) -> CollectionPublic:
-    data = await _read_upload(request, file, platform.settings.upload_max_bytes)
+    data = await read_upload(request, file, platform.settings.upload_max_bytes)
     return await collections.create_file_collection(
         session, principal, platform.blobs, dataset_id, file.filename or "", data,
         max_bytes=platform.settings.upload_max_bytes, chunk_size=chunk_size,
@@ -65,7 +65,7 @@ async def create_file(dataset_id: int, request: Request, file: UploadFile, sessi
         tags=tags)
 
 
-async def _read_upload(request: Request, file: UploadFile, limit: int) -> bytes:
+async def read_upload(request: Request, file: UploadFile, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit + MULTIPART_OVERHEAD:
         raise PayloadTooLarge(f"the upload is {declared} bytes; the limit is {limit} bytes", detail={"limit": limit})
@@ -119,7 +119,7 @@ async def sync_collection(collection_id: int, session: SessionDep, principal: Te
 async def create_qa_table(dataset_id: int, request: Request, file: UploadFile, session: SessionDep,
                           principal: TeamPrincipal, platform: PlatformDep, tags: TagsForm = None) -> CollectionPublic:
     """A CSV/XLSX of question, answer and index-text columns: one chunk per row."""
-    data = await _read_upload(request, file, platform.settings.upload_max_bytes)
+    data = await read_upload(request, file, platform.settings.upload_max_bytes)
     return await collections.create_qa_table_collection(
         session, principal, platform.blobs, dataset_id, file.filename or "", data,
         max_bytes=platform.settings.upload_max_bytes, max_attempts=platform.settings.job_max_attempts, tags=tags)

@@ -46,7 +46,7 @@ from zhiku.web.fastgpt_envelope import (
     quote_item,
     require_root,
 )
-from zhiku.web.routers.collections import _read_upload as read_upload
+from zhiku.web.routers.collections import read_upload
 
 router = APIRouter(prefix="/api/core/dataset", tags=["FastGPT dataset API"])
 
