@@ -167,7 +167,8 @@ class ParserService:
                 if path == "/ok":
                     named = b'name="file"; filename="file.' in body
                     answer = json.dumps({"pages": 1, "markdown": f"# Parsed by the service\n\nThe multipart field "
-                                         f"was {'file' if named else 'missing'}; {len(body)} bytes came."}).encode()
+                                         f"was {'file' if named else 'missing'}; {len(body)} bytes came.\n\n"
+                                         f"![Sales by month](data:image/png;base64,{'iVBORw0KGgo' * 500})"}).encode()
                 elif path == "/error":
                     answer = json.dumps({"pages": 0, "markdown": "", "error": "the model crashed"}).encode()
                 elif path == "/crash":

@@ -94,6 +94,7 @@ def test_the_parser_service_gets_the_file_and_its_markdown_is_used() -> None:
     assert data in body and b'filename="file.pdf"' in body
     assert doc.format == "markdown" and doc.text.startswith("# Parsed by the service")
     assert "The multipart field was file" in doc.text and doc.metadata == {"parser": "remote", "pages": 1}
+    assert "Sales by month" in doc.text and "base64" not in doc.text  # an inlined image leaves its alt text
 
 
 @pytest.mark.parametrize(("path", "reason"), [("/error", "the model crashed"), ("/crash", "HTTP 500"),

@@ -92,3 +92,11 @@ def test_a_package_with_a_broken_part_is_damaged() -> None:
         archive.writestr("[Content_Types].xml", "<not xml")
         archive.writestr("word/document.xml", "<not xml")
     assert failure(buffer.getvalue(), "broken.docx").code == "corrupt_file"
+
+
+def test_word_xml_too_large_for_a_document_tree_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(office, "MAX_TREE_XML_BYTES", 1000)
+    error = failure(documents.word([("p", "x" * 5000)]), "long.docx")
+    assert error.code == "office_too_large"
+    # A workbook is read streaming: the same limit does not apply to it.
+    assert parser_for("rows.xlsx").parse(documents.workbook({"S": [["a"], ["x" * 5000]]}), "rows.xlsx").text

@@ -17,6 +17,10 @@ from zhiku.knowledge.parsers.sniff import require_kind
 
 MAX_PARTS = 10_000
 MAX_UNCOMPRESSED_BYTES = 256 * 1024 * 1024
+# python-docx and python-pptx build a tree of all their XML (several times its size in memory);
+# openpyxl reads sheets in read-only mode, streaming, so workbooks are held to the total only.
+MAX_TREE_XML_BYTES = 64 * 1024 * 1024
+_TREE_PARSED = {"docx", "pptx"}
 # Office XML compresses 5-30x; deflate cannot pass ~1030x. Small parts may compress more and are harmless.
 MAX_COMPRESSION_RATIO = 200
 _RATIO_CHECK_FROM_BYTES = 1024 * 1024
@@ -47,6 +51,10 @@ def check_package(data: bytes, filename: str, kind: str) -> None:
             if ratio > MAX_COMPRESSION_RATIO:
                 raise _bomb(filename, f"its part {part.filename} is compressed {ratio:.0f} to 1; "
                                       f"at most {MAX_COMPRESSION_RATIO} to 1")
+    xml = sum(part.file_size for part in parts if part.filename.endswith((".xml", ".rels")))
+    if kind in _TREE_PARSED and xml > MAX_TREE_XML_BYTES:
+        raise UnsupportedFile(f"{filename} has {xml} bytes of document XML; at most {MAX_TREE_XML_BYTES} can be "
+                              "read. Split it into smaller files.", code="office_too_large")
     if MAIN_PARTS[kind] not in {part.filename for part in parts}:
         raise UnsupportedFile(f"{filename} is a ZIP archive but not {_NAMES[kind]}.", code="wrong_file_type",
                               detail={"expected": _NAMES[kind]})

@@ -11,17 +11,19 @@ what ran. The answer is read up to a size limit, never whole into memory first.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 
 import httpx
 
 from zhiku.errors import UnsupportedFile
 from zhiku.knowledge.parsers import ParsedDocument, extension_of, normalise_extension
-from zhiku.knowledge.parsers.text import clean_text
+from zhiku.knowledge.parsers.text import clean_extracted
 
 # Markdown is text; a service that sends more than this for one upload is misbehaving.
 MAX_RESPONSE_BYTES = 256 * 1024 * 1024
 _CONNECT_TIMEOUT_SECONDS = 10.0
+_DATA_IMAGE = re.compile(r"!\[([^\]]*)\]\(data:[^)]*\)")
 
 
 class RemoteParser:
@@ -62,7 +64,8 @@ class RemoteParser:
         markdown = answer.get("markdown")
         if not isinstance(markdown, str):
             raise _failed(filename, 'its answer has no "markdown" text')
-        text = clean_text(markdown)
+        # Images come back inline as data URIs (MinerU, Marker): their alt text is what search can use.
+        text = clean_extracted(_DATA_IMAGE.sub(lambda m: m.group(1), markdown))
         if not text.strip():
             raise UnsupportedFile(f"The document parser found no text in {filename}.", code="empty_file")
         metadata: dict[str, object] = {"parser": "remote"}
