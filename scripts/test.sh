@@ -35,4 +35,16 @@ if ! command -v tesseract >/dev/null 2>&1 || ! tesseract --list-langs 2>/dev/nul
     echo "Install them with: sudo apt-get install -y tesseract-ocr tesseract-ocr-chi-sim fonts-noto-cjk" >&2
   fi
 fi
+# The web UI's tests (tests/ui) drive Debian's chromium through Playwright; they fail, never skip,
+# without it. Chinese screenshots need a CJK font (fonts-noto-cjk, installed with the OCR tools above).
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing chromium for the web UI tests"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null
+  else
+    echo "chromium is not installed and this is not root: the web UI tests will fail." >&2
+    echo "Install it with: sudo apt-get install -y chromium fonts-noto-cjk" >&2
+  fi
+fi
 exec .venv/bin/python -m pytest "$@"

@@ -50,7 +50,9 @@ def test_login_cookie_works_and_logout_ends_the_session(server) -> None:
         r = c.post("/api/auth/login", json={"username": "root", "password": "test-root-password"})
         assert r.status_code == 200 and "zhiku_session" in r.cookies
         assert c.get("/api/auth/me").json()["role"] == "root"
-        assert c.post("/api/auth/logout").status_code == 204
+        refused = c.post("/api/auth/logout")  # the cookie alone does not change anything: CSRF
+        assert refused.status_code == 403 and refused.json()["code"] == "csrf_failed"
+        assert c.post("/api/auth/logout", headers={"X-CSRF-Token": r.json()["csrfToken"]}).status_code == 204
         c.cookies.set("zhiku_session", r.json()["token"])
         assert c.get("/api/auth/me").status_code == 401
 

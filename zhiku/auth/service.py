@@ -18,6 +18,14 @@ ROOT_USERNAME = "root"
 SESSION_PREFIX = "zks-"
 API_KEY_PREFIX = "zk-"
 SESSION_COOKIE = "zhiku_session"
+# Passwords the seed stacks ship with or their guides suggest (FastGPT's root 1234, OneAPI's 123456):
+# root keeps a banner in the web UI while its password is one of these, and no user is given one.
+WELL_KNOWN_PASSWORDS = frozenset({"1234", "12345", "123456", "12345678", "123456789", "password", "changeme",
+                                  "change-me", "root", "admin", "zhiku", "fastgpt", "oneapi"})
+
+
+def is_well_known_password(password: str) -> bool:
+    return password.strip().lower() in WELL_KNOWN_PASSWORDS
 
 
 def bearer_or_cookie(authorization: str, session_cookie: str) -> str:

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from zhiku.auth.secrets import hash_password_async
-from zhiku.auth.service import Principal
+from zhiku.auth.service import Principal, is_well_known_password
 from zhiku.db.models import ApiKey, Session, TeamMember, User
 from zhiku.errors import Conflict, Forbidden, InvalidInput, NotFound
 from zhiku.safetext import check_name
@@ -47,8 +47,12 @@ class UserPublic(BaseModel):
     created_at: datetime
 
 
+def public_role(db_role: str) -> str:
+    return _PUBLIC_ROLE.get(db_role, db_role)
+
+
 def _public(user: User) -> UserPublic:
-    return UserPublic(id=user.id, username=user.username, role=_PUBLIC_ROLE.get(user.role, user.role),
+    return UserPublic(id=user.id, username=user.username, role=public_role(user.role),
                       status=user.status, created_at=user.created_at)
 
 
@@ -67,9 +71,12 @@ def _checked_username(username: str) -> str:
     return username
 
 
-def _checked_password(password: str) -> str:
+def checked_password(password: str) -> str:
+    """A password a user may be given: of a length that can be typed in, and no well-known default."""
     if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
         raise InvalidInput(f"a password has {PASSWORD_MIN} to {PASSWORD_MAX} characters", code="invalid_password")
+    if is_well_known_password(password):
+        raise InvalidInput("that password is a well-known default; choose another", code="password_too_common")
     return password
 
 
@@ -77,7 +84,7 @@ async def create_user(session: AsyncSession, principal: Principal, body: UserCre
     """A new active user in the caller's team; 409 ``username_taken`` when the name is in use."""
     _require_user_admin(principal)
     username = _checked_username(body.username)
-    password = _checked_password(body.password)
+    password = checked_password(body.password)
     password_hash = await hash_password_async(password)  # before any query: no connection held meanwhile
     user = User(username=username, password_hash=password_hash, role=_DB_ROLE[body.role], status="active",
                 team_id=principal.team_id)

@@ -12,11 +12,13 @@ from zhiku.web.routers import (apps, auth, chat, chunks, collections, datasets, 
                                 users)
 from zhiku.web.routers.collections import MULTIPART_OVERHEAD
 from zhiku.web.security_headers import SecurityHeaders
+from zhiku.web.ui import install_ui
 from zhiku.wiring import Platform
 
 
 def create_app(platform: Platform) -> FastAPI:
-    app = FastAPI(title="Zhiku", version=__version__, docs_url="/api/docs", openapi_url="/api/openapi.json",
+    # /api/docs is the web UI's page (vendored Swagger UI): FastAPI's own loads its scripts from a CDN
+    app = FastAPI(title="Zhiku", version=__version__, docs_url=None, openapi_url="/api/openapi.json",
                   redoc_url=None)
     app.state.platform = platform
     settings = platform.settings
@@ -37,4 +39,5 @@ def create_app(platform: Platform) -> FastAPI:
             return principal.is_admin and principal.app_id is None
 
         install_gateway(app, platform.gateway, is_platform_admin)
+    install_ui(app, platform)
     return app

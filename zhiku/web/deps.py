@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from zhiku.apps.chat import ChatDeps
+from zhiku.auth.csrf import CSRF_HEADER, cookie_request_allowed
 from zhiku.auth.service import SESSION_COOKIE, Principal, authenticate, bearer_or_cookie
 from zhiku.config import Settings
 from zhiku.errors import Forbidden
@@ -49,7 +50,17 @@ def credential_of(request: Request) -> str:
 
 
 async def get_principal(request: Request, session: SessionDep) -> Principal:
-    return await authenticate(session, credential_of(request))
+    """The caller. A state-changing request that rides on the session cookie (a web page's script)
+    must also send the session's ``X-CSRF-Token``, which another site cannot know; a bearer header is
+    never sent by a browser on its own, so it needs none."""
+    bearer = bearer_or_cookie(request.headers.get("authorization", ""), "")
+    credential = bearer or request.cookies.get(SESSION_COOKIE, "")
+    principal = await authenticate(session, credential)
+    sent_csrf = request.headers.get(CSRF_HEADER, "")
+    if not bearer and not cookie_request_allowed(request.method, credential, sent_csrf):
+        raise Forbidden("a request authenticated by the session cookie needs the X-CSRF-Token header "
+                        "(send 'Authorization: Bearer <token>' from scripts instead)", code="csrf_failed")
+    return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

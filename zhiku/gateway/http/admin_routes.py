@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from zhiku.auth.csrf import CSRF_HEADER, cookie_request_allowed
 from zhiku.auth.service import SESSION_COOKIE, bearer_or_cookie
 from zhiku.errors import Forbidden, Unauthorized
 from zhiku.gateway.admin import channels, logs, options, tokens, users
@@ -58,10 +59,13 @@ PlatformAdminCheck = Callable[[str], Awaitable[bool]]
 
 
 async def get_admin(request: Request, gateway: GatewayDep) -> Admin:
-    credential = bearer_or_cookie(request.headers.get("authorization", ""),
-                                  request.cookies.get(SESSION_COOKIE, ""))
+    bearer = bearer_or_cookie(request.headers.get("authorization", ""), "")
+    credential = bearer or request.cookies.get(SESSION_COOKIE, "")
     if not credential:
         raise Unauthorized("missing credentials: log in, or send 'Authorization: Bearer <admin token>'")
+    if not bearer and not cookie_request_allowed(request.method, credential, request.headers.get(CSRF_HEADER, "")):
+        raise Forbidden("a request authenticated by the session cookie needs the X-CSRF-Token header",
+                        code="csrf_failed")
     user = await users.user_by_access_token(gateway.store, credential)
     if user is not None:
         if user.role not in ("root", "admin") or user.status != "enabled":

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 
 from zhiku.auth import service
+from zhiku.auth.csrf import csrf_token
 from zhiku.auth.login_limits import LoginLimits, LoginPolicy
 from zhiku.web.deps import SESSION_COOKIE, CurrentPrincipal, SessionDep, SettingsDep, credential_of
 
@@ -37,7 +38,9 @@ async def login(body: LoginRequest, request: Request, response: Response, sessio
                                       limits=limits, address=address)
     response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="lax",
                         secure=settings.profile == "prod", max_age=settings.session_ttl_hours * 3600)
-    return {"token": token, "user": {"id": user.id, "username": user.username, "role": user.role}}
+    # csrfToken: what a page script sends as X-CSRF-Token when it changes things with the cookie alone
+    return {"token": token, "csrfToken": csrf_token(token),
+            "user": {"id": user.id, "username": user.username, "role": user.role}}
 
 
 @router.post("/logout", status_code=204)
