@@ -368,7 +368,7 @@ def test_link_collection_refuses_private_addresses_by_default(http: httpx.Client
         "url_private_address")
     refused(http.post(f"{API}/collection/create/link", json={"datasetId": dataset_id}), 422, "validation_error")
     refused(http.post(f"{API}/collection/create/link", json={
-        "link": "http://example.com/", "datasetId": dataset_id, "trainingType": "qa"}), 400,
+        "link": "http://example.com/", "datasetId": dataset_id, "trainingType": "imageParse"}), 400,
         "unsupported_training_type")
     assert data_of(http.post(f"{API}/collection/listV2", json={"datasetId": dataset_id}))["total"] == 0
 

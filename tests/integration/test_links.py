@@ -244,6 +244,14 @@ def test_a_page_that_fails_ends_as_that_collections_error(api: httpx.Client, sit
     assert "404" in results["/missing.html"]["error"]
 
 
+def test_a_link_may_be_trained_as_qa(api: httpx.Client, site: Site) -> None:
+    dataset = create_dataset(api, "links-qa")
+    [created] = add_links(api, dataset, site.url("/qa-page"), trainingMode="qa", qaPrompt="Ask about prices.")
+    assert created["training_mode"] == "qa" and created["metadata"]["qa_prompt"] == "Ask about prices."
+    r = api.post(f"/api/datasets/{dataset}/collections/link", json={"urls": [site.url("/x")], "trainingMode": "auto"})
+    assert r.status_code == 422, r.text
+
+
 def test_bad_link_requests_add_nothing(api: httpx.Client, site: Site) -> None:
     dataset = create_dataset(api, "links-bad")
     for body, code in [({"urls": [site.url("/a"), "ftp://example.com/x"]}, "url_invalid"),

@@ -78,7 +78,7 @@ async def _create(session: AsyncSession, dataset: Dataset, blobs: BlobStore, dat
     return _public(collection)
 
 
-def _qa_meta(training_mode: str, qa_prompt: str | None) -> dict:
+def qa_meta(training_mode: str, qa_prompt: str | None) -> dict:
     return {"qa_prompt": qa_prompt} if training_mode == "qa" and qa_prompt else {}
 
 
@@ -96,7 +96,7 @@ async def create_text_collection(session: AsyncSession, principal: Principal, bl
     return await _create(session, dataset, blobs, raw, name=data.name.strip(), type_="text",
                          chunk_size=data.chunk_size, max_attempts=max_attempts, training_mode=data.training_mode,
                          tags=data.tags, meta={"filename": data.name.strip(), "format": "markdown",
-                                               **_qa_meta(data.training_mode, data.qa_prompt)})
+                                               **qa_meta(data.training_mode, data.qa_prompt)})
 
 
 async def create_empty_collection(session: AsyncSession, principal: Principal, dataset_id: int, name: str, *,
@@ -145,7 +145,7 @@ async def create_file_collection(session: AsyncSession, principal: Principal, bl
     return await _create(session, dataset, blobs, data, name=name, type_="file", chunk_size=chunk_size,
                          max_attempts=max_attempts, training_mode=training_mode, tags=tags,
                          meta={**(source or {}), "filename": name, "size": len(data),
-                               **_qa_meta(training_mode, qa_prompt)})
+                               **qa_meta(training_mode, qa_prompt)})
 
 
 async def create_qa_table_collection(session: AsyncSession, principal: Principal, blobs: BlobStore,
@@ -259,7 +259,7 @@ async def reindex_collection(session: AsyncSession, principal: Principal, collec
     twin = Collection(dataset_id=collection.dataset_id, name=collection.name, type=collection.type,
                       status="pending", file_id=collection.file_id, training_mode=training_mode,
                       chunk_size=data.chunk_size or collection.chunk_size, tags=list(collection.tags or []),
-                      meta={**meta, **_qa_meta(training_mode, prompt), REINDEX_OF: collection.id})
+                      meta={**meta, **qa_meta(training_mode, prompt), REINDEX_OF: collection.id})
     session.add(twin)
     await session.flush()
     await queue.enqueue(session, PARSE_JOB, collection_id=twin.id, max_attempts=max_attempts)

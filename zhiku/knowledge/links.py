@@ -43,13 +43,14 @@ from zhiku.auth.service import Principal
 from zhiku.config import Settings
 from zhiku.db.models import Collection, Dataset, Job
 from zhiku.errors import Forbidden, InvalidInput, UnsupportedFile, ZhikuError
-from zhiku.knowledge.collections import PARSE_JOB, load_collection
+from zhiku.knowledge.collections import PARSE_JOB, load_collection, qa_meta
 from zhiku.knowledge.datasets import load_dataset
 from zhiku.knowledge.fetch import MAX_URL_CHARS, FetchedPage, FetchPolicy, address_refusal, fetch, parse_url
 from zhiku.knowledge.files import BlobStore, register_file
 from zhiku.knowledge.parsers import supported_extensions
 from zhiku.knowledge.parsers.html import declare_charset, decode_html, title_of
-from zhiku.knowledge.schemas import MAX_TAGS, CollectionPublic, Tag
+from zhiku.knowledge.schemas import MAX_TAGS, CollectionPublic, Tag, TrainingMode
+from zhiku.safetext import StoredText
 from zhiku.worker import queue
 from zhiku.worker.queue import ClaimedJob
 from zhiku.worker.runner import JobContext, JobHandler
@@ -79,6 +80,8 @@ class LinkCollectionCreate(BaseModel):
     chunk_size: int | None = Field(None, ge=100, le=20000, alias="chunkSize")
     tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
     sync_interval_hours: float | None = Field(None, ge=1, le=24 * 365, alias="syncIntervalHours")
+    training_mode: TrainingMode = Field("chunk", alias="trainingMode")
+    qa_prompt: StoredText | None = Field(None, max_length=10_000, alias="qaPrompt")
     model_config = ConfigDict(populate_by_name=True)
 
 
@@ -114,12 +117,13 @@ def _normal(url: httpx.URL, *, allow_private: bool = True) -> str:
 async def create_link_collection(session: AsyncSession, principal: Principal, dataset_id: int, url: str, *,
                                  chunk_size: int | None = None, tags: list[str] | None = None,
                                  sync_interval_hours: float | None = None, allow_private: bool = False,
+                                 training_mode: TrainingMode = "chunk", qa_prompt: str | None = None,
                                  max_attempts: int = 5) -> CollectionPublic:
     """One link collection, fetched by a worker; returned as it is now (``pending``)."""
     dataset = await load_dataset(session, principal, dataset_id)
     collection = await _add_link(session, dataset, checked_url(url, allow_private=allow_private),
                                  chunk_size=chunk_size, tags=tags or [], sync_interval_hours=sync_interval_hours,
-                                 max_attempts=max_attempts)
+                                 training_mode=training_mode, qa_prompt=qa_prompt, max_attempts=max_attempts)
     await session.commit()
     await session.refresh(collection)
     return CollectionPublic.model_validate(collection)
@@ -132,7 +136,8 @@ async def create_link_collections(session: AsyncSession, principal: Principal, d
     dataset = await load_dataset(session, principal, dataset_id)
     urls = [checked_url(url, allow_private=allow_private) for url in data.urls]
     added = [await _add_link(session, dataset, url, chunk_size=data.chunk_size, tags=data.tags,
-                             sync_interval_hours=data.sync_interval_hours, max_attempts=max_attempts)
+                             sync_interval_hours=data.sync_interval_hours, training_mode=data.training_mode,
+                             qa_prompt=data.qa_prompt, max_attempts=max_attempts)
              for url in urls]
     await session.commit()
     for collection in added:
@@ -178,10 +183,12 @@ async def request_sync(session: AsyncSession, principal: Principal, collection_i
 
 
 async def _add_link(session: AsyncSession, dataset: Dataset, url: str, *, chunk_size: int | None,
-                    tags: list[str], sync_interval_hours: float | None, max_attempts: int) -> Collection:
+                    tags: list[str], sync_interval_hours: float | None, max_attempts: int,
+                    training_mode: TrainingMode = "chunk", qa_prompt: str | None = None) -> Collection:
     collection = Collection(dataset_id=dataset.id, name=url[:_NAME_CHARS], type="link", status="pending",
                             chunk_size=chunk_size or dataset.chunk_size, tags=list(dict.fromkeys(tags)),
-                            meta={"url": url, **_interval(sync_interval_hours)})
+                            training_mode=training_mode,
+                            meta={"url": url, **_interval(sync_interval_hours), **qa_meta(training_mode, qa_prompt)})
     session.add(collection)
     await session.flush()
     await queue.enqueue(session, LINK_FETCH_JOB, collection_id=collection.id, max_attempts=max_attempts)

@@ -210,11 +210,10 @@ async def create_link_collection(body: LinkCollectionBody, session: SessionDep, 
                                  platform: PlatformDep) -> dict:
     """One web page, fetched by a worker. ``metadata.webPageSelector`` is not used: the page's main text is
     found by itself."""
-    body.mode(supported=("chunk",))
     collection = await links.create_link_collection(
         session, principal, body.checked_dataset_id(), body.link, chunk_size=body.chunk_size_to_use(),
-        tags=body.tags, allow_private=platform.settings.allow_private_urls,
-        max_attempts=platform.settings.job_max_attempts)
+        tags=body.tags, allow_private=platform.settings.allow_private_urls, training_mode=body.mode(),
+        qa_prompt=body.qa_prompt, max_attempts=platform.settings.job_max_attempts)
     return _created(collection)
 
 
