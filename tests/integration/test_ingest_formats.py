@@ -104,6 +104,8 @@ def test_office_files_spreadsheets_and_json_import_with_their_structure(client: 
         assert "| sku | name | stock |\n| --- | --- | --- |" in chunk["q"]  # every chunk repeats the header
     body_rows = [line for chunk in book_chunks for line in chunk["q"].split("\n") if line.startswith("| T-")]
     assert body_rows == [f"| T-{i:03} | Tea number {i} | {i * 3} |" for i in range(1, 120)]  # whole, once each
+    [top, *_] = search(client, dataset_id, "T-077 Tea number 77")
+    assert top["citation"] == "stock.xlsx sheet Q1" and "| T-077 | Tea number 77 | 231 |" in top["q"]
 
     assert "| 营业时间 | 每天九点到五点 |" in chunks_of(client, sheet["id"])[0]["q"]
     assert chunks_of(client, data["id"])[0]["q"] == '{\n  "shop": {\n    "name": "Teahouse",\n    "open": true\n  }\n}'
