@@ -2,7 +2,14 @@
 
 A parser is anything with a ``name``, the ``extensions`` it handles and a ``parse`` method.
 Built-in parsers register themselves through ``register_parser``, exactly as a third-party
-one would; a new format is a new module here that calls it.
+one would; a new format is a new module here that calls it. A parser that knows where its text
+sits in the file (a PDF's pages, a deck's slides, a workbook's sheets) returns it as
+``Section``s: the import chunks each on its own and keeps its ``meta`` on every chunk, which
+search quotes and citations carry ("handbook.pdf p. 12").
+
+Parsers run in worker threads, a few files at a time; each must check a file's size and shape
+(``sniff``, ``office``) before handing it to a library, and fail with ``UnsupportedFile`` and a
+specific code, never with a library's own exception.
 """
 
 from __future__ import annotations
