@@ -102,6 +102,9 @@ def _document(data: bytes, filename: str) -> Iterator[pdfium.PdfDocument]:
             raise _open_error(filename, exc) from exc
     try:
         yield document
+    except pdfium.PdfiumError as exc:  # a page PDFium cannot load: the document is damaged past it
+        raise UnsupportedFile(f"{filename} is damaged: a page could not be read ({exc}).",
+                              code="pdf_corrupt") from exc
     finally:
         with _PDFIUM:
             document.close()
