@@ -39,6 +39,10 @@ class UserCreate(BaseModel):
     role: Role = "member"
 
 
+class PasswordReset(BaseModel):
+    password: str
+
+
 class UserPublic(BaseModel):
     id: int
     username: str
@@ -117,19 +121,38 @@ async def find_user_id(session: AsyncSession, principal: Principal, username: st
     return user_id
 
 
+_REFUSAL_CODES = {"disable": ("root_cannot_be_disabled", "cannot_disable_self"),
+                  "delete": ("root_cannot_be_deleted", "cannot_delete_self"),
+                  "reset the password of": ("root_password_reset", "cannot_reset_self")}
+
+
 async def _managed_user(session: AsyncSession, principal: Principal, user_id: int,
-                        verb: Literal["disable", "delete"]) -> User:
-    """A user of the caller's team that the caller may disable or delete: never root, never oneself
-    (an admin who did so could lock the team out)."""
+                        verb: Literal["disable", "delete", "reset the password of"]) -> User:
+    """A user of the caller's team that the caller may disable, delete or give a new password: never
+    root, never oneself (an admin who did so could lock the team out; one's own password is changed
+    with the current one, on the account page)."""
     _require_user_admin(principal)
     user = await session.get(User, user_id)
     if user is None or user.team_id != principal.team_id:
         raise NotFound(f"user {user_id} does not exist", code="user_not_found")
+    root_code, self_code = _REFUSAL_CODES[verb]
     if user.role == "root":
-        raise Forbidden(f"root cannot be {verb}d", code=f"root_cannot_be_{verb}d")
+        raise Forbidden(f"you cannot {verb} root", code=root_code)
     if user.id == principal.user_id:
-        raise InvalidInput(f"you cannot {verb} yourself", code=f"cannot_{verb}_self")
+        raise InvalidInput(f"you cannot {verb} yourself", code=self_code)
     return user
+
+
+async def reset_user_password(session: AsyncSession, principal: Principal, user_id: int,
+                              password: str) -> UserPublic:
+    """An admin sets another user's password (they forgot theirs); the user's sessions end."""
+    password_hash = await hash_password_async(checked_password(password))  # before any query, as above
+    user = await _managed_user(session, principal, user_id, "reset the password of")
+    user.password_hash = password_hash
+    await session.execute(delete(Session).where(Session.user_id == user.id))
+    await session.commit()
+    await session.refresh(user)
+    return _public(user)
 
 
 async def set_user_status(session: AsyncSession, principal: Principal, user_id: int, *,

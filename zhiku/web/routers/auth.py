@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 
-from zhiku.auth import service
+from zhiku.auth import account, service
 from zhiku.auth.csrf import csrf_token
 from zhiku.auth.login_limits import LoginLimits, LoginPolicy
 from zhiku.web.deps import SESSION_COOKIE, CurrentPrincipal, SessionDep, SettingsDep, credential_of
@@ -41,6 +41,20 @@ async def login(body: LoginRequest, request: Request, response: Response, sessio
     # csrfToken: what a page script sends as X-CSRF-Token when it changes things with the cookie alone
     return {"token": token, "csrfToken": csrf_token(token),
             "user": {"id": user.id, "username": user.username, "role": user.role}}
+
+
+class PasswordChange(BaseModel):
+    current_password: str = Field(max_length=1000)
+    new_password: str = Field(max_length=1000)
+
+
+@router.post("/password", status_code=204)
+async def change_password(body: PasswordChange, request: Request, session: SessionDep,
+                          principal: CurrentPrincipal, limits: LoginLimitsDep) -> None:
+    """A logged-in user's own new password; their other sessions end, this one stays."""
+    address = request.client.host if request.client else "unknown"
+    await account.change_password(session, principal, body.current_password, body.new_password,
+                                  keep_session=credential_of(request), limits=limits, address=address)
 
 
 @router.post("/logout", status_code=204)

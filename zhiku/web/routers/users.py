@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from zhiku.auth import users
-from zhiku.auth.users import UserCreate, UserPublic
+from zhiku.auth.users import PasswordReset, UserCreate, UserPublic
 from zhiku.web.deps import CurrentPrincipal, SessionDep
 
 router = APIRouter(prefix="/api/users", tags=["users"])
@@ -33,6 +33,12 @@ async def disable_user(user_id: UserId, session: SessionDep, principal: CurrentP
 @router.post("/{user_id}/enable")
 async def enable_user(user_id: UserId, session: SessionDep, principal: CurrentPrincipal) -> UserPublic:
     return await users.set_user_status(session, principal, user_id, active=True)
+
+
+@router.post("/{user_id}/password")
+async def reset_password(user_id: UserId, body: PasswordReset, session: SessionDep,
+                         principal: CurrentPrincipal) -> UserPublic:
+    return await users.reset_user_password(session, principal, user_id, body.password)
 
 
 @router.delete("/{user_id}", status_code=204)
