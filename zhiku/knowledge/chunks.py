@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -75,7 +77,7 @@ async def update_chunk(session: AsyncSession, principal: Principal, embedders: E
         return _public(chunk)
     dataset = (await session.execute(select(Dataset).where(Dataset.id == chunk.dataset_id))).scalar_one()
     was_embedded = chunk.embedded == 1
-    chunk.fulltext = index_document(fulltext_text(q, a, indexes))
+    chunk.fulltext = await asyncio.to_thread(index_document, fulltext_text(q, a, indexes))  # jieba: CPU
     await session.flush()
     await fulltext.unindex_chunks(session, [chunk.id])
     await fulltext.index_terms(session, chunk.dataset_id, [(chunk.id, chunk.fulltext.split())])

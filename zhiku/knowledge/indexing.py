@@ -310,6 +310,7 @@ async def run_qa(ctx: JobContext, job: ClaimedJob, *, vector_store: VectorStore 
            else [ChunkTexts(0, source.q, source.a, source.indexes or ())])  # nothing parsed: a plain chunk
     embedder = ctx.embedders.get(dataset.embedding_model)
     records = await vector_records(embedder, new)
+    terms = await asyncio.to_thread(lambda: [index_document(fulltext_text(c.q, c.a, c.indexes)) for c in new])
 
     async with ctx.db.sessions() as session:
         collection = (await session.execute(select(Collection).where(
@@ -322,8 +323,8 @@ async def run_qa(ctx: JobContext, job: ClaimedJob, *, vector_store: VectorStore 
         rows = [{"dataset_id": source.dataset_id, "collection_id": source.collection_id,
                  "chunk_index": source.chunk_index + i, "q": c.q, "a": c.a, "indexes": list(c.indexes),
                  "headings": list(source.headings or []), "meta": dict(source.meta or {}),
-                 "fulltext": index_document(fulltext_text(c.q, c.a, c.indexes)), "embedded": 1}
-                for i, c in enumerate(new)]
+                 "fulltext": fulltext, "embedded": 1}
+                for i, (c, fulltext) in enumerate(zip(new, terms))]
         ids = list((await session.execute(insert(Chunk).returning(Chunk.id, sort_by_parameter_order=True),
                                          rows)).scalars())
         await fulltext.index_terms(session, source.dataset_id,
