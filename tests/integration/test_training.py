@@ -65,8 +65,10 @@ def test_qa_mode_asks_the_agent_model_and_keeps_the_chunks_metadata(client: http
     collection = wait_collection(client, r.json()["id"])
     assert collection["status"] == "ready", collection
 
+    # Jobs run at least once: on a starved machine a lease can lapse and a second worker ask again; the
+    # chunks below show the answer was stored once.
     asked = _chat_requests(fake)
-    assert len(asked) == 1 and asked[0].json["model"] == "qa-writer"
+    assert asked and all(r.json["model"] == "qa-writer" for r in asked)
     system, user = asked[0].json["messages"]
     assert system["content"] == QA_SYSTEM_PROMPT
     assert "<Context>" in message_text(user["content"]) and "Jasmine tea" in message_text(user["content"])
