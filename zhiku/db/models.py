@@ -263,6 +263,8 @@ class App(Base):
     search: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     # What whoever chats sees (FastGPT's chatConfig): welcomeText, openingQuestions, variables.
     chat_config: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default="{}")
+    # A workflow app's graph as saved (FastGPT's nodes, edges, chatConfig); None: a simple app.
+    workflow: Mapped[dict[str, Any] | None] = mapped_column(JSONB, nullable=True)
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _updated()
 
