@@ -9,8 +9,9 @@ from zhiku.auth.service import authenticate
 from zhiku.web.body_limit import DOCUMENT_ROUTES, RELAY_ROUTES, BodySizeLimit
 from zhiku.web.errors import install_error_handlers
 from zhiku.web.routers import (apps, auth, chat, chunks, collections, datasets, fastgpt_dataset, health, keys,
-                                users)
+                                users, workflow_apps)
 from zhiku.web.routers.collections import MULTIPART_OVERHEAD
+from zhiku.web.routers.models import install_models
 from zhiku.web.security_headers import SecurityHeaders
 from zhiku.web.ui import install_ui
 from zhiku.wiring import Platform
@@ -28,7 +29,8 @@ def create_app(platform: Platform) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes, limits=limits)
     app.add_middleware(SecurityHeaders)
     install_error_handlers(app)
-    for module in (health, auth, keys, users, datasets, collections, chunks, apps, chat, fastgpt_dataset):
+    for module in (health, auth, keys, users, datasets, collections, chunks, apps, chat, fastgpt_dataset,
+                   workflow_apps):
         app.include_router(module.router)
     if platform.gateway is not None:
         from zhiku.gateway.http.app import install_gateway
@@ -39,5 +41,6 @@ def create_app(platform: Platform) -> FastAPI:
             return principal.is_admin and principal.app_id is None
 
         install_gateway(app, platform.gateway, is_platform_admin)
+    install_models(app)  # after the gateway: its /v1/models answers gateway tokens
     install_ui(app, platform)
     return app

@@ -23,7 +23,9 @@ from zhiku.web import fastgpt_envelope
 log = logging.getLogger(__name__)
 
 # Routes that speak the OpenAI wire format, so OpenAI clients can read our errors.
-OPENAI_STYLE_PREFIXES = ("/api/v1/chat/", "/v1/")
+OPENAI_STYLE_PREFIXES = ("/api/v1/chat/", "/api/v2/chat/", "/v1/")
+# FastGPT-shaped routes answering in its envelope besides the dataset API (workflow apps).
+FASTGPT_PREFIXES = (fastgpt_envelope.PATH_PREFIX, "/api/core/app/")
 _HTTP_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
                413: "payload_too_large", 415: "unsupported_media_type"}
 
@@ -34,7 +36,7 @@ def platform_style(request: Request) -> Callable[[ZhikuError], dict[str, Any]]:
     """The platform's routes answer in the native shape; its OpenAI-style routes in OpenAI's, and its
     FastGPT dataset API in FastGPT's envelope."""
     path = request.url.path
-    if path.startswith(fastgpt_envelope.PATH_PREFIX):
+    if path.startswith(FASTGPT_PREFIXES):
         return fastgpt_envelope.error_body
     return openai_body if path.startswith(OPENAI_STYLE_PREFIXES) else native_body
 

@@ -1,11 +1,15 @@
-"""``POST /api/v1/chat/completions``: FastGPT's OpenAI-shaped app chat API.
+"""FastGPT's app chat API: ``POST /api/v1/chat/completions`` and ``/api/v2/chat/completions``.
 
-The route runs :func:`zhiku.apps.chat.run_chat_turn` and only encodes its events: as OpenAI chunks
-over SSE (with FastGPT's named events when ``detail`` is true), or as one JSON body.
+The routes run :func:`zhiku.apps.chat.run_chat_turn` and only encode its events: as OpenAI chunks
+over SSE (with FastGPT's named events when ``detail`` is true: ``answer``, ``fastAnswer``,
+``flowNodeStatus``, ``updateVariables``, ``interactive``, ``workflowDuration``, ``error``, and
+``flowResponses`` at the end of v1 or ``flowNodeResponse`` per node in v2), or as one JSON body.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -21,18 +25,36 @@ from zhiku.apps.chat import (
     AnswerText,
     ChatEvent,
     ChatRequest,
+    InteractionRequested,
+    NodeResponse,
     NodeStatus,
     TurnDone,
     TurnFailed,
     TurnStarted,
+    VariablesUpdated,
     run_chat_turn,
 )
 from zhiku.chat_model import Usage
-from zhiku.errors import openai_body
+from zhiku.errors import PayloadTooLarge, openai_body
 from zhiku.safetext import Name, clean_json
 from zhiku.web.deps import ChatDepsDep, CurrentPrincipal
 
 router = APIRouter(tags=["chat"])
+
+MAX_VARIABLES_CHARS = 100_000  # of the variables' JSON text
+MAX_METADATA_CHARS = 10_000
+# FastGPT's citation markers: [<24-hex id>](CITE) or 【<id>】(CITE); Zhiku's ids are numbers.
+CITE = re.compile(r"[\[【](?:[0-9a-f]{24}|\d{1,19})[\]】]\(CITE\)")
+_CITE_TAIL = 40  # a marker is at most this long, so a streamed piece holds back at most this much
+
+
+def _bounded(limit: int, what: str) -> Any:
+    def check(value: Any) -> Any:
+        value = clean_json(value)
+        if len(json.dumps(value, ensure_ascii=False)) > limit:
+            raise PayloadTooLarge(f"{what} may be at most {limit} characters of JSON", code=f"{what}_too_large")
+        return value
+    return AfterValidator(check)
 
 
 class ChatCompletionRequest(BaseModel):
@@ -41,8 +63,12 @@ class ChatCompletionRequest(BaseModel):
     stream: bool = False
     chat_id: Name | None = Field(None, alias="chatId", max_length=200)
     detail: bool = False
-    variables: Annotated[dict[str, Any], AfterValidator(clean_json)] = Field(default_factory=dict)
+    variables: Annotated[dict[str, Any], _bounded(MAX_VARIABLES_CHARS, "variables")] = Field(default_factory=dict)
     app_id: int | None = Field(None, alias="appId", ge=1, le=2**63 - 1)
+    response_chat_item_id: Name | None = Field(None, alias="responseChatItemId", max_length=200)
+    retain_dataset_cite: bool = Field(False, alias="retainDatasetCite")
+    custom_uid: Name | None = Field(None, alias="customUid", max_length=200)
+    metadata: Annotated[dict[str, Any], _bounded(MAX_METADATA_CHARS, "metadata")] = Field(default_factory=dict)
 
 
 def _usage_dict(usage: Usage | None) -> dict[str, int]:
@@ -51,60 +77,111 @@ def _usage_dict(usage: Usage | None) -> dict[str, int]:
             "total_tokens": usage.total_tokens}
 
 
+class CiteFilter:
+    """Removes citation markers from answer text, also across streamed pieces."""
+
+    def __init__(self, keep: bool) -> None:
+        self.keep = keep
+        self._held = ""
+
+    def feed(self, text: str) -> str:
+        if self.keep:
+            return text
+        text = CITE.sub("", self._held + text)
+        start = max(text.rfind("["), text.rfind("【"))
+        if start >= 0 and len(text) - start < _CITE_TAIL and ")" not in text[start:]:
+            self._held, text = text[start:], text[:start]
+        else:
+            self._held = ""
+        return text
+
+    def flush(self) -> str:
+        held, self._held = self._held, ""
+        return held if self.keep else CITE.sub("", held)
+
+
 @router.post("/api/v1/chat/completions", response_model=None)
 async def chat_completions(body: ChatCompletionRequest, principal: CurrentPrincipal,
                            deps: ChatDepsDep) -> dict | StreamingResponse:
+    return await _complete(body, principal, deps, version=1)
+
+
+@router.post("/api/v2/chat/completions", response_model=None)
+async def chat_completions_v2(body: ChatCompletionRequest, principal: CurrentPrincipal,
+                              deps: ChatDepsDep) -> dict | StreamingResponse:
+    return await _complete(body, principal, deps, version=2)
+
+
+async def _complete(body: ChatCompletionRequest, principal: Any, deps: Any, *, version: int) -> dict | StreamingResponse:
     request = ChatRequest(messages=body.messages, app_id=body.app_id, chat_id=body.chat_id,
-                          variables=body.variables, stream=body.stream)
-    completion_id = body.chat_id or f"chatcmpl-{uuid.uuid4().hex}"
+                          variables=body.variables, stream=body.stream,
+                          response_chat_item_id=body.response_chat_item_id, custom_uid=body.custom_uid)
+    completion_id = body.chat_id or ("" if version == 2 else f"chatcmpl-{uuid.uuid4().hex}")
     created = int(time.time())
     events = run_chat_turn(deps, principal, request)
     # Events up to the first answer text are read before answering, so a request or model error that
     # comes before any answer still gets a proper HTTP error.
     head: list[ChatEvent] = []
     async for event in events:
-        if isinstance(event, TurnFailed):
+        if isinstance(event, TurnFailed) and not event.answered:
             await events.aclose()
             raise event.error
         head.append(event)
-        if isinstance(event, (AnswerText, TurnDone)):
+        if isinstance(event, (AnswerText, TurnDone, TurnFailed)):
             break
     if not body.stream:
-        async with aclosing(events):
-            done = next((e for e in head if isinstance(e, TurnDone)), None)
-            parts = [e.text for e in head if isinstance(e, AnswerText)]
-            async for event in events:
-                if isinstance(event, TurnFailed):
-                    raise event.error
-                if isinstance(event, AnswerText):
-                    parts.append(event.text)
-                elif isinstance(event, TurnDone):
-                    done = event
-        assert done is not None
-        response: dict[str, Any] = {
-            "id": completion_id, "object": "chat.completion", "created": created, "model": done.model,
-            "usage": _usage_dict(done.usage),
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": done.answer},
-                         "finish_reason": done.finish_reason}],
-        }
-        if body.detail:
-            response["responseData"] = done.response_data
-        return response
-    return StreamingResponse(_encode(head, events, body.detail, completion_id, created),
+        return await _whole(head, events, body, completion_id, created)
+    return StreamingResponse(_encode(head, events, body, completion_id, created, version),
                              media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
-async def _encode(head: list[ChatEvent], rest: AsyncIterator[ChatEvent], detail: bool, completion_id: str,
-                  created: int) -> AsyncIterator[bytes]:
+async def _whole(head: list[ChatEvent], events: AsyncIterator[ChatEvent], body: ChatCompletionRequest,
+                 completion_id: str, created: int) -> dict[str, Any]:
+    end: TurnDone | TurnFailed | None = None
+    parts: list[str] = []
+    async with aclosing(_chain(head, events)) as all_events:
+        async for event in all_events:
+            if isinstance(event, AnswerText):
+                parts.append(event.text)
+            elif isinstance(event, (TurnDone, TurnFailed)):
+                end = event
+    assert end is not None
+    if isinstance(end, TurnFailed) and not end.answered:
+        raise end.error
+    cites = CiteFilter(body.retain_dataset_cite)
+    content = cites.feed("".join(parts)) + cites.flush()
+    model = end.model if isinstance(end, TurnDone) else ""
+    response: dict[str, Any] = {
+        "id": completion_id, "object": "chat.completion", "created": created, "model": model,
+        "usage": _usage_dict(end.usage if isinstance(end, TurnDone) else None),
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                     "finish_reason": end.finish_reason if isinstance(end, TurnDone) else "error"}],
+    }
+    if isinstance(end, TurnFailed):
+        response["error"] = openai_body(end.error)["error"]
+    if isinstance(end, TurnDone) and end.interactive is not None and body.detail:
+        response["choices"][0]["message"]["content"] = (
+            [{"type": "text", "text": {"content": content}}] if content else []) + \
+            [{"type": "interactive", "interactive": end.interactive}]
+    if body.detail:
+        response["responseData"] = end.response_data
+        response["newVariables"] = end.new_variables
+    return response
+
+
+async def _encode(head: list[ChatEvent], rest: AsyncIterator[ChatEvent], body: ChatCompletionRequest,
+                  completion_id: str, created: int, version: int) -> AsyncIterator[bytes]:
     """The turn's events as OpenAI chunks; with ``detail``, FastGPT's named events around them."""
+    detail = body.detail
     answer_event = "answer" if detail else None
     model = ""
+    cites = CiteFilter(body.retain_dataset_cite)
 
-    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+    def chunk(delta: dict[str, Any], finish: str | None = None, event: str | None = answer_event) -> bytes:
         return sse.encode({"id": completion_id, "object": "chat.completion.chunk", "created": created,
                            "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]},
-                          answer_event)
+                          event)
 
     started = False
     async with aclosing(_chain(head, rest)) as events:
@@ -112,27 +189,44 @@ async def _encode(head: list[ChatEvent], rest: AsyncIterator[ChatEvent], detail:
             if isinstance(event, TurnStarted):
                 model = event.model
                 continue
-            if isinstance(event, NodeStatus):
+            if isinstance(event, (NodeStatus, VariablesUpdated, InteractionRequested, NodeResponse)):
                 if detail:
-                    yield sse.encode({"status": event.status, "name": event.name}, "flowNodeStatus")
+                    encoded = _detail_event(event, version)
+                    if encoded is not None:
+                        yield encoded
                 continue
             if not started and isinstance(event, (AnswerText, TurnDone, TurnFailed)):
                 started = True
                 yield chunk({"role": "assistant", "content": ""})
             if isinstance(event, AnswerText):
-                yield chunk({"content": event.text})
-            elif isinstance(event, TurnFailed):
-                error = openai_body(event.error)
-                yield sse.encode(error["error"] if detail else error, "error" if detail else None)
-                yield chunk({}, "error")
+                text = cites.feed(event.text)
+                if text:
+                    yield chunk({"content": text}, event="fastAnswer" if detail and event.fast else answer_event)
+            elif isinstance(event, (TurnDone, TurnFailed)):
+                tail = cites.flush()
+                if tail:
+                    yield chunk({"content": tail})
+                if isinstance(event, TurnFailed):
+                    error = openai_body(event.error)
+                    yield sse.encode(error["error"] if detail else error, "error" if detail else None)
                 if detail:
+                    yield sse.encode({"durationSeconds": round(event.duration_s, 2)}, "workflowDuration")
+                yield chunk({}, event.finish_reason if isinstance(event, TurnDone) else "error")
+                if detail and version == 1:
                     yield sse.encode(event.response_data, "flowResponses")
                 yield sse.encode("[DONE]", answer_event)
-            elif isinstance(event, TurnDone):
-                yield chunk({}, event.finish_reason)
-                if detail:
-                    yield sse.encode(event.response_data, "flowResponses")
-                yield sse.encode("[DONE]", answer_event)
+
+
+def _detail_event(event: ChatEvent, version: int) -> bytes | None:
+    if isinstance(event, NodeStatus):
+        return sse.encode({"status": event.status, "name": event.name}, "flowNodeStatus")
+    if isinstance(event, VariablesUpdated):
+        return sse.encode(event.variables, "updateVariables")
+    if isinstance(event, InteractionRequested):
+        return sse.encode({"interactive": event.interactive}, "interactive")
+    if isinstance(event, NodeResponse) and version == 2:
+        return sse.encode(event.item, "flowNodeResponse")
+    return None
 
 
 async def _chain(head: list[ChatEvent], rest: AsyncIterator[ChatEvent]) -> AsyncIterator[ChatEvent]:
