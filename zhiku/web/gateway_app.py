@@ -1,5 +1,5 @@
 """The standalone gateway's app (``zhiku gateway serve``): the gateway's routes, the one error renderer,
-and a public status route."""
+a public status route, and the web UI's gateway console with its own login for the gateway's admins."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from zhiku.gateway.runtime import Gateway
 from zhiku.web.body_limit import RELAY_ROUTES, BodySizeLimit
 from zhiku.web.errors import install_error_handlers
 from zhiku.web.security_headers import SecurityHeaders
+from zhiku.web.ui.gateway_console import install_gateway_console
 
 
 def create_gateway_app(gateway: Gateway) -> FastAPI:
@@ -22,6 +23,7 @@ def create_gateway_app(gateway: Gateway) -> FastAPI:
     app.add_middleware(SecurityHeaders)
     install_error_handlers(app)
     install_gateway(app, gateway)
+    install_gateway_console(app)
 
     @app.get("/api/status", tags=["health"])
     async def status() -> dict:

@@ -39,6 +39,14 @@ class KeyBox:
             raise StartupError("a channel key cannot be decrypted with this server's secret: every gateway "
                                "process must use the same ZHIKU_SECRET_KEY (or data dir secret.key)") from None
 
+    def decrypt_recent(self, token: str, max_age_seconds: int) -> str | None:
+        """What :meth:`encrypt` sealed at most ``max_age_seconds`` ago; None when forged, altered or older
+        (a console login cookie)."""
+        try:
+            return self._fernet.decrypt(token.encode(), ttl=max_age_seconds).decode()
+        except (InvalidToken, UnicodeError):
+            return None
+
 
 def mask_key(key: str) -> str:
     """What admins see of a key: its first and last few characters."""

@@ -1,0 +1,167 @@
+"""The gateway console's tokens (created with the key shown once) and users (quota, group, role)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from pydantic import ValidationError
+
+from zhiku.errors import ZhikuError
+from zhiku.gateway.admin import tokens, users
+from zhiku.gateway.admin.schemas import TokenCreate, TokenUpdate, UserCreate, UserPublic, UserUpdate
+from zhiku.gateway.domain import ENABLED
+from zhiku.gateway.runtime import Gateway
+from zhiku.web.ui.pages.gateway import (
+    AdminDep,
+    ConsoleAdmin,
+    GatewayDep,
+    names,
+    pager,
+    problem,
+    utc_datetime,
+    whole_number,
+)
+from zhiku.web.ui.templating import render
+
+router = APIRouter(include_in_schema=False)
+
+PAGE_SIZE = 50
+
+
+# ---- tokens -------------------------------------------------------------------------------------
+
+
+def token_values(form: Mapping[str, Any], admin: ConsoleAdmin) -> dict[str, Any]:
+    unlimited = form.get("unlimited_quota") == "on"
+    return {"name": str(form.get("name") or "").strip(),
+            "user_id": whole_number(form, "user_id", admin.gateway_user_id),
+            "expires_at": utc_datetime(str(form.get("expires_at") or ""), "expires_at"),
+            "unlimited_quota": unlimited, "remain_quota": 0 if unlimited else whole_number(form, "remain_quota"),
+            "models": names(str(form.get("models") or "")) or None,
+            "subnets": names(str(form.get("subnets") or "")) or None,
+            "rpm_limit": whole_number(form, "rpm_limit"), "tpm_limit": whole_number(form, "tpm_limit")}
+
+
+async def token_panel(request: Request, gateway: Gateway, admin: ConsoleAdmin, page: int, *,
+                      created: Any = None, error: str | None = None,
+                      form: Mapping[str, Any] | None = None) -> HTMLResponse:
+    """The tokens list and the create form; after a create, the dialog that shows the key once."""
+    items, total = await tokens.list_tokens(gateway.store, page=page, size=PAGE_SIZE)
+    owners, _ = await users.list_users(gateway.store, size=1000)
+    template = "gateway/_tokens_panel.html" if request.headers.get("hx-request") else "gateway/tokens.html"
+    return render(request, template, items=items, owners={u.id: u.username for u in owners},
+                  me=admin.gateway_user_id, created=created, error=error, form=form or {},
+                  pages=pager(request, page, PAGE_SIZE, total))
+
+
+@router.get("/gateway/tokens", response_class=HTMLResponse)
+async def token_list(request: Request, admin: AdminDep, gateway: GatewayDep,
+                     page: Annotated[int, Query(ge=1)] = 1) -> HTMLResponse:
+    return await token_panel(request, gateway, admin, page)
+
+
+@router.post("/gateway/tokens", response_class=HTMLResponse)
+async def create_token(request: Request, admin: AdminDep, gateway: GatewayDep) -> HTMLResponse:
+    form = await request.form()
+    try:
+        body = TokenCreate(**token_values(form, admin))
+        owner = body.user_id or admin.gateway_user_id
+        await users.get_user(gateway.store, owner)  # an unknown owner is a visible error
+        created = await tokens.create_token(gateway.store, owner, body)
+    except (ValidationError, ZhikuError) as exc:
+        return await token_panel(request, gateway, admin, 1, error=problem(exc), form=dict(form))
+    await gateway.reload()
+    return await token_panel(request, gateway, admin, 1, created=created)
+
+
+@router.post("/gateway/tokens/{token_id}/status", response_class=HTMLResponse)
+async def switch_token(request: Request, token_id: int, admin: AdminDep, gateway: GatewayDep) -> HTMLResponse:
+    form = await request.form()
+    status = ENABLED if form.get("status") == ENABLED else "disabled"
+    updated = await tokens.update_token(gateway.store, token_id, TokenUpdate(status=status))
+    await gateway.reload()
+    owners, _ = await users.list_users(gateway.store, size=1000)
+    return render(request, "gateway/_token_row.html", token=updated, owners={u.id: u.username for u in owners})
+
+
+@router.post("/gateway/tokens/{token_id}/delete")
+async def delete_token(request: Request, token_id: int, admin: AdminDep, gateway: GatewayDep) -> Response:
+    await tokens.delete_token(gateway.store, token_id)
+    await gateway.reload()
+    return HTMLResponse("")
+
+
+# ---- users --------------------------------------------------------------------------------------
+
+
+async def user_panel(request: Request, gateway: Gateway, page: int, *, created: Any = None,
+                     error: str | None = None, form: Mapping[str, Any] | None = None) -> HTMLResponse:
+    items, total = await users.list_users(gateway.store, page=page, size=PAGE_SIZE)
+    template = "gateway/_users_panel.html" if request.headers.get("hx-request") else "gateway/users.html"
+    return render(request, template, items=items, created=created, error=error, form=form or {},
+                  pages=pager(request, page, PAGE_SIZE, total))
+
+
+def user_row(request: Request, user: UserPublic, error: str | None = None) -> HTMLResponse:
+    return render(request, "gateway/_user_row.html", gw_user=user, error=error)
+
+
+@router.get("/gateway/users", response_class=HTMLResponse)
+async def user_list(request: Request, admin: AdminDep, gateway: GatewayDep,
+                    page: Annotated[int, Query(ge=1)] = 1) -> HTMLResponse:
+    return await user_panel(request, gateway, page)
+
+
+@router.post("/gateway/users", response_class=HTMLResponse)
+async def create_user(request: Request, admin: AdminDep, gateway: GatewayDep) -> HTMLResponse:
+    form = await request.form()
+    try:
+        body = UserCreate(username=str(form.get("username") or "").strip(),
+                          display_name=str(form.get("display_name") or "").strip(),
+                          role=str(form.get("role") or "user"), group=str(form.get("group") or "default").strip(),
+                          quota=whole_number(form, "quota"))
+        created = await users.create_user(gateway.store, body,
+                                          with_access_token=form.get("access_token") == "on")
+    except (ValidationError, ZhikuError) as exc:
+        return await user_panel(request, gateway, 1, error=problem(exc), form=dict(form))
+    await gateway.reload()
+    return await user_panel(request, gateway, 1, created=created)
+
+
+async def _change_user(request: Request, gateway: Gateway, user_id: int, change: dict[str, Any]) -> HTMLResponse:
+    await gateway.flush()  # a quota change is relative to what was spent so far
+    try:
+        updated = await users.update_user(gateway.store, user_id, UserUpdate(**change))
+    except (ValidationError, ZhikuError) as exc:
+        return user_row(request, await users.get_user(gateway.store, user_id), problem(exc))
+    await gateway.reload()
+    return user_row(request, updated)
+
+
+@router.post("/gateway/users/{user_id}/quota", response_class=HTMLResponse)
+async def add_quota(request: Request, user_id: int, admin: AdminDep, gateway: GatewayDep) -> HTMLResponse:
+    form = await request.form()
+    try:
+        amount = whole_number(form, "add_quota")
+    except ZhikuError as exc:
+        return user_row(request, await users.get_user(gateway.store, user_id), problem(exc))
+    return await _change_user(request, gateway, user_id, {"add_quota": amount})
+
+
+@router.post("/gateway/users/{user_id}/role", response_class=HTMLResponse)
+async def change_role(request: Request, user_id: int, admin: AdminDep, gateway: GatewayDep) -> HTMLResponse:
+    form = await request.form()
+    change: dict[str, Any] = {"group": str(form.get("group") or "").strip() or None}
+    if form.get("role"):
+        change["role"] = str(form.get("role"))
+    return await _change_user(request, gateway, user_id, {k: v for k, v in change.items() if v is not None})
+
+
+@router.post("/gateway/users/{user_id}/status", response_class=HTMLResponse)
+async def switch_user(request: Request, user_id: int, admin: AdminDep, gateway: GatewayDep) -> HTMLResponse:
+    form = await request.form()
+    status = ENABLED if form.get("status") == ENABLED else "disabled"
+    return await _change_user(request, gateway, user_id, {"status": status})
