@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     # Empty means: start the embedded PostgreSQL in ``data_dir/pg``.
     database_url: str = Field("", validation_alias=_env("ZHIKU_DATABASE_URL", "PG_URL"))
     db_pool_size: int = Field(10, validation_alias=_env("ZHIKU_DB_POOL_SIZE"))
+    # When the embedded PostgreSQL dies under a running process: seconds before it is started again
+    # (doubled after each failed try, up to a minute). Requests answer 503 database_unavailable meanwhile.
+    db_restart_backoff_seconds: float = Field(2.0, gt=0, le=3600,
+                                              validation_alias=_env("ZHIKU_DB_RESTART_BACKOFF_SECONDS"))
     # Where chunk vectors are kept and searched (``zhiku.retrieval.vector_store``).
     vector_store: str = Field("pgvector", validation_alias=_env("ZHIKU_VECTOR_STORE"))
 

@@ -95,6 +95,8 @@ async def _open_db(settings: Settings, *, serving: bool) -> tuple[Database, Root
     except BaseException:
         await db.dispose()
         raise
+    if serving:  # a process that keeps running brings a dead embedded PostgreSQL back (and stops watching on close)
+        db.supervise(settings)
     return db, root
 
 

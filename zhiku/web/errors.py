@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from zhiku.db.availability import DatabaseUnavailable, is_database_unavailable
 from zhiku.errors import ZhikuError, error_headers, native_body, openai_body
 from zhiku.web import fastgpt_envelope
 
@@ -76,6 +77,8 @@ def as_domain_error(exc: Exception) -> ZhikuError:
     """Any exception a route raised, as the domain error its client is shown."""
     if isinstance(exc, ZhikuError):
         return exc
+    if is_database_unavailable(exc):  # the connection was lost mid-request (a new one raises it already)
+        return DatabaseUnavailable()
     refused = database_refusal(exc)
     if refused is not None:
         return refused
@@ -100,7 +103,9 @@ def install_error_handlers(app: FastAPI, style: BodyFor = platform_style) -> Non
 
     async def handle(request: Request, exc: Exception) -> JSONResponse:
         error = as_domain_error(exc)
-        if error.status >= 500 and not isinstance(exc, ZhikuError):
+        if isinstance(error, DatabaseUnavailable):
+            pass  # the database's availability says so in the log once, not once per request
+        elif error.status >= 500 and not isinstance(exc, ZhikuError):
             log.exception("unhandled error on %s %s", request.method, request.url.path)
         elif isinstance(exc, (DBAPIError, OverflowError)):  # one line: the statement and values stay out
             log.warning("%s %s: the database refused the values (%s)", request.method, request.url.path,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from zhiku.chat_model import ChatModel
 from zhiku.config import Settings
+from zhiku.db.availability import is_database_unavailable
 from zhiku.db.engine import Database
 from zhiku.embedding.registry import EmbedderRegistry
 from zhiku.errors import ZhikuError
@@ -22,6 +23,8 @@ log = logging.getLogger(__name__)
 
 # The longest wait a job accepts from a ``Retry-After``; a longer one is treated as this.
 MAX_RETRY_AFTER_SECONDS = 600.0
+# While the database is unavailable a job loop waits twice as long after each try, up to this.
+DATABASE_RETRY_MAX_SECONDS = 10.0
 
 
 @dataclass
@@ -74,6 +77,8 @@ class Worker:
             await self._fail(job, exc.code, exc.message, retry=exc.status >= 500 or exc.status == 429,
                              retry_after=retry_after(exc))
         except Exception as exc:  # a bug or a transient failure: retry with backoff
+            if is_database_unavailable(exc):
+                raise  # nothing can be recorded now: the lease runs out and the job runs again once it is back
             log.exception("job %s (%s) failed", job.id, job.kind)
             await self._fail(job, "job_failed", f"{type(exc).__name__}: {exc}", retry=True)
         else:
@@ -90,15 +95,22 @@ class Worker:
         await asyncio.gather(*(self._loop(stop) for _ in range(loops)))
 
     async def _loop(self, stop: asyncio.Event) -> None:
+        poll = self.ctx.settings.worker_poll_seconds
+        wait = poll
         while not stop.is_set():
             try:
                 worked = await self.run_once()
-            except Exception:  # database hiccup: keep the worker alive
-                log.exception("worker loop error")
+                wait = poll
+            except Exception as exc:  # keep the worker alive
                 worked = False
+                if is_database_unavailable(exc):  # logged once by the database's availability: wait longer
+                    wait = min(max(wait * 2, poll), DATABASE_RETRY_MAX_SECONDS)
+                else:
+                    log.exception("worker loop error")
+                    wait = poll
             if not worked:
                 try:
-                    await asyncio.wait_for(stop.wait(), timeout=self.ctx.settings.worker_poll_seconds)
+                    await asyncio.wait_for(stop.wait(), timeout=wait)
                 except TimeoutError:
                     pass
 
@@ -106,8 +118,12 @@ class Worker:
         lease = self.ctx.settings.job_lease_seconds
         while True:
             await asyncio.sleep(lease / 3)
-            async with self.ctx.db.sessions() as session:
-                await queue.renew(session, job.id, self.name, lease)
+            try:
+                async with self.ctx.db.sessions() as session:
+                    await queue.renew(session, job.id, self.name, lease)
+            except Exception as exc:
+                if not is_database_unavailable(exc):
+                    raise  # while the database is away there is nothing to renew against: try again later
 
     async def _fail(self, job: ClaimedJob, code: str, reason: str, *, retry: bool,
                     retry_after: float | None = None) -> None:
