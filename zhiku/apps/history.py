@@ -37,6 +37,13 @@ class StoredItem:
     feedback: str | None
 
 
+@dataclass(frozen=True)
+class StoredChat:
+    title: str
+    variables: dict[str, Any]
+    items: list[StoredItem]
+
+
 async def _chat(session: AsyncSession, principal: Principal, app_id: int, chat_id: str) -> Chat:
     await load_app(session, principal, app_id)
     chat = (await session.execute(select(Chat).where(Chat.app_id == app_id, Chat.chat_id == chat_id))
@@ -56,14 +63,18 @@ async def list_chats(session: AsyncSession, principal: Principal, app_id: int, *
     return [ChatSummary(chat_id=c, title=t, updated_at=u) for c, t, u in rows.all()], total
 
 
-async def chat_items(session: AsyncSession, principal: Principal, app_id: int, chat_id: str) -> list[StoredItem]:
-    """The chat's questions and answers in order (an unknown chat id is a new chat: no items)."""
+async def load_chat(session: AsyncSession, principal: Principal, app_id: int, chat_id: str) -> StoredChat:
+    """The chat's variables and its questions and answers in order (an unknown chat id is a new chat)."""
     await load_app(session, principal, app_id)
-    rows = await session.execute(
-        select(ChatItem.id, ChatItem.role, ChatItem.content, ChatItem.quotes, ChatItem.feedback)
-        .join(Chat, Chat.id == ChatItem.chat_pk).where(Chat.app_id == app_id, Chat.chat_id == chat_id)
-        .order_by(ChatItem.id))
-    return [StoredItem(id=i, role=r, content=c, quotes=q or [], feedback=f) for i, r, c, q, f in rows.all()]
+    chat = (await session.execute(select(Chat).where(Chat.app_id == app_id, Chat.chat_id == chat_id))
+            ).scalar_one_or_none()
+    if chat is None:
+        return StoredChat(title="", variables={}, items=[])
+    rows = await session.execute(select(ChatItem.id, ChatItem.role, ChatItem.content, ChatItem.quotes,
+                                        ChatItem.feedback).where(ChatItem.chat_pk == chat.id).order_by(ChatItem.id))
+    return StoredChat(title=chat.title, variables=dict(chat.variables or {}),
+                      items=[StoredItem(id=i, role=r, content=c, quotes=q or [], feedback=f)
+                             for i, r, c, q, f in rows.all()])
 
 
 async def rename_chat(session: AsyncSession, principal: Principal, app_id: int, chat_id: str, title: str) -> None:

@@ -73,10 +73,11 @@ async def create_app(session: AsyncSession, principal: Principal, data: AppCreat
 
 async def update_app(session: AsyncSession, principal: Principal, app_id: int, data: AppUpdate) -> AppPublic:
     app = await load_app(session, principal, app_id)
-    for field in ("system_prompt", "model", "temperature", "max_tokens"):
-        value = getattr(data, field)
-        if value is not None:
-            setattr(app, field, value)
+    if data.system_prompt is not None:
+        app.system_prompt = data.system_prompt
+    for field in ("model", "temperature", "max_tokens"):  # nullable: an explicit null goes back to the default
+        if field in data.model_fields_set:
+            setattr(app, field, getattr(data, field))
     if data.name is not None:
         app.name = data.name.strip()
     if data.search is not None:

@@ -105,3 +105,15 @@ document.addEventListener("htmx:confirm", (event) => {
   event.preventDefault();
   if (window.confirm(question)) event.detail.issueRequest(true);
 });
+
+// <dialog data-show-modal> opens by itself when it reaches the page (with it, or swapped in by htmx) and
+// leaves the page when closed: how a secret is shown once (a new API key).
+function openShowModalDialogs(root) {
+  for (const dialog of root.querySelectorAll("dialog[data-show-modal]")) {
+    if (dialog.open) continue;
+    dialog.addEventListener("close", () => dialog.remove(), { once: true });
+    dialog.showModal();
+  }
+}
+document.addEventListener("htmx:afterSwap", (event) => openShowModalDialogs(event.detail.target.parentNode || document));
+openShowModalDialogs(document);

@@ -1,0 +1,352 @@
+"""The apps and chat pages in a real browser: the app editor and its keys, and the chat page streaming from
+the chat API (the fake upstream scripts the model), with citations, feedback, stop, errors, history, a
+phone-sized screen and hostile text shown as text."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from tests.conftest import login, unique
+from tests.integration.helpers import add_text, create_dataset, sql_rows
+from tests.ui.conftest import PageProblems, log_in
+from zhiku.testing.fake_upstream import FakeUpstream
+from zhiku.testing.server import ServerThread
+
+pytestmark = pytest.mark.integration
+
+MANUAL = """# Espresso machine manual
+
+## Descaling
+Descale the machine every 200 cups with citric acid. Run the descaling program twice.
+
+## Grinding
+Use a fine grind for espresso. The dose is 18 grams for a double shot.
+"""
+HOSTILE = "<img src=x onerror=alert(1)>"
+
+
+@pytest.fixture
+def api(ui_server: ServerThread) -> Iterator[httpx.Client]:
+    client = login(ui_server.base_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def manual(api: httpx.Client) -> dict:
+    """A dataset with the espresso manual, indexed."""
+    name = unique("espresso")
+    dataset_id = create_dataset(api, name)
+    collection = add_text(api, dataset_id, "espresso.md", MANUAL)
+    assert collection["status"] == "ready", collection
+    return {"id": dataset_id, "name": name}
+
+
+def db_rows(url: str, query: str, **params: object) -> list[dict]:
+    """``sql_rows`` from a thread of its own: Playwright's sync API keeps an event loop running here."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(sql_rows, url, query, **params).result()
+
+
+def new_app(api: httpx.Client, dataset_id: int, **fields: object) -> int:
+    r = api.post("/api/apps", json={"name": unique("barista"), "datasetIds": [dataset_id], **fields})
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+def answer(page: Page, n: int = 1):
+    return page.locator(f"#messages li[data-answer='{n}']")
+
+
+def ask(page: Page, question: str) -> None:
+    page.fill("#question", question)
+    page.click("#send")
+
+
+def wait_answered(page: Page) -> None:
+    """The turn is over: the stop button went away and the send button is back."""
+    expect(page.locator("#send")).to_be_visible()
+    expect(page.locator("#stop")).to_be_hidden()
+
+
+def test_create_an_app_edit_it_and_manage_its_keys(logged_in: Page, api: httpx.Client, manual: dict,
+                                                    ui_server: ServerThread, fake: FakeUpstream, shoot) -> None:
+    page = logged_in
+    page.goto("/apps")
+    page.click("#new-app")
+    name = unique("Barista")
+    page.fill("input[name=name]", name)
+    page.fill("textarea[name=system_prompt]", "You help {{user}} with the espresso machine.")
+    models = page.locator("select[name=model] option").all_text_contents()
+    assert "fake-chat" in models and "Default (fake-chat)" in models[0]
+    page.check(f"#app-datasets input[value='{manual['id']}']")
+    page.select_option("select[name=search_mode]", "fullText")
+    page.fill("input[name=similarity]", "0.2")
+    page.fill("input[name=search_max_tokens]", "3000")
+    page.check("input[name=rerank]")
+    page.fill("textarea[name=welcome_text]", "Hello! Ask me about the machine.")
+    page.fill("textarea[name=opening_questions]", "How often should I descale?\nWhat dose for a double?")
+    page.fill("input[name=var_key_0]", "user")
+    page.fill("input[name=var_label_0]", "Your name")
+    page.check("input[name=var_required_0]")
+    page.click("#save-app")
+    expect(page.locator(".alert-success")).to_be_visible()
+    app_id = int(page.url.split("/apps/")[1].split("?")[0])
+
+    saved = api.get(f"/api/apps/{app_id}").json()
+    assert saved["name"] == name and saved["dataset_ids"] == [manual["id"]] and saved["model"] is None
+    assert saved["search"]["mode"] == "fullText" and saved["search"]["similarity"] == 0.2
+    assert saved["search"]["max_tokens"] == 3000 and saved["search"]["rerank"] is True
+    assert saved["chat_config"]["welcomeText"] == "Hello! Ask me about the machine."
+    assert saved["chat_config"]["openingQuestions"] == ["How often should I descale?", "What dose for a double?"]
+    assert saved["chat_config"]["variables"][0] | {"options": []} == {
+        "key": "user", "label": "Your name", "type": "input", "required": True, "description": "",
+        "defaultValue": "", "options": []}
+
+    # edit: a named model, then back to the default; a bad value is refused with the form kept
+    page.select_option("select[name=model]", "fake-chat")
+    page.click("#save-app")
+    expect(page.locator(".alert-success")).to_be_visible()
+    assert api.get(f"/api/apps/{app_id}").json()["model"] == "fake-chat"
+    shoot(page, "app-editor")
+    page.select_option("select[name=model]", "")
+    page.fill("input[name=name]", "   ")
+    page.evaluate("document.querySelector('input[name=name]').removeAttribute('required')")
+    page.click("#save-app")
+    expect(page.locator(".alert-error")).to_be_visible()
+    assert api.get(f"/api/apps/{app_id}").json()["model"] == "fake-chat"  # nothing of the refused form kept
+    page.fill("input[name=name]", name)
+    page.click("#save-app")
+    expect(page.locator(".alert-success")).to_be_visible()
+    assert api.get(f"/api/apps/{app_id}").json()["model"] is None
+
+    page.goto("/apps")
+    expect(page.locator(f"#apps tr[data-app-id='{app_id}']")).to_contain_text(manual["name"])
+    shoot(page, "apps")
+
+    # keys: the new key is shown once, in a dialog with a copy button
+    page.goto(f"/apps/{app_id}/keys")
+    page.fill("#create-key input[name=name]", "website")
+    page.click("#create-key button[type=submit]")
+    dialog = page.locator("dialog#new-key")
+    expect(dialog).to_be_visible()
+    key = page.locator("#new-key-value").inner_text().strip()
+    assert key.startswith("zk-") or len(key) > 20
+    page.click("#copy-key")
+    expect(page.locator("#copy-key")).to_have_text("Copied")
+    page.click("dialog#new-key [data-dialog-close]")
+    expect(dialog).to_be_hidden()
+    row = page.locator("#key-list tbody tr")
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text(key[:8])
+    expect(row).to_contain_text("never")
+    fake.reply("Every 200 cups.")
+    r = httpx.post(ui_server.base_url + "/api/v1/chat/completions", headers={"Authorization": f"Bearer {key}"},
+                   json={"messages": [{"role": "user", "content": "descale?"}], "variables": {"user": "Ana"}},
+                   timeout=60)
+    assert r.status_code == 200, r.text
+    page.reload()
+    assert key not in page.content()  # never shown again
+    expect(page.locator("#key-list tbody tr")).not_to_contain_text("never")  # last used now
+    shoot(page, "app-keys")
+    page.click("#key-list tbody tr button.btn-danger")  # confirm() is accepted by the fixture
+    expect(page.locator("#key-list")).to_have_count(0)
+    r = httpx.post(ui_server.base_url + "/api/v1/chat/completions", headers={"Authorization": f"Bearer {key}"},
+                   json={"messages": [{"role": "user", "content": "descale?"}]}, timeout=60)
+    assert r.status_code == 401
+
+    # delete the app
+    page.goto(f"/apps/{app_id}")
+    page.click("#delete-app")
+    page.wait_for_url("**/apps")
+    expect(page.locator(f"#apps tr[data-app-id='{app_id}']")).to_have_count(0)
+    assert api.get(f"/api/apps/{app_id}").status_code == 404
+
+
+def test_chat_streams_cites_takes_feedback_and_continues(logged_in: Page, api: httpx.Client, manual: dict,
+                                                          fake: FakeUpstream, pg_url: str, shoot) -> None:
+    page = logged_in
+    app_id = new_app(api, manual["id"], chatConfig={
+        "welcomeText": "Hello! Ask me about the machine.", "openingQuestions": ["How often should I descale?"]})
+    page.goto(f"/chat/{app_id}")
+    expect(page.locator("#welcome")).to_contain_text("Hello! Ask me about the machine.")
+    shoot(page, "chat-new")
+    page.goto(f"/chat/{app_id}")
+    final = "Descale every 200 cups [1].\nRun the program twice."
+    fake.reply(final, chunk_size=4, chunk_delay_s=0.25)
+    page.click(".opening-question")
+    expect(page.locator("#welcome")).to_be_hidden()
+    text = answer(page).locator(".answer-text")
+    # the answer grows while the stream is still running
+    page.wait_for_function("() => document.querySelector(\"#messages li[data-answer='1'] .answer-text\")"
+                           "?.textContent.length >= 4")
+    first = text.text_content()
+    assert page.locator("#stop").is_visible()
+    page.wait_for_function("n => document.querySelector(\"#messages li[data-answer='1'] .answer-text\")"
+                           ".textContent.length > n", arg=len(first))
+    assert page.locator("#stop").is_visible()  # still streaming
+    wait_answered(page)
+    assert 0 < len(first) < len(final) and final.startswith(first)
+    expect(text).to_have_text(final)
+    assert text.evaluate("e => getComputedStyle(e.closest('.bubble')).whiteSpace") == "pre-wrap"  # line breaks kept
+
+    # the citation: the marker opens the quote with its source
+    marker = text.locator("a.cite-marker")
+    expect(marker).to_have_text("[1]")
+    citation = answer(page).locator("#cite-1-1")
+    expect(citation.locator(".cite-source")).to_have_text("espresso.md")
+    expect(citation.locator(".cite-score")).to_contain_text("score")
+    expect(citation.locator(".quote-text")).to_be_hidden()
+    marker.click()
+    expect(citation.locator(".quote-text")).to_be_visible()
+    expect(citation.locator(".quote-text")).to_contain_text("citric acid")
+
+    # copy and feedback
+    answer(page).locator(".copy-answer").click()
+    expect(answer(page).locator(".copy-answer")).to_have_text("Copied")
+    answer(page).locator(".feedback-good").click()
+    expect(answer(page).locator(".feedback-good")).to_have_attribute("aria-pressed", "true")
+    expect(answer(page).locator(".tool-status")).to_have_text("Thanks for the feedback.")
+    chat_id = page.url.rsplit("/", 1)[1]
+    assert page.url.endswith(f"/chat/{app_id}/{chat_id}")
+    rows = db_rows(pg_url, "SELECT i.feedback, i.content FROM chat_items i JOIN chats c ON c.id = i.chat_pk "
+                            "WHERE c.app_id = :app AND c.chat_id = :chat AND i.role = 'assistant'",
+                    app=app_id, chat=chat_id)
+    assert rows == [{"feedback": "good", "content": final}]
+
+    # the history lists the chat; a new chat, then back to the old one from the history, which continues it
+    expect(page.locator(f"#chat-history li[data-chat-id='{chat_id}']")).to_contain_text("How often should I descale?")
+    page.click("#new-chat")
+    expect(page.locator("#messages li")).to_have_count(0)
+    page.click(f"#chat-history li[data-chat-id='{chat_id}'] a")
+    page.wait_for_url(f"**/chat/{app_id}/{chat_id}")
+    expect(answer(page).locator(".answer-text")).to_have_text(final)
+    expect(answer(page).locator(".feedback-good")).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("#welcome")).to_be_hidden()
+    shoot(page, "chat")
+    fake.reply("Use 18 grams.")
+    ask(page, "And the dose?")
+    wait_answered(page)
+    expect(answer(page, 2).locator(".answer-text")).to_have_text("Use 18 grams.")
+    sent = fake.last_request.json["messages"]
+    assert {"role": "assistant", "content": final} in sent  # the old turn went back to the model
+
+    # rename and delete from the history
+    entry = page.locator(f"#chat-history li[data-chat-id='{chat_id}']")
+    entry.locator("summary").click()
+    entry.locator("input[name=title]").fill("Descaling")
+    entry.locator(".rename-form button").click()
+    expect(page.locator(f"#chat-history li[data-chat-id='{chat_id}'] > a")).to_have_text("Descaling")
+    page.locator(f"#chat-history li[data-chat-id='{chat_id}'] summary").click()
+    page.locator(f"#chat-history li[data-chat-id='{chat_id}'] .delete-chat").click()
+    page.wait_for_url(f"**/chat/{app_id}")
+    expect(page.locator(f"#chat-history li[data-chat-id='{chat_id}']")).to_have_count(0)
+    assert db_rows(pg_url, "SELECT id FROM chats WHERE app_id = :app AND chat_id = :chat",
+                    app=app_id, chat=chat_id) == []
+
+
+def test_stop_generating_keeps_the_turn(logged_in: Page, api: httpx.Client, manual: dict, fake: FakeUpstream,
+                                         pg_url: str) -> None:
+    page = logged_in
+    app_id = new_app(api, manual["id"])
+    page.goto(f"/chat/{app_id}")
+    fake.reply("Descale every two hundred cups with citric acid, then run the program twice.",
+               chunk_size=4, chunk_delay_s=0.3)
+    ask(page, "How often to descale?")
+    page.wait_for_function("() => document.querySelector(\"#messages li[data-answer='1'] .answer-text\")"
+                           "?.textContent.length >= 4")
+    page.click("#stop")
+    wait_answered(page)
+    expect(answer(page).locator(".answer-status")).to_have_text("Stopped.")
+    shown = answer(page).locator(".answer-text").text_content()
+    assert shown.startswith("Desc") and len(shown) < 70
+    chat_id = page.url.rsplit("/", 1)[1]
+    stored: list[dict] = []
+    deadline = time.monotonic() + 30
+    while not stored and time.monotonic() < deadline:  # stored once the server notices the client left
+        stored = db_rows(pg_url, "SELECT i.content FROM chat_items i JOIN chats c ON c.id = i.chat_pk WHERE "
+                                  "c.app_id = :app AND c.chat_id = :chat AND i.role = 'assistant'",
+                          app=app_id, chat=chat_id)
+        time.sleep(0.2)
+    assert stored and stored[0]["content"].startswith("Desc")
+    fake.reply("Twice.")
+    ask(page, "How many runs?")
+    wait_answered(page)
+    expect(answer(page, 2).locator(".answer-text")).to_have_text("Twice.")
+
+
+@pytest.mark.parametrize("status", [500, 429])
+def test_upstream_errors_show_in_the_conversation(logged_in: Page, api: httpx.Client, manual: dict,
+                                                   fake: FakeUpstream, status: int) -> None:
+    page = logged_in
+    app_id = new_app(api, manual["id"])
+    page.goto(f"/chat/{app_id}")
+    fake.fail(status, headers={"Retry-After": "1"} if status == 429 else None)
+    ask(page, "How often to descale?")
+    wait_answered(page)
+    error = answer(page).locator(".answer-error")
+    expect(error).to_be_visible()
+    expect(error).to_contain_text("Error:")
+    assert len(error.text_content()) > len("Error: ")
+    if status == 429:
+        time.sleep(1.2)  # the channel's cooldown, so later tests find it serving again
+    fake.reply("Every 200 cups.")
+    ask(page, "Try again: how often?")
+    wait_answered(page)
+    expect(answer(page, 2).locator(".answer-text")).to_have_text("Every 200 cups.")
+
+
+def test_hostile_text_in_quotes_and_answers_stays_text(logged_in: Page, api: httpx.Client, fake: FakeUpstream,
+                                                       dialogs: list[str]) -> None:
+    page = logged_in
+    dataset_id = create_dataset(api, unique("hostile"))
+    add_text(api, dataset_id, "hostile.md", f"Cleaning tips {HOSTILE} for the espresso machine.")
+    app_id = new_app(api, dataset_id, search={"mode": "fullText", "similarity": 0})
+    page.goto(f"/chat/{app_id}")
+    fake.reply(f"Answer {HOSTILE} [1]", chunk_size=5, chunk_delay_s=0.02)
+    ask(page, "Cleaning tips for the espresso machine?")
+    wait_answered(page)
+    expect(answer(page).locator(".answer-text")).to_have_text(f"Answer {HOSTILE} [1]")
+    answer(page).locator("a.cite-marker").click()
+    expect(answer(page).locator(".quote-text")).to_contain_text(HOSTILE)
+    page.reload()
+    expect(answer(page).locator(".quote-text")).to_contain_text(HOSTILE, use_inner_text=False)
+    assert page.locator("#messages img").count() == 0
+    assert dialogs == []
+
+
+def test_the_chat_on_a_phone_sized_screen(browser: Browser, ui_server: ServerThread, api: httpx.Client,
+                                          manual: dict, fake: FakeUpstream, shoot) -> None:
+    app_id = new_app(api, manual["id"], chatConfig={"welcomeText": "Hello from the phone.",
+                                                    "openingQuestions": ["How often should I descale?"]})
+    problems = PageProblems()
+    context = browser.new_context(base_url=ui_server.base_url, viewport={"width": 390, "height": 844},
+                                  is_mobile=True, has_touch=True)
+    problems.watch(context)
+    try:
+        page = context.new_page()
+        log_in(page)
+        page.goto(f"/chat/{app_id}")
+        expect(page.locator("#chat-side")).to_be_hidden()
+        expect(page.locator("#welcome")).to_be_visible()
+        fake.reply("Every 200 cups [1].", chunk_size=4, chunk_delay_s=0.02)
+        ask(page, "How often should I descale?")
+        wait_answered(page)
+        expect(answer(page).locator(".answer-text")).to_have_text("Every 200 cups [1].")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing wider than the screen
+        chat_id = page.url.rsplit("/", 1)[1]
+        page.goto(f"/chat/{app_id}/{chat_id}")
+        shoot(page, "chat-phone")
+        page.click("#history-toggle")
+        expect(page.locator("#chat-side")).to_be_visible()
+        expect(page.locator(f"#chat-history li[data-chat-id='{chat_id}']")).to_be_visible()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    finally:
+        context.close()
+    assert not problems.csp_violations, problems.csp_violations

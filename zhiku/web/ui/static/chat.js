@@ -1,0 +1,356 @@
+// The chat page: asks the app's chat API itself (POST /api/v1/chat/completions, stream + detail, the session
+// cookie and the CSRF header) and shows the answer as it streams; citations under each answer with the [n]
+// markers linked to them; stop, copy and good/bad feedback; the conversation stored under the page's chat id.
+// Everything the model or a document wrote is set with textContent only (CSS keeps the line breaks).
+
+// app.js is imported with this module's own ?v= so the page keeps a single instance of it.
+const { t, apiFetch, copyText } = await import(`./app.js${new URL(import.meta.url).search}`);
+
+const CHAT_SAVED = "chat-saved";
+const data = JSON.parse(document.getElementById("chat-data").textContent);
+const appId = data.appId;
+const chatId = data.chatId;
+const messages = document.getElementById("messages");
+const composer = document.getElementById("composer");
+const question = document.getElementById("question");
+const sendButton = document.getElementById("send");
+const stopButton = document.getElementById("stop");
+const welcome = document.getElementById("welcome");
+const chatBase = `/chat/${appId}/${encodeURIComponent(chatId)}`;
+let answerCount = 0;
+let running = null; // the AbortController of the turn in flight
+
+function node(tag, className, text) {
+  const element = document.createElement(tag);
+  if (className) element.className = className;
+  if (text !== undefined) element.textContent = text;
+  return element;
+}
+
+// ---- one message -----------------------------------------------------------------------------------
+
+function addQuestion(text) {
+  const item = node("li", "message message-user");
+  item.append(node("div", "message-role offscreen", t("chat.you")), node("div", "bubble", text));
+  messages.append(item);
+  return item;
+}
+
+/** An empty answer: its text, its status line, and a place for citations and tools. */
+function addAnswer() {
+  answerCount += 1;
+  const item = node("li", "message message-assistant");
+  item.dataset.answer = String(answerCount);
+  const bubble = node("div", "bubble");
+  const status = node("div", "answer-status muted");
+  const body = node("div", "answer-text");
+  bubble.append(status, body);
+  item.append(node("div", "message-role offscreen", t("chat.assistant")), bubble);
+  messages.append(item);
+  return { item, bubble, status, body, number: answerCount };
+}
+
+/** The answer's text with each [n] that names a quote made a link to that citation. */
+function showAnswerText(answer, text, quotes) {
+  const parts = [];
+  let last = 0;
+  for (const match of text.matchAll(/\[(\d{1,3})\]/g)) {
+    const index = Number(match[1]);
+    if (index < 1 || index > quotes.length) continue;
+    parts.push(document.createTextNode(text.slice(last, match.index)));
+    const link = node("a", "cite-marker", `[${index}]`);
+    link.href = `#cite-${answer.number}-${index}`;
+    link.title = t("chat.citation_open");
+    link.addEventListener("click", (event) => {
+      event.preventDefault();
+      openCitation(answer.number, index);
+    });
+    parts.push(link);
+    last = match.index + match[0].length;
+  }
+  parts.push(document.createTextNode(text.slice(last)));
+  answer.body.replaceChildren(...parts);
+}
+
+function openCitation(number, index) {
+  const entry = document.getElementById(`cite-${number}-${index}`);
+  if (!entry) return;
+  entry.querySelector("details").open = true;
+  entry.scrollIntoView({ block: "nearest" });
+  entry.classList.add("flash");
+  setTimeout(() => entry.classList.remove("flash"), 1200);
+}
+
+function scoreText(scores) {
+  return (scores || []).map((s) => `${s.type} ${Number(s.value).toFixed(3)}`).join(" · ");
+}
+
+function showCitations(answer, quotes) {
+  if (!quotes.length) return;
+  const section = node("div", "citations");
+  section.append(node("div", "citations-title", `${t("chat.citations")} (${quotes.length})`));
+  const list = node("ol", "citation-list");
+  quotes.forEach((quote, i) => {
+    const entry = node("li", "citation");
+    entry.id = `cite-${answer.number}-${i + 1}`;
+    const details = node("details");
+    const summary = node("summary");
+    summary.append(node("span", "cite-index", `[${i + 1}]`), node("span", "cite-source", quote.sourceName || ""));
+    if (quote.page !== null && quote.page !== undefined) {
+      summary.append(node("span", "cite-page", t("chat.page", { page: quote.page })));
+    }
+    const scores = scoreText(quote.score);
+    if (scores) summary.append(node("span", "cite-score", t("chat.score", { score: scores })));
+    const text = quote.a ? `${quote.q}\n${quote.a}` : quote.q;
+    details.append(summary, node("div", "quote-text", text || ""));
+    entry.append(details);
+    list.append(entry);
+  });
+  section.append(list);
+  answer.bubble.append(section);
+}
+
+function showError(answer, text) {
+  const box = node("div", "answer-error", `${t("chat.error")} ${text}`);
+  box.setAttribute("role", "alert");
+  answer.bubble.append(box);
+}
+
+function flash(button, key) {
+  const before = button.textContent;
+  button.textContent = t(key);
+  setTimeout(() => {
+    button.textContent = before;
+  }, 1200);
+}
+
+/** Copy, and good/bad once the stored answer's id is known. */
+function showTools(answer, text, itemId, feedback) {
+  const tools = node("div", "message-tools");
+  const copy = node("button", "btn btn-small copy-answer", t("chat.copy"));
+  copy.type = "button";
+  copy.addEventListener("click", async () => {
+    try {
+      await copyText(text);
+      flash(copy, "common.copied");
+    } catch {
+      flash(copy, "common.copy_failed");
+    }
+  });
+  tools.append(copy);
+  if (itemId) {
+    answer.item.dataset.itemId = String(itemId);
+    for (const [value, label] of [["good", t("chat.good")], ["bad", t("chat.bad")]]) {
+      const button = node("button", `btn btn-small feedback feedback-${value}`, label);
+      button.type = "button";
+      button.dataset.feedback = value;
+      button.setAttribute("aria-pressed", String(feedback === value));
+      button.addEventListener("click", () => sendFeedback(answer, tools, button));
+      tools.append(button);
+    }
+  }
+  tools.append(node("span", "tool-status muted"));
+  answer.bubble.append(tools);
+}
+
+async function sendFeedback(answer, tools, button) {
+  const pressed = button.getAttribute("aria-pressed") === "true";
+  const status = tools.querySelector(".tool-status");
+  const response = await apiFetch(`${chatBase}/feedback`, {
+    method: "POST",
+    body: JSON.stringify({ itemId: Number(answer.item.dataset.itemId), feedback: pressed ? null : button.dataset.feedback }),
+  });
+  if (!response.ok) {
+    status.textContent = t("chat.feedback_failed");
+    return;
+  }
+  for (const other of tools.querySelectorAll("[data-feedback]")) {
+    other.setAttribute("aria-pressed", String(other === button && !pressed));
+  }
+  status.textContent = t("chat.feedback_saved");
+}
+
+/** A stored answer (a continued chat), shown like a finished streamed one. */
+function showStored(item) {
+  const answer = addAnswer();
+  const quotes = item.quotes || [];
+  if (item.content) {
+    showAnswerText(answer, item.content, quotes);
+  } else {
+    answer.body.textContent = t("chat.no_answer");
+    answer.body.classList.add("muted");
+  }
+  showCitations(answer, quotes);
+  showTools(answer, item.content, item.id, item.feedback);
+}
+
+// ---- the stream ------------------------------------------------------------------------------------
+
+/** The events of a text/event-stream body as [event name or null, data text]. */
+async function* serverEvents(body) {
+  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += value.replace(/\r\n/g, "\n");
+    let end = buffer.indexOf("\n\n");
+    while (end >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      let name = null;
+      const lines = [];
+      for (const line of block.split("\n")) {
+        if (line.startsWith("event:")) name = line.slice(6).trim();
+        else if (line.startsWith("data:")) lines.push(line.slice(line.startsWith("data: ") ? 6 : 5));
+      }
+      if (lines.length) yield [name, lines.join("\n")];
+      end = buffer.indexOf("\n\n");
+    }
+  }
+}
+
+async function errorText(response) {
+  try {
+    const body = await response.json();
+    return body.error?.message || body.message || body.detail || response.statusText;
+  } catch {
+    return `${response.status} ${response.statusText}`;
+  }
+}
+
+function quotesOf(nodes) {
+  const search = (Array.isArray(nodes) ? nodes : []).find((n) => Array.isArray(n.quoteList));
+  return search ? search.quoteList : [];
+}
+
+const NODE_STATUS = { "Dataset search": "chat.searching", "AI chat": "chat.answering" };
+
+function variables() {
+  const values = {};
+  for (const field of document.querySelectorAll("[data-variable]")) {
+    if (field.required && !field.value.trim()) {
+      document.getElementById("chat-vars").open = true;
+      field.focus();
+      field.setCustomValidity(t("chat.variable_required"));
+      field.reportValidity();
+      field.addEventListener("input", () => field.setCustomValidity(""), { once: true });
+      return null;
+    }
+    if (field.value !== "") values[field.dataset.variable] = field.value;
+  }
+  return values;
+}
+
+function setRunning(controller) {
+  running = controller;
+  sendButton.hidden = Boolean(controller);
+  stopButton.hidden = !controller;
+  messages.parentElement.classList.toggle("streaming", Boolean(controller));
+}
+
+async function ask(text) {
+  const vars = variables();
+  if (vars === null || running) return;
+  welcome.hidden = true;
+  addQuestion(text);
+  const answer = addAnswer();
+  answer.item.classList.add("streaming");
+  answer.status.textContent = t("chat.thinking");
+  const streamed = document.createTextNode("");
+  answer.body.append(streamed);
+  answer.item.scrollIntoView({ block: "end" });
+  const controller = new AbortController();
+  setRunning(controller);
+  let answerText = "";
+  let quotes = [];
+  let failure = null;
+  let stopped = false;
+  let reached = false; // the server took the turn (it keeps it from here on)
+  try {
+    const response = await apiFetch("/api/v1/chat/completions", {
+      method: "POST",
+      signal: controller.signal,
+      body: JSON.stringify({ appId, chatId, stream: true, detail: true, variables: vars,
+                             messages: [{ role: "user", content: text }] }),
+    });
+    if (!response.ok) {
+      failure = await errorText(response);
+    } else {
+      reached = true;
+      for await (const [name, payload] of serverEvents(response.body)) {
+        if (payload === "[DONE]") continue; // the body ends once the turn is stored: read on to its end
+        const event = JSON.parse(payload);
+        if (name === "flowNodeStatus") {
+          answer.status.textContent = t(NODE_STATUS[event.name] || "chat.thinking");
+        } else if (name === "error") {
+          failure = event.message || t("chat.no_answer");
+        } else if (name === "flowResponses") {
+          quotes = quotesOf(event);
+        } else if (name === "answer" || name === null) {
+          const delta = event.choices?.[0]?.delta?.content;
+          if (delta) {
+            answerText += delta;
+            streamed.appendData(delta);
+          }
+        }
+      }
+    }
+  } catch (error) {
+    if (error.name === "AbortError") stopped = true;
+    else failure = t("chat.network_error");
+  }
+  setRunning(null);
+  answer.item.classList.remove("streaming");
+  answer.status.textContent = stopped ? t("chat.stopped") : "";
+  if (answerText) showAnswerText(answer, answerText, quotes);
+  showCitations(answer, quotes);
+  if (failure) showError(answer, failure);
+  else if (!answerText && !stopped) showError(answer, t("chat.no_answer"));
+  let itemId = null;
+  if (answerText && !stopped && reached) {
+    const last = await apiFetch(`${chatBase}/last-answer`);
+    if (last.ok) itemId = (await last.json()).id;
+  }
+  if (answerText) showTools(answer, answerText, itemId, null);
+  if (reached || stopped) {
+    if (window.location.pathname !== chatBase) window.history.replaceState(null, "", chatBase);
+    document.body.dispatchEvent(new CustomEvent(CHAT_SAVED));
+  }
+}
+
+// ---- the page --------------------------------------------------------------------------------------
+
+for (const item of data.items) {
+  if (item.role === "user") addQuestion(item.content);
+  else if (item.role === "assistant") showStored(item);
+}
+for (const [key, value] of Object.entries(data.variables || {})) {
+  const field = document.querySelector(`[data-variable="${CSS.escape(key)}"]`);
+  if (field) field.value = String(value);
+}
+if (data.items.length) messages.lastElementChild?.scrollIntoView({ block: "end" });
+
+composer.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const text = question.value.trim();
+  if (!text || running) return;
+  question.value = "";
+  ask(text);
+});
+question.addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    event.preventDefault();
+    composer.requestSubmit();
+  }
+});
+stopButton.addEventListener("click", () => running?.abort());
+for (const button of document.querySelectorAll(".opening-question")) {
+  button.addEventListener("click", () => ask(button.textContent.trim()));
+}
+const toggle = document.getElementById("history-toggle");
+toggle.addEventListener("click", () => {
+  const open = document.getElementById("chat-page").classList.toggle("show-history");
+  toggle.setAttribute("aria-expanded", String(open));
+});
+document.body.dataset.chatReady = "true";
