@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from zhiku.auth.service import Principal
 from zhiku.db.models import Dataset
 from zhiku.errors import Conflict, NotFound
-from zhiku.knowledge.schemas import DatasetCreate, DatasetPublic, DatasetUpdate
+from zhiku.knowledge.schemas import DatasetCreate, DatasetPublic, DatasetUpdate, Page
 from zhiku.retrieval import fulltext
 from zhiku.retrieval.pgvector_store import PGVECTOR_STORE
 from zhiku.retrieval.vector_store import VectorStore
@@ -52,6 +52,15 @@ async def create_dataset(session: AsyncSession, principal: Principal, embedders:
 async def list_datasets(session: AsyncSession, principal: Principal) -> list[DatasetPublic]:
     rows = await session.execute(select(Dataset).where(Dataset.team_id == principal.team_id).order_by(Dataset.id))
     return [DatasetPublic.model_validate(d) for d in rows.scalars()]
+
+
+async def list_datasets_page(session: AsyncSession, principal: Principal, *, offset: int = 0,
+                             limit: int = 20) -> Page:
+    """A page of the team's datasets, newest first, with the total (the web UI's list)."""
+    where = Dataset.team_id == principal.team_id
+    total = (await session.execute(select(func.count()).select_from(Dataset).where(where))).scalar_one()
+    rows = await session.execute(select(Dataset).where(where).order_by(Dataset.id.desc()).offset(offset).limit(limit))
+    return Page(total=total, items=[DatasetPublic.model_validate(d) for d in rows.scalars()])
 
 
 async def get_dataset(session: AsyncSession, principal: Principal, dataset_id: int) -> DatasetPublic:

@@ -1,0 +1,204 @@
+"""The knowledge-base pages in a real browser: create a dataset, drop two files at once and watch them
+index live, search-test with citations, browse, find, edit and delete chunks, a hostile document shown as
+text, and a failed import with its reason and a retry button."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests import documents
+from tests.conftest import login, unique
+from tests.integration.helpers import add_text, create_dataset
+from tests.ui.conftest import set_language
+from zhiku.testing.server import ServerThread
+
+pytestmark = pytest.mark.integration
+
+HANDBOOK = [
+    "Welcome to the tea house handbook. Staff read this before their first shift.",
+    "Oolong is brewed at 90 degrees for three minutes in the small clay teapot.",
+    "The tea house closes at nine in the evening; the last order is taken at half past eight.",
+]
+NOTES = """# Cake notes
+
+The cheesecake is baked on Fridays. It needs eight eggs and a slow oven.
+"""
+HOSTILE = "<img src=x onerror=alert(1)>"
+READY_TIMEOUT_MS = 180_000  # both files parsed and embedded by the server's worker on a busy machine
+
+
+@pytest.fixture
+def api(ui_server: ServerThread) -> Iterator[httpx.Client]:
+    client = login(ui_server.base_url)
+    yield client
+    client.close()
+
+
+def collection_row(page: Page, name: str):
+    return page.locator(f"#collections tr[data-name='{name}']")
+
+
+def drop_files(page: Page, zone: str, paths: list[Path]) -> None:
+    """Give the drop zone's file input several files at once, as a drop or the file chooser does."""
+    page.set_input_files(f"{zone} input[type=file]", [str(p) for p in paths])
+
+
+def test_create_a_dataset_drop_two_files_search_and_edit_chunks(logged_in: Page, tmp_path: Path, shoot) -> None:
+    page = logged_in
+    page.goto("/datasets")
+    create = page.locator("#create-dataset")
+    if create.get_attribute("open") is None:
+        create.locator("summary").click()
+    name = unique("Tea house")
+    page.fill("#create-dataset input[name=name]", name)
+    page.fill("#create-dataset textarea[name=description]", "What new staff need to know")
+    assert page.locator("#create-dataset select[name=embedding_model] option").count() >= 1
+    assert "fake-chat" in page.locator("#create-dataset select[name=agent_model] option").all_text_contents()
+    page.select_option("#create-dataset select[name=agent_model]", "fake-chat")
+    page.fill("#create-dataset input[name=chunk_size]", "800")
+    with page.expect_navigation():
+        page.click("#create-dataset button[type=submit]")
+    assert re.search(r"/datasets/\d+$", page.url), page.url
+    expect(page.locator("h1")).to_have_text(name)
+    expect(page.locator("main")).to_contain_text("fake-chat")
+
+    handbook = tmp_path / "handbook.pdf"
+    handbook.write_bytes(documents.pdf(HANDBOOK))
+    notes = tmp_path / "cakes.md"
+    notes.write_text(NOTES, encoding="utf-8")
+    drop_files(page, "#file-drop", [handbook, notes])
+    uploads = page.locator("#file-drop .uploads li")
+    expect(uploads).to_have_count(2)
+    expect(page.locator("#file-drop .uploads li.upload-done")).to_have_count(2)
+    # The table shows both without a reload, then follows them to ready by itself (no reload either).
+    expect(collection_row(page, "handbook.pdf")).to_have_count(1)
+    expect(collection_row(page, "cakes.md")).to_have_count(1)
+    expect(collection_row(page, "handbook.pdf")).to_have_attribute("data-status", "ready", timeout=READY_TIMEOUT_MS)
+    expect(collection_row(page, "cakes.md")).to_have_attribute("data-status", "ready", timeout=READY_TIMEOUT_MS)
+    expect(collection_row(page, "handbook.pdf")).to_contain_text("3 / 3")
+    expect(page.locator("#collections")).to_have_attribute("data-busy", "false")
+    shoot(page, "dataset-collections")
+    dataset_url = page.url
+
+    # Search test: the quote with its source and page, and its score breakdown (shot in each language:
+    # the results are not part of a page a reload shows again).
+    page.click("a[href$='/search']")
+    for lang in ("en", "zh-CN"):
+        if lang != "en":
+            set_language(page, lang)
+        page.fill("#search-form textarea[name=text]", "How hot is the water for oolong?")
+        page.click("#search-form button[type=submit]")
+        first = page.locator("#search-results .quote").first
+        expect(first.locator(".citation")).to_have_text("handbook.pdf p. 2")
+        expect(first).to_contain_text("90 degrees")
+        expect(first.locator(".scores li")).not_to_have_count(0)
+        page.evaluate("window.scrollTo(0, 0)")
+        shoot(page, "dataset-search", langs=(lang,))
+    set_language(page, "en")
+
+    # The chunk browser: find a chunk by its text, edit it (text and an index text), delete another.
+    page.goto(dataset_url)
+    page.click("#collections a:has-text('handbook.pdf')")
+    expect(page.locator("#chunks .chunk")).to_have_count(3)
+    shoot(page, "chunk-browser")
+    page.fill("input[name=q]", "clay teapot")
+    page.click(".chunk-search button[type=submit]")
+    chunk = page.locator("#chunks .chunk")
+    expect(chunk).to_have_count(1)
+    chunk.locator("button.edit").click()
+    page.fill(".chunk-edit textarea[name=q]", "Oolong is brewed at 85 degrees for two minutes.")
+    page.locator(".chunk-edit textarea[name=index_text]").last.fill("oolong water temperature")
+    page.click(".chunk-edit button[type=submit]")
+    expect(chunk.locator(".chunk-text")).to_have_text("Oolong is brewed at 85 degrees for two minutes.")
+    expect(chunk.locator(".index-list")).to_contain_text("oolong water temperature")
+    page.reload()
+    expect(page.locator("#chunks .chunk")).to_have_count(0)  # the filter's words are gone from it now
+    page.fill("input[name=q]", "85 degrees")
+    page.click(".chunk-search button[type=submit]")
+    expect(page.locator("#chunks .chunk-text")).to_have_text("Oolong is brewed at 85 degrees for two minutes.")
+
+    page.click("text=Clear")
+    expect(page.locator("#chunks .chunk")).to_have_count(3)
+    page.locator("#chunks .chunk").filter(has_text="closes at nine").locator("button.btn-danger").click()
+    expect(page.locator("#chunks .chunk")).to_have_count(2)
+    page.reload()
+    expect(page.locator("#chunks .chunk")).to_have_count(2)
+    expect(page.locator("#chunk-total")).to_contain_text("2")
+
+    page.goto("/datasets")
+    expect(page.locator("#datasets")).to_contain_text(name)
+    shoot(page, "datasets-list")
+
+
+def test_a_hostile_document_shows_as_text(logged_in: Page, api: httpx.Client, dialogs: list[str]) -> None:
+    page = logged_in
+    dataset_id = create_dataset(api, unique("hostile"))
+    page.goto(f"/datasets/{dataset_id}")
+    page.locator("summary:has-text('Pasted text')").click()
+    page.fill("#text-import input[name=name]", "<b>trap</b>.md")
+    page.fill("#text-import textarea[name=text]", f"Warning sign {HOSTILE} in the kitchen")
+    page.click("#text-import button[type=submit]")
+    expect(page.locator("#import-result .alert-success")).to_be_visible()
+    row = collection_row(page, "<b>trap</b>.md")
+    expect(row).to_have_attribute("data-status", "ready", timeout=READY_TIMEOUT_MS)
+    expect(row.locator("a")).to_have_text("<b>trap</b>.md")
+
+    row.locator("a").click()
+    expect(page.locator("#chunks .chunk-text")).to_have_text(f"Warning sign {HOSTILE} in the kitchen")
+    assert page.locator("main img").count() == 0
+    assert page.locator("main b").count() == 0
+
+    page.goto(f"/datasets/{dataset_id}/search")
+    page.fill("#search-form textarea[name=text]", "warning sign kitchen")
+    page.check("#search-form input[value=fullText]")
+    page.click("#search-form button[type=submit]")
+    expect(page.locator("#search-results .quote .chunk-text")).to_have_text(f"Warning sign {HOSTILE} in the kitchen")
+    expect(page.locator("#search-results .citation")).to_have_text("<b>trap</b>.md")
+    assert page.locator("main img").count() == 0
+    assert dialogs == []
+
+
+def test_a_failed_import_shows_its_reason_and_a_retry(logged_in: Page, api: httpx.Client, tmp_path: Path) -> None:
+    page = logged_in
+    dataset_id = create_dataset(api, unique("broken"))
+    whole = documents.pdf(HANDBOOK)
+    cut = tmp_path / "cut.pdf"
+    cut.write_bytes(whole[: len(whole) // 2])
+    page.goto(f"/datasets/{dataset_id}")
+    drop_files(page, "#file-drop", [cut])
+    row = collection_row(page, "cut.pdf")
+    expect(row).to_have_attribute("data-status", "error", timeout=READY_TIMEOUT_MS)
+    expect(row.locator(".error-reason")).to_contain_text("cut.pdf")
+    retry = row.locator("button.retry")
+    expect(retry).to_be_visible()
+    retry.click()
+    expect(page.locator("#collection-result .alert-success")).to_contain_text("cut.pdf")
+    # It runs again from the stored file and fails the same way: the reason and the button come back.
+    expect(row).to_have_attribute("data-status", "error", timeout=READY_TIMEOUT_MS)
+    expect(row.locator("button.retry")).to_be_visible()
+
+
+def test_long_lists_are_paged(logged_in: Page, api: httpx.Client) -> None:
+    page = logged_in
+    dataset_id = create_dataset(api, unique("paged"))
+    text = "\n\n".join(f"## Rule {n}\n\nRule number {n} of the house." for n in range(45))
+    collection = add_text(api, dataset_id, "rules.md", text)
+    pushed = api.post(f"/api/collections/{collection['id']}/data",
+                      json={"data": [{"q": f"Extra fact {n} about the house."} for n in range(45)]})
+    assert pushed.status_code == 201, pushed.text
+    total = api.get(f"/api/collections/{collection['id']}/chunks", params={"limit": 1}).json()["total"]
+    assert total > 40
+    page.goto(f"/datasets/{dataset_id}/collections/{collection['id']}/chunks")
+    expect(page.locator("#chunks .chunk")).to_have_count(20)
+    pages = -(-total // 20)
+    expect(page.locator(".pager")).to_contain_text(f"1 of {pages}")
+    page.click(".pager a[rel=next]")
+    expect(page.locator(".pager")).to_contain_text(f"2 of {pages}")
+    page.goto(f"/datasets/{dataset_id}/collections/{collection['id']}/chunks?page={pages}")
+    expect(page.locator("#chunks .chunk")).to_have_count(total - 20 * (pages - 1))
