@@ -121,6 +121,11 @@ def test_root_runs_a_channel_and_a_token_and_sees_the_request_counted(
     with page.expect_navigation():
         page.click("#log-filters button[type=submit]")
     expect(rows).to_have_count(1)
+    token_id = page.locator("select[name=token_id]").input_value()
+    page.goto(f"/gateway/logs?token_id={token_id}&since=2999-01-01T00:00")
+    expect(rows).to_have_count(0)
+    page.goto(f"/gateway/logs?token_id={token_id}&until=2999-01-01T00:00&model={model}")
+    expect(rows).to_have_count(2)
 
     # The dashboard counts both requests for the model, one of them an error.
     page.goto("/gateway?days=7")
@@ -131,13 +136,42 @@ def test_root_runs_a_channel_and_a_token_and_sees_the_request_counted(
     assert not [d for d in dialogs if d.startswith("alert")]
 
 
-def test_channels_switch_reorder_and_go(logged_in: Page, fake: FakeUpstream, dialogs: list[str]) -> None:
+def test_a_channel_is_auto_disabled_tested_switched_reordered_and_deleted(
+        logged_in: Page, ui_server: ServerThread, fake: FakeUpstream, dialogs: list[str]) -> None:
     page = logged_in
     name, model = unique("switch"), unique("switch-model")
     add_channel(page, fake, name, model)
     with page.expect_navigation():
         page.click("#save-channel")
+
+    # A 401 from the upstream switches the channel off; the list says why, the upstream's words as text.
+    root = login(ui_server.base_url)
+    try:
+        made = root.post("/api/token/", json={"name": unique("switch-token")})
+        assert made.status_code == 201, made.text
+        fake.fail(401, body=openai_error(401, HOSTILE))
+        refused = httpx.post(f"{ui_server.base_url}/v1/chat/completions", timeout=30,
+                             headers={"Authorization": f"Bearer {made.json()['key']}"},
+                             json={"model": model, "messages": [{"role": "user", "content": "hi"}]})
+        assert refused.status_code == 401, refused.text
+    finally:
+        root.close()
+    page.reload()
     row = channel_row(page, name)
+    expect(row.locator(".gw-status")).to_have_text("Auto-disabled")
+    expect(row.locator(".gw-reason")).to_have_text(
+        f"upstream answered 401: channel '{name}' (openai) answered 401: {HOSTILE}")
+    assert page.locator("#channel-table img").count() == 0
+
+    # A failing test shows the error inline and leaves it off; a passing one switches it back on.
+    fake.fail(500)
+    row.locator(".test-button").click()
+    expect(row.locator(".test-result")).to_have_text(re.compile(r"^Failed after \d+ ms: .*500"))
+    expect(row.locator(".gw-status")).to_have_text("Auto-disabled")
+    row.locator(".test-button").click()
+    expect(row.locator(".test-result")).to_have_text(re.compile(r"^OK in \d+ ms$"))
+    expect(row.locator(".gw-status")).to_have_text("Enabled")
+
     row.get_by_role("button", name="Disable").click()
     expect(row.locator(".gw-status")).to_have_text("Disabled")
     row.get_by_role("button", name="Enable").click()
