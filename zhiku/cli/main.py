@@ -188,6 +188,70 @@ def apps_create(name: str, dataset: list[str] = typer.Option(..., "--dataset", h
     console.print(f"created app {created.name!r} (id {created.id}) over datasets {created.dataset_ids}")
 
 
+@apps_cli.command("import")
+def apps_import(file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True,
+                                            help="FastGPT app JSON: an export, a template or an app with modules."),
+                name: str | None = typer.Option(None, "--name", help="App name (default: the file's name field, "
+                                                                    "else the file name without .json)."),
+                data_dir: Path | None = DataDirOption) -> None:
+    """Import a FastGPT workflow app; node kinds Zhiku does not run are named and nothing is imported."""
+    import json
+
+    from zhiku.apps.schemas import AppPublic
+    from zhiku.apps.workflow_apps import import_workflow_app
+
+    try:
+        raw = json.loads(file.read_text(encoding="utf-8-sig"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        err_console.print(f"[red]error:[/red] {file} is not JSON: {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    file_name = raw.get("name") if isinstance(raw, dict) else None
+    app_name = name or (file_name.strip() if isinstance(file_name, str) else "") or file.stem
+
+    async def main(session: AsyncSession, principal: Principal) -> AppPublic:
+        return await import_workflow_app(session, principal, raw, app_name)
+
+    created = run(lambda: _with_database(build_settings(data_dir=data_dir), main))
+    console.print(f"imported app {created.name!r} (id {created.id}, {created.type})", highlight=False)
+
+
+@apps_cli.command("export")
+def apps_export(name: str, output: Path | None = typer.Option(None, "-o", "--output",
+                                                               help="Write here instead of standard output."),
+                data_dir: Path | None = DataDirOption) -> None:
+    """Export an app as FastGPT's JSON (nodes, edges, chatConfig), without dataset ids or secrets."""
+    import json
+
+    from zhiku.apps.service import find_app_by_name
+    from zhiku.apps.workflow_apps import export_app
+
+    async def main(session: AsyncSession, principal: Principal) -> dict:
+        return await export_app(session, principal, (await find_app_by_name(session, principal, name)).id)
+
+    text = json.dumps(run(lambda: _with_database(build_settings(data_dir=data_dir), main)), ensure_ascii=False,
+                      indent=2) + "\n"
+    if output is None:
+        print(text, end="")
+    else:
+        output.write_text(text, encoding="utf-8")
+        err_console.print(f"wrote {output}", highlight=False)
+
+
+@apps_cli.command("list")
+def apps_list(data_dir: Path | None = DataDirOption) -> None:
+    """List the apps with their type and datasets."""
+    from rich.table import Table
+
+    from zhiku.apps.service import list_apps
+
+    found = run(lambda: _with_database(build_settings(data_dir=data_dir), list_apps))
+    table = Table("id", "name", "type", "datasets", "updated")
+    for item in found:
+        table.add_row(str(item.id), item.name, item.type, ", ".join(map(str, item.dataset_ids)) or "-",
+                      f"{item.updated_at:%Y-%m-%d %H:%M}")
+    console.print(table)
+
+
 @keys_cli.command("create")
 def keys_create(name: str = typer.Option(..., "--name"),
                 app_name: str | None = typer.Option(None, "--app", help="Bind the key to this app."),

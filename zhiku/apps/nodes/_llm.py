@@ -80,8 +80,9 @@ async def complete(ctx: NodeContext, messages: list[ChatMessage], model: str,
     return await chat_model.complete(messages, ChatParams(model=model, temperature=temperature_value))
 
 
-def json_reply(text: str) -> Any:
-    """The JSON in a model's reply: the whole text, a fenced block, or the outermost {...} / [...]."""
+def json_reply(text: str, kind: type | None = None) -> Any:
+    """The JSON in a model's reply: the whole text, a fenced block, or the outermost {...} / [...];
+    with ``kind`` (dict or list) the first of those that is one."""
     candidates = [text.strip()] + [m.strip() for m in _FENCE.findall(text)]
     for opener, closer in (("{", "}"), ("[", "]")):
         start, end = text.find(opener), text.rfind(closer)
@@ -89,7 +90,9 @@ def json_reply(text: str) -> Any:
             candidates.append(text[start:end + 1])
     for candidate in candidates:
         try:
-            return json.loads(candidate)
+            parsed = json.loads(candidate)
         except ValueError:
             continue
+        if kind is None or isinstance(parsed, kind):
+            return parsed
     return None

@@ -39,7 +39,7 @@ async def extend_query(ctx: NodeContext, question: str, model: str, background: 
     prompt = PROMPT.format(limit=MAX_EXTRA_QUERIES, background=background[:MAX_BACKGROUND_CHARS] or "(none)",
                            history=lines or "(none)", question=question)
     result = await complete(ctx, [ChatMessage("user", prompt)], model, EXTENSION_TEMPERATURE)
-    parsed = json_reply(result.content)
+    parsed = json_reply(result.content, list)
     extra = [str(q).strip() for q in parsed if isinstance(q, (str, int, float)) and str(q).strip()] \
         if isinstance(parsed, list) else []
     queries = list(dict.fromkeys([question] + extra[:MAX_EXTRA_QUERIES]))

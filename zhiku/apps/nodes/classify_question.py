@@ -28,7 +28,7 @@ def agents(value: Any) -> list[dict[str, str]]:
 
 
 def choose(reply: str, categories: list[dict[str, str]]) -> dict[str, str]:
-    parsed = json_reply(reply)
+    parsed = json_reply(reply, dict)
     wanted = to_text(parsed.get("type")).strip() if isinstance(parsed, dict) else reply.strip()
     for category in categories:
         if wanted in (category["key"], category["value"]):

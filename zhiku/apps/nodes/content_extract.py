@@ -56,7 +56,7 @@ async def run(ctx: NodeContext) -> NodeResult:
                            content=(background + "\n" if background else "") + content)
     model = model_name(ctx)
     result = await complete(ctx, [ChatMessage("user", prompt)], model)
-    parsed = json_reply(result.content)
+    parsed = json_reply(result.content, dict)
     parsed = parsed if isinstance(parsed, dict) else {}
     values: dict[str, Any] = {}
     success = bool(parsed) or not keys

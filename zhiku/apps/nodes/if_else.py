@@ -18,6 +18,7 @@ from typing import Any
 from zhiku.apps.workflow.graph import Node, Workflow
 from zhiku.apps.workflow.node import NodeContext, NodeResult, NodeSpec
 from zhiku.apps.workflow.refs import render_variables, to_text
+from zhiku.apps.workflow.validate import reference_problem
 
 MAX_PATTERN_CHARS = 1000
 
@@ -159,8 +160,10 @@ def check(node: Node, workflow: Workflow) -> list[str]:
             if operator and operator not in OPERATORS:
                 problems.append(f"unknown condition operator {operator!r}")
             pair = _pair(item.get("variable")) if isinstance(item, dict) else None
-            if pair is not None and pair[0] not in workflow.by_id and pair[0] != "VARIABLE_NODE_ID":
-                problems.append(f"a condition refers to node {pair[0]!r}, which is not in the workflow")
+            if pair is not None:
+                problem = reference_problem(pair, workflow)
+                if problem:
+                    problems.append(f"a condition {problem}")
     return problems
 
 

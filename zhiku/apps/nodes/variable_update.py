@@ -8,6 +8,7 @@ from zhiku.apps.workflow.events import VariablesUpdated
 from zhiku.apps.workflow.graph import SYSTEM_VARIABLES, VARIABLE_NODE_ID, Node, Workflow
 from zhiku.apps.workflow.node import NodeContext, NodeResult, NodeSpec
 from zhiku.apps.workflow.refs import coerce, render_variables
+from zhiku.apps.workflow.validate import reference_problem
 
 
 def _pair(value: Any) -> tuple[str, str] | None:
@@ -59,6 +60,11 @@ def check(node: Node, workflow: Workflow) -> list[str]:
                                 "does not declare")
         elif target[0] not in workflow.by_id:
             problems.append(f"it assigns an output of node {target[0]!r}, which is not in the workflow")
+        value = _pair(item.get("value"))
+        if item.get("renderType") == "reference" and value is not None and value[0]:
+            problem = reference_problem(value, workflow)
+            if problem:
+                problems.append(f"an update {problem}")
     return problems
 
 

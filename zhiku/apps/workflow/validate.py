@@ -71,6 +71,22 @@ def _reference_problems(node: Node, workflow: Workflow) -> list[Problem]:
     return problems
 
 
+def reference_problem(pair: tuple[str, str], workflow: Workflow) -> str | None:
+    """What is wrong with a reference found inside a kind's own structure (conditions, updates), or None."""
+    source_id, output_id = pair
+    if source_id == VARIABLE_NODE_ID:
+        declared = {v.key for v in workflow.variables} | set(SYSTEM_VARIABLES)
+        return None if output_id in declared else \
+            f"uses global variable {output_id!r}, which chatConfig.variables does not declare"
+    source = workflow.by_id.get(source_id)
+    if source is None:
+        return f"refers to node {source_id!r}, which is not in the workflow"
+    if source.output_by_id(output_id) is None and source.input(output_id) is None and \
+            output_id not in _RUNTIME_OUTPUTS.get(source.kind, ()):
+        return f"refers to output {output_id!r} of {source.label}, which has no such output"
+    return None
+
+
 # Outputs a node returns without declaring them (FastGPT's answerNode returns answerText, chatNode history).
 _RUNTIME_OUTPUTS = {"answerNode": ("answerText",), "chatNode": ("history", "answerText", "reasoningText")}
 
