@@ -112,7 +112,8 @@ def test_root_runs_a_channel_and_a_token_and_sees_the_request_counted(
         page.click("#log-filters button[type=submit]")
     rows = page.locator("#log-table tbody tr.gw-log")
     expect(rows).to_have_count(2)
-    expect(rows.nth(0)).to_contain_text(HOSTILE)  # the newest: the refusal, its error as text
+    expect(rows.nth(0)).to_contain_text("400")  # the newest: the refusal, its error as text below it
+    expect(page.locator("#log-table tr.gw-log-detail")).to_have_text(re.compile(re.escape(HOSTILE)))
     expect(rows.nth(1)).to_contain_text(model)
     expect(rows.nth(1)).to_contain_text("200")
     assert page.locator("#log-table img").count() == 0
