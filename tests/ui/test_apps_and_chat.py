@@ -4,9 +4,11 @@ phone-sized screen and hostile text shown as text."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
@@ -29,6 +31,7 @@ Descale the machine every 200 cups with citric acid. Run the descaling program t
 Use a fine grind for espresso. The dose is 18 grams for a double shot.
 """
 HOSTILE = "<img src=x onerror=alert(1)>"
+WORKFLOWS = Path(__file__).resolve().parents[1] / "fixtures" / "workflows"
 
 
 @pytest.fixture
@@ -237,7 +240,8 @@ def test_chat_streams_cites_takes_feedback_and_continues(logged_in: Page, api: h
     sent = fake.last_request.json["messages"]
     assert {"role": "assistant", "content": final} in sent  # the old turn went back to the model
 
-    # rename and delete from the history
+    # rename and delete from the history (once it has reloaded after the turn)
+    page.wait_for_load_state("networkidle")
     entry = page.locator(f"#chat-history li[data-chat-id='{chat_id}']")
     entry.locator("summary").click()
     entry.locator("input[name=title]").fill("Descaling")
@@ -350,3 +354,47 @@ def test_the_chat_on_a_phone_sized_screen(browser: Browser, ui_server: ServerThr
     finally:
         context.close()
     assert not problems.csp_violations, problems.csp_violations
+
+
+def test_import_view_and_export_a_fastgpt_workflow(logged_in: Page, api: httpx.Client, manual: dict,
+                                                   fake: FakeUpstream, shoot) -> None:
+    page = logged_in
+    page.goto("/apps")
+    page.click("#import-app")
+    name = unique("Coffee flow")
+    page.fill("#import-form input[name=name]", name)
+    page.set_input_files("#import-form input[name=file]", str(WORKFLOWS / "export_search_chat.json"))
+    page.click("#import-form button[type=submit]")
+    page.wait_for_url("**/apps/*/workflow")
+    app_id = int(page.url.split("/apps/")[1].split("/")[0])
+    assert api.get(f"/api/apps/{app_id}").json()["type"] == "workflow"
+    # the graph: one box per node, one curve per edge, each node's settings below
+    expect(page.locator("#workflow-graph .node")).to_have_count(4)
+    expect(page.locator("#workflow-graph path.edge")).to_have_count(2)
+    chat_node = page.locator("#workflow-nodes details[data-node-id='chat']")
+    expect(chat_node.locator("summary")).to_contain_text("AI 对话")
+    chat_node.locator("summary").click()
+    expect(chat_node.locator("dl")).to_be_visible()
+    shoot(page, "app-workflow")
+    # settings of a workflow app are its graph; its chat shows the file's welcome text
+    page.goto(f"/apps/{app_id}")
+    page.wait_for_url(f"**/apps/{app_id}/workflow")
+    page.goto(f"/chat/{app_id}")
+    expect(page.locator("#welcome")).to_contain_text("Ask me about coffee.")
+    # export: FastGPT's file, downloaded as <name>.json
+    page.goto(f"/apps/{app_id}/workflow")
+    with page.expect_download() as download:
+        page.click("#export-app")
+    assert download.value.suggested_filename == f"{name}.json"
+    exported = json.loads(Path(download.value.path()).read_text(encoding="utf-8"))
+    assert set(exported) == {"nodes", "edges", "chatConfig"} and len(exported["nodes"]) == 4
+    # a file that is not an app is refused with the reason, the app list untouched
+    page.goto("/apps/import")
+    page.fill("#import-form textarea[name=json]", "{\"nodes\": [")
+    page.click("#import-form button[type=submit]")
+    expect(page.locator(".alert-error")).to_contain_text("JSON")
+    # a simple app shows the workflow its form compiles to
+    simple = new_app(api, manual["id"])
+    page.goto(f"/apps/{simple}/workflow")
+    expect(page.locator("#workflow-nodes details[data-node-id='datasetSearch'] summary")).to_contain_text("Dataset search")
+    expect(page.locator("#workflow-graph path.edge")).to_have_count(2)

@@ -15,6 +15,7 @@ from starlette.datastructures import FormData
 
 from zhiku.apps import service
 from zhiku.apps.schemas import AppCreate, AppPublic, AppUpdate, ChatConfig
+from zhiku.apps.workflow_apps import WORKFLOW_TYPE
 from zhiku.auth import service as auth
 from zhiku.auth.service import Principal
 from zhiku.errors import NotFound, ZhikuError
@@ -152,8 +153,10 @@ async def create(request: Request, session: SessionDep, principal: UiPrincipal, 
 
 @router.get("/apps/{app_id:int}")
 async def edit_page(request: Request, app_id: int, session: SessionDep, principal: UiPrincipal,
-                    platform: PlatformDep) -> HTMLResponse:
+                    platform: PlatformDep) -> Response:
     app = await service.get_app(session, principal, app_id)
+    if app.type == WORKFLOW_TYPE:  # its settings are its graph
+        return RedirectResponse(f"/apps/{app_id}/workflow", status_code=303)
     return await _editor(request, session, principal, platform, app=app, app_id=app_id)
 
 

@@ -300,7 +300,6 @@ async function ask(text) {
     if (error.name === "AbortError") stopped = true;
     else failure = t("chat.network_error");
   }
-  setRunning(null);
   answer.item.classList.remove("streaming");
   answer.status.textContent = stopped ? t("chat.stopped") : "";
   if (answerText) showAnswerText(answer, answerText, quotes);
@@ -317,6 +316,7 @@ async function ask(text) {
     if (window.location.pathname !== chatBase) window.history.replaceState(null, "", chatBase);
     document.body.dispatchEvent(new CustomEvent(CHAT_SAVED));
   }
+  setRunning(null); // the turn is over once its answer has its tools
 }
 
 // ---- the page --------------------------------------------------------------------------------------
