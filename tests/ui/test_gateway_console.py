@@ -303,6 +303,10 @@ def test_the_standalone_gateway_serves_its_console_to_its_admins(standalone: Gat
                                                headers={"X-CSRF-Token": csrf or ""})
             assert made_with_token.status_code == 200
 
+        docs = page.context.new_page()
+        docs.goto("/api/docs")
+        expect(docs.locator("#swagger-ui")).to_contain_text("/api/channel/")  # offline: vendored Swagger UI
+        docs.close()
         with page.expect_navigation():
             page.click("[data-testid=account-menu]")
             page.click("form[action='/logout'] button")

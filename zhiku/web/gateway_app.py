@@ -15,7 +15,8 @@ from zhiku.web.ui.gateway_console import install_gateway_console
 
 
 def create_gateway_app(gateway: Gateway) -> FastAPI:
-    app = FastAPI(title="Zhiku gateway", version=__version__, docs_url="/api/docs",
+    # /api/docs is the UI's page from vendored Swagger UI (FastAPI's own loads its scripts from a CDN)
+    app = FastAPI(title="Zhiku gateway", version=__version__, docs_url=None,
                   openapi_url="/api/openapi.json", redoc_url=None)
     # Admin bodies get the request limit; the relay's own, larger limit is also checked by the relay.
     app.add_middleware(BodySizeLimit, max_bytes=gateway.settings.max_request_bytes,

@@ -26,6 +26,7 @@ from zhiku.gateway.runtime import Gateway
 from zhiku.gateway.store.tables import GatewayUser
 from zhiku.web.ui import install_pages
 from zhiku.web.ui.deps import CsrfRefused, LoginRequired, sent_csrf
+from zhiku.web.ui.pages import api_docs
 from zhiku.web.ui.pages.auth import safe_next
 from zhiku.web.ui.pages.gateway import ConsoleAdmin, running_gateway
 from zhiku.web.ui.pages.home import switch_language
@@ -127,7 +128,9 @@ router.add_api_route("/lang/{lang}", switch_language, methods=["GET"])
 
 
 def install_gateway_console(app: FastAPI) -> None:
-    """The console's pages, ``/static`` and this login on a standalone gateway's app."""
+    """The console's pages, ``/static``, this login and the offline ``/api/docs`` on a standalone gateway's
+    app."""
     app.state.gateway_console_login = console_login
     app.include_router(router)
+    app.include_router(api_docs.router)
     install_pages(app, GATEWAY_PAGES)
