@@ -218,6 +218,8 @@ def test_users_quota_and_a_member_is_refused(logged_in: Page, ui_server: ServerT
     expect(row.locator("input[name=group]")).to_have_value("vip")
     page.reload()
     expect(page.locator("#user-table")).to_contain_text(username)
+    forged = page.request.post("/gateway/users", form={"username": unique("forged")})  # no CSRF token
+    assert forged.status == 403
 
     # A member of the platform gets the 403 page, and the navigation does not offer the gateway.
     member, password = unique("member"), "member-password-1"
