@@ -202,3 +202,18 @@ def test_long_lists_are_paged(logged_in: Page, api: httpx.Client) -> None:
     expect(page.locator(".pager")).to_contain_text(f"2 of {pages}")
     page.goto(f"/datasets/{dataset_id}/collections/{collection['id']}/chunks?page={pages}")
     expect(page.locator("#chunks .chunk")).to_have_count(total - 20 * (pages - 1))
+
+
+def test_the_create_form_shows_a_refusal_and_keeps_what_was_typed(logged_in: Page, api: httpx.Client) -> None:
+    page = logged_in
+    taken = unique("taken")
+    create_dataset(api, taken)
+    page.goto("/datasets")
+    create = page.locator("#create-dataset")
+    if create.get_attribute("open") is None:
+        create.locator("summary").click()
+    page.fill("#create-dataset input[name=name]", taken)
+    page.fill("#create-dataset textarea[name=description]", "kept")
+    page.click("#create-dataset button[type=submit]")
+    expect(page.locator("main .alert-error")).to_contain_text(taken)
+    expect(page.locator("#create-dataset textarea[name=description]")).to_have_value("kept")

@@ -4,6 +4,7 @@ upload routes; everything else posts here and calls the same services as the API
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -15,7 +16,7 @@ from zhiku.errors import InvalidInput, NotFound, ZhikuError
 from zhiku.gateway.domain import DEFAULT_GROUP
 from zhiku.knowledge import collections, datasets, links
 from zhiku.knowledge.links import LinkCollectionCreate, WebsiteCollectionCreate
-from zhiku.knowledge.schemas import CollectionPublic, CollectionUpdate, DatasetCreate, TextCollectionCreate
+from zhiku.knowledge.schemas import CollectionPublic, CollectionUpdate, DatasetCreate, Page, TextCollectionCreate
 from zhiku.web.deps import PlatformDep, SessionDep
 from zhiku.web.ui.deps import UiPrincipal
 from zhiku.web.ui.templating import render
@@ -85,14 +86,25 @@ def agent_models(platform: Platform) -> list[str]:
 
 # --- datasets -------------------------------------------------------------------------------------------
 
+async def paged(fetch: Callable[[int, int], Awaitable[Page]], page: int) -> tuple[Page, Pager]:
+    """Page ``page`` of a listing whose service gives the total with each page (``fetch(offset, limit)``):
+    one call, and a second only when ``page`` is past the end (the last page is shown then)."""
+    asked = max(page, 1)
+    listed = await fetch((asked - 1) * PAGE_SIZE, PAGE_SIZE)
+    pager = Pager.of(asked, listed.total)
+    if pager.page != asked:
+        listed = await fetch(pager.offset, PAGE_SIZE)
+    return listed, pager
+
+
 async def _list_page(request: Request, session: SessionDep, principal: UiPrincipal, platform: Platform,
-                     page: int, *, error: str | None = None, form: dict[str, Any] | None = None) -> HTMLResponse:
-    pager = Pager.of(page, (await datasets.list_datasets_page(session, principal, limit=0)).total)
-    listed = await datasets.list_datasets_page(session, principal, offset=pager.offset, limit=PAGE_SIZE)
+                     page: int, *, error: ZhikuError | None = None, form: dict[str, Any] | None = None) -> HTMLResponse:
+    listed, pager = await paged(lambda offset, limit: datasets.list_datasets_page(
+        session, principal, offset=offset, limit=limit), page)
     return render(request, "datasets/list.html", datasets=listed.items, pager=pager, error=error,
                   form=form or {}, embedding_models=platform.embedders.names(),
                   default_embedding_model=platform.embedders.default, agent_models=agent_models(platform),
-                  default_agent_model=platform.settings.chat_model)
+                  default_agent_model=platform.settings.chat_model, status_code=error.status if error else 200)
 
 
 @router.get("/datasets")
@@ -111,9 +123,7 @@ async def create(request: Request, session: SessionDep, principal: UiPrincipal, 
             "chunk_size": optional_int(form.get("chunk_size")) or 1000,
             "agent_model": form.get("agent_model") or None}), vector_store=platform.vector_store)
     except ZhikuError as exc:
-        response = await _list_page(request, session, principal, platform, 1, error=exc.message, form=form)
-        response.status_code = exc.status
-        return response
+        return await _list_page(request, session, principal, platform, 1, error=exc, form=form)
     return RedirectResponse(f"/datasets/{created.id}", status_code=303)
 
 

@@ -15,7 +15,7 @@ from zhiku.retrieval.search import search
 from zhiku.retrieval.settings import MAX_QUERY_CHARS, SearchSettings
 from zhiku.web.deps import PlatformDep, SessionDep
 from zhiku.web.ui.deps import UiPrincipal
-from zhiku.web.ui.pages.datasets import PAGE_SIZE, Pager, own_collection, validated
+from zhiku.web.ui.pages.datasets import own_collection, paged, validated
 from zhiku.web.ui.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -31,10 +31,8 @@ async def chunks_page(request: Request, dataset_id: int, collection_id: int, ses
     dataset = await datasets.get_dataset(session, principal, dataset_id)
     collection = await own_collection(session, principal, dataset_id, collection_id)
     q = q.strip()[:MAX_SEARCH_TEXT_CHARS]
-    total = (await chunks.list_chunks(session, principal, collection_id, limit=0, text_contains=q or None)).total
-    pager = Pager.of(page, total)
-    listed = await chunks.list_chunks(session, principal, collection_id, offset=pager.offset, limit=PAGE_SIZE,
-                                      text_contains=q or None)
+    listed, pager = await paged(lambda offset, limit: chunks.list_chunks(
+        session, principal, collection_id, offset=offset, limit=limit, text_contains=q or None), page)
     return render(request, "datasets/chunks.html", dataset=dataset, collection=collection, chunks=listed.items,
                   pager=pager, q=q)
 
