@@ -12,4 +12,4 @@ async def run(ctx: NodeContext) -> NodeResult:
     return NodeResult(outputs={"answerText": text}, response={"textOutput": text})
 
 
-SPEC = NodeSpec(kind="answerNode", run=run, description="fixed reply")
+SPEC = NodeSpec(kind="answerNode", inline=True, run=run, description="fixed reply")

@@ -13,4 +13,4 @@ async def run(ctx: NodeContext) -> NodeResult:
     return NodeResult(response={"textOutput": text})
 
 
-SPEC = NodeSpec(kind="customFeedback", run=run, description="feedback note on the record")
+SPEC = NodeSpec(kind="customFeedback", inline=True, run=run, description="feedback note on the record")

@@ -40,4 +40,4 @@ async def run(ctx: NodeContext) -> NodeResult:
     return NodeResult(outputs={"quoteQA": quotes}, response={"concatLength": len(quotes)})
 
 
-SPEC = NodeSpec(kind="datasetConcatNode", run=run, description="merge quote lists")
+SPEC = NodeSpec(kind="datasetConcatNode", inline=True, run=run, description="merge quote lists")

@@ -167,5 +167,5 @@ def check(node: Node, workflow: Workflow) -> list[str]:
     return problems
 
 
-SPEC = NodeSpec(kind="ifElseNode", run=run, check=check,
+SPEC = NodeSpec(kind="ifElseNode", inline=True, run=run, check=check,
                 branches=lambda node: branch_names(_groups(node.value("ifElseList"))), description="if / else")

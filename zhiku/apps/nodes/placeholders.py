@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from zhiku.apps.workflow.node import NodeSpec
 
-SPECS = (NodeSpec(kind="emptyNode", description="placeholder"),
-         NodeSpec(kind="pluginConfig", description="plugin settings holder"),
-         NodeSpec(kind="globalVariable", description="editor pseudo-node for variables"),
-         NodeSpec(kind="comment", description="canvas note"))
+SPECS = (NodeSpec(kind="emptyNode", inline=True, description="placeholder"),
+         NodeSpec(kind="pluginConfig", inline=True, description="plugin settings holder"),
+         NodeSpec(kind="globalVariable", inline=True, description="editor pseudo-node for variables"),
+         NodeSpec(kind="comment", inline=True, description="canvas note"))

@@ -9,4 +9,4 @@ async def run(ctx: NodeContext) -> NodeResult:
     return NodeResult(outputs={"userChatInput": ctx.env.query, "userFiles": list(ctx.env.files)})
 
 
-SPEC = NodeSpec(kind="workflowStart", run=run, entry=True, description="the user's question")
+SPEC = NodeSpec(kind="workflowStart", inline=True, run=run, entry=True, description="the user's question")

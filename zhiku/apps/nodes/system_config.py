@@ -16,4 +16,4 @@ def check(node: Node, workflow: Workflow) -> list[str]:
     return problems
 
 
-SPEC = NodeSpec(kind="userGuide", entry=True, check=check, description="app settings")
+SPEC = NodeSpec(kind="userGuide", inline=True, entry=True, check=check, description="app settings")

@@ -11,4 +11,4 @@ async def run(ctx: NodeContext) -> NodeResult:
     return NodeResult(outputs={"system_text": text}, response={"textOutput": text})
 
 
-SPEC = NodeSpec(kind="textEditor", run=run, description="text template")
+SPEC = NodeSpec(kind="textEditor", inline=True, run=run, description="text template")

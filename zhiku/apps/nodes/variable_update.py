@@ -68,4 +68,4 @@ def check(node: Node, workflow: Workflow) -> list[str]:
     return problems
 
 
-SPEC = NodeSpec(kind="variableUpdate", run=run, check=check, description="assign variables")
+SPEC = NodeSpec(kind="variableUpdate", inline=True, run=run, check=check, description="assign variables")

@@ -39,6 +39,8 @@ run=run, ...)`` (or ``SPECS`` for several no-op kinds); the package finds it by 
   change), ``ctx.env.histories`` / ``query`` / ``files``, ``ctx.set_output(nodeId, outputId, value)``.
 - **Other events**: ``ctx.emit(event)`` (e.g. :class:`events.QuotesFound` for citations).
 - **Nested runs** (loops, child apps): call :func:`executor.run_workflow` with ``RunEnv(depth=env.depth + 1)``.
+- **Cheap kinds**: ``NodeSpec(inline=True)`` when ``run`` never awaits I/O (text, conditions, variables):
+  the executor runs it in place instead of in a task of its own (see ``bench/workflow.py``).
 - **Checks at save time**: ``NodeSpec.check(node, workflow) -> [problem sentences]`` and
   ``NodeSpec.branches(node) -> [handle suffixes]`` for edge checks; ``entry=True`` for start kinds.
 """

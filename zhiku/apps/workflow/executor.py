@@ -12,9 +12,11 @@ budget is spent and with ``workflow_timeout`` after ``Limits.max_seconds``.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 import uuid
+import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -80,6 +82,31 @@ class _Answers:
                 self._buffers[self._head].clear()
 
 
+@dataclass(frozen=True)
+class _Topology:
+    incoming: dict[str, list[int]]
+    outgoing: dict[str, list[int]]
+    recursive: frozenset[int]
+
+
+_topologies: weakref.WeakKeyDictionary[Workflow, _Topology] = weakref.WeakKeyDictionary()
+
+
+def topology(workflow: Workflow) -> _Topology:
+    """Edge indexes by node and the recursive edges, computed once per parsed workflow."""
+    found = _topologies.get(workflow)
+    if found is None:
+        incoming: dict[str, list[int]] = {}
+        outgoing: dict[str, list[int]] = {}
+        for i, e in enumerate(workflow.edges):
+            if e.source_handle == "selectedTools":
+                continue
+            incoming.setdefault(e.target, []).append(i)
+            outgoing.setdefault(e.source, []).append(i)
+        found = _topologies[workflow] = _Topology(incoming, outgoing, frozenset(_recursive_edges(workflow)))
+    return found
+
+
 def _recursive_edges(workflow: Workflow) -> set[int]:
     """Indexes of edges that close a cycle: their target can reach their source."""
     children: dict[str, set[str]] = {}
@@ -114,17 +141,15 @@ class _Run:
         self.node_ids = set(workflow.by_id)
         self.edges = workflow.edges
         self.status = ["waiting"] * len(self.edges)
-        self.incoming: dict[str, list[int]] = {}
-        self.outgoing: dict[str, list[int]] = {}
-        for i, e in enumerate(self.edges):
-            if e.source_handle == "selectedTools":
-                continue
-            self.incoming.setdefault(e.target, []).append(i)
-            self.outgoing.setdefault(e.source, []).append(i)
-        self.recursive = _recursive_edges(workflow) if self.edges else set()
+        shape = topology(workflow)
+        self.incoming, self.outgoing, self.recursive = shape.incoming, shape.outgoing, shape.recursive
         self.values: dict[str, dict[str, Any]] = {}
         self.budget = limits.max_steps
         self.running: dict[asyncio.Task[Any], tuple[str, int]] = {}
+        self.finished: asyncio.Queue[asyncio.Task[Any]] = asyncio.Queue()
+        self.ready: list[tuple[Node, int, bool]] = []  # inline nodes waiting their turn
+        prefix = uuid.uuid4().hex[:16]  # responseData item ids: unique per run, then counted
+        self.response_ids = (f"{prefix}{n:08x}" for n in itertools.count())
         self.skipped_since_run: set[str] = set()
         self.responses: list[dict[str, Any]] = []
         self.answers = _Answers(self.emit)
@@ -196,7 +221,8 @@ class _Run:
             self.status[i] = "waiting"
 
     def start(self, node_id: str, *, resumed: bool = False) -> None:
-        if any(running_id == node_id for running_id, _ in self.running.values()):
+        if any(running_id == node_id for running_id, _ in self.running.values()) or \
+                any(ready.node_id == node_id for ready, _, _ in self.ready):
             return
         if self.budget <= 0:
             raise WorkflowLimit(f"the workflow stopped after {self.limits.max_steps:g} steps (node runs); "
@@ -206,14 +232,20 @@ class _Run:
         self.skipped_since_run.discard(node_id)
         node = self.workflow.by_id[node_id]
         slot = self.answers.open()
+        spec = self.registry.get(node.kind)
+        if spec is not None and spec.inline:  # no I/O: run in place by the loop below, without a task
+            self.ready.append((node, slot, resumed))
+            return
         task = asyncio.ensure_future(self._execute(node, slot, resumed))
         self.running[task] = (node_id, slot)
+        task.add_done_callback(self.finished.put_nowait)
 
     def skip(self, node_id: str) -> None:
         todo = [node_id]
         while todo:
             current = todo.pop(0)
-            if current in self.skipped_since_run or any(r == current for r, _ in self.running.values()):
+            if current in self.skipped_since_run or any(r == current for r, _ in self.running.values()) or \
+                    any(ready.node_id == current for ready, _, _ in self.ready):
                 continue
             self.skipped_since_run.add(current)
             self.budget -= 0.1
@@ -297,7 +329,7 @@ class _Run:
         for key, value in result.outputs.items():
             if key not in declared:
                 outputs[key] = value
-        item: dict[str, Any] = {"id": uuid.uuid4().hex[:24], "nodeId": node.node_id, "moduleName": node.name,
+        item: dict[str, Any] = {"id": next(self.response_ids), "nodeId": node.node_id, "moduleName": node.name,
                                 "moduleType": node.kind, "runningTime": round(seconds, 2), **result.response}
         if result.usage is not None:
             self.usage = Usage(self.usage.prompt_tokens + result.usage.prompt_tokens,
@@ -358,13 +390,18 @@ class _Run:
             async with asyncio.timeout(self.limits.max_seconds):
                 for node_id in self._entries():
                     self.start(node_id, resumed=self.resume is not None)
-                while self.running:
-                    done, _ = await asyncio.wait(self.running, return_when=asyncio.FIRST_COMPLETED)
-                    for task in sorted(done, key=lambda t: self.running[t][1]):
-                        node_id, slot = self.running.pop(task)
-                        result, failed, seconds = task.result()
+                while self.ready or self.running:
+                    if self.ready:
+                        node, slot, resumed = self.ready.pop(0)
+                        result, failed, seconds = await self._execute(node, slot, resumed)
                         self.answers.close(slot)
-                        self.finish_node(self.workflow.by_id[node_id], result, failed, seconds)
+                        self.finish_node(node, result, failed, seconds)
+                        continue
+                    task = await self.finished.get()
+                    node_id, slot = self.running.pop(task)
+                    result, failed, seconds = task.result()
+                    self.answers.close(slot)
+                    self.finish_node(self.workflow.by_id[node_id], result, failed, seconds)
         except TimeoutError:
             self.error = WorkflowLimit(f"the workflow ran longer than {self.limits.max_seconds:g} s and was stopped",
                                        code="workflow_timeout")

@@ -103,7 +103,7 @@ class Variable:
     options: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity: runs cache facts per parsed graph
 class Workflow:
     nodes: tuple[Node, ...]
     edges: tuple[Edge, ...]

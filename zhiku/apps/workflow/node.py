@@ -16,6 +16,7 @@ from zhiku.auth.service import Principal
 from zhiku.chat_model import ChatMessage, ChatModel, Usage
 from zhiku.embedding.base import Reranker
 from zhiku.embedding.registry import EmbedderRegistry
+from zhiku.knowledge.fetch import FetchPolicy
 from zhiku.retrieval.pgvector_store import PGVECTOR_STORE
 from zhiku.retrieval.vector_store import VectorStore
 
@@ -33,6 +34,7 @@ class ChatDeps:
     default_model: str
     reranker: Reranker | None = None
     vector_store: VectorStore = PGVECTOR_STORE
+    fetch_policy: FetchPolicy = FetchPolicy()  # HTTP nodes and attached files: the one safe fetcher's limits
 
 
 @dataclass
@@ -122,13 +124,15 @@ async def _nothing(ctx: NodeContext) -> NodeResult:
 
 @dataclass(frozen=True)
 class NodeSpec:
-    """One node kind. ``entry``: a run starts here; ``check``: kind-specific problems for validation
+    """One node kind. ``entry``: a run starts here; ``inline``: ``run`` never waits on I/O, so the
+    executor runs it in place, one after another, without a task of its own; ``check``: kind-specific problems for validation
     (each a sentence, the executor adds the node's name); ``branches``: the source-handle suffixes
     the node may skip (for edge checks)."""
 
     kind: str
     run: RunFn = _nothing
     entry: bool = False
+    inline: bool = False  # run never awaits I/O: the executor calls it in place instead of in a task
     check: CheckFn | None = None
     branches: Callable[[Node], list[str]] | None = None
     description: str = ""
