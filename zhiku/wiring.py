@@ -50,10 +50,11 @@ class Platform:
 
     def chat_deps(self) -> ChatDeps:
         from zhiku.apps.chat import ChatDeps
+        from zhiku.knowledge.fetch import FetchPolicy
 
         return ChatDeps(sessions=self.db.sessions, embedders=self.embedders, chat_model=self.chat_model,
                         default_model=self.settings.chat_model, reranker=self.reranker,
-                        vector_store=self.vector_store)
+                        vector_store=self.vector_store, fetch_policy=FetchPolicy.from_settings(self.settings))
 
     def job_context(self) -> JobContext:
         from zhiku.worker.runner import JobContext

@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from zhiku.errors import ZhikuError
-from zhiku.knowledge.fetch import FetchPolicy, address_refusal, fetch, parse_url
+from zhiku.knowledge.fetch import FetchPolicy, FetchRequest, address_refusal, fetch, parse_url
 
 PUBLIC = "93.184.216.34"
 DNS = {"public.example": [PUBLIC], "other.example": ["198.51.200.7"], "internal.example": ["10.0.0.5"],
@@ -135,3 +135,18 @@ async def test_allow_private_lets_private_addresses_through() -> None:
     page = await fetch("http://internal.example/", FetchPolicy(allow_private=True), resolver=resolver,
                        transport=transport(routes, []))
     assert page.body == b"intranet"
+
+
+async def test_a_request_sends_its_method_headers_and_body_and_keeps_them_only_across_307() -> None:
+    seen: list[httpx.Request] = []
+    routes = {"public.example/a": httpx.Response(307, headers={"location": "/b"}),
+              "public.example/b": httpx.Response(303, headers={"location": "/c"}),
+              "public.example/c": httpx.Response(200, text="done")}
+    sent = FetchRequest(method="POST", headers=(("X-Token", "t"), ("Host", "evil.example"), ("Accept", "*/*")),
+                        body=b'{"q": 1}')
+    page = await fetch("http://public.example/a", FetchPolicy(), resolver=resolver,
+                       transport=transport(routes, seen), request=sent)
+    assert page.body == b"done"
+    assert [(r.method, r.content) for r in seen] == [("POST", b'{"q": 1}'), ("POST", b'{"q": 1}'), ("GET", b"")]
+    assert all(r.headers["host"] == "public.example" and r.headers["x-token"] == "t" for r in seen)
+    assert seen[0].headers["accept"] == "*/*"

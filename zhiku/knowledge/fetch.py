@@ -16,6 +16,11 @@ A URL from a user may point anywhere, including at the machine Zhiku runs on or 
   ``deadline_seconds`` (a server that trickles a byte a second never trips a read timeout);
 - streams the body and stops at ``max_bytes`` (after decompression, so a compressed bomb stops too).
 
+A fetch is a GET unless a :class:`FetchRequest` says otherwise (the workflow HTTP node sends any method,
+headers and a body). A 303, or a 301/302 after a POST, continues as a GET without the body, as browsers
+do; 307 and 308 repeat the method and body. The caller cannot set ``Host``: the request goes to the
+checked address under the URL's own host name.
+
 Failures are domain errors (``zhiku.errors``) with a stable code: ``url_invalid``, ``url_private_address``,
 ``url_timeout``, ``url_too_large``, ``url_too_many_redirects``, ``url_http_error`` (``detail.status``),
 ``url_unreachable``. Those that may pass on their own (timeouts, a server error, a refused connection)
@@ -64,6 +69,19 @@ class FetchPolicy:
                       deadline_seconds=settings.fetch_deadline_seconds)
         values.update(overrides)
         return cls(**values)
+
+
+@dataclass(frozen=True)
+class FetchRequest:
+    """What to send instead of a plain GET: method, extra headers (over the defaults) and a body."""
+
+    method: str = "GET"
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes | None = None
+
+
+GET = FetchRequest()
+_HOP_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 
 
 @dataclass(frozen=True)
@@ -161,36 +179,44 @@ async def checked_addresses(url: httpx.URL, policy: FetchPolicy, resolver: Resol
 
 
 async def fetch(url: str, policy: FetchPolicy, *, resolver: Resolver = system_resolver,
-                transport: httpx.AsyncBaseTransport | None = None) -> FetchedPage:
-    """GET ``url`` under ``policy``. ``resolver`` and ``transport`` are for tests (an injected DNS, or
-    ``httpx.MockTransport``); by default the system resolver and a real connection are used."""
+                transport: httpx.AsyncBaseTransport | None = None, request: FetchRequest = GET) -> FetchedPage:
+    """GET ``url`` under ``policy`` (or send ``request``). ``resolver`` and ``transport`` are for tests (an
+    injected DNS, or ``httpx.MockTransport``); by default the system resolver and a real connection are used."""
     first = parse_url(url)
     try:
         async with asyncio.timeout(policy.deadline_seconds):
-            return await _follow(first, policy, resolver, transport)
+            return await _follow(first, policy, resolver, transport, request)
     except TimeoutError:
         raise UpstreamUnavailable(f"{url} did not finish loading within {policy.deadline_seconds:g} seconds",
                                   code="url_timeout", status=504) from None
 
 
 async def _follow(url: httpx.URL, policy: FetchPolicy, resolver: Resolver,
-                  transport: httpx.AsyncBaseTransport | None) -> FetchedPage:
+                  transport: httpx.AsyncBaseTransport | None, request: FetchRequest) -> FetchedPage:
     asked = str(url)
     for _hop in range(policy.max_redirects + 1):
         addresses = await checked_addresses(url, policy, resolver)
-        result = await _get(url, addresses, policy, transport)
+        result = await _get(url, addresses, policy, transport, request)
         if isinstance(result, FetchedPage):
             return replace(result, url=asked)
-        url = parse_url(str(url.join(result)))  # a redirect: every hop is checked like the first
+        location, status = result
+        url = parse_url(str(url.join(location)))  # a redirect: every hop is checked like the first
+        if status == 303 or (status in (301, 302) and request.method == "POST"):
+            request = replace(request, method="GET", body=None)
     raise InvalidInput(f"{asked} redirects more than {policy.max_redirects} times", code="url_too_many_redirects",
                        status=422, detail={"limit": policy.max_redirects})
 
 
 async def _get(url: httpx.URL, addresses: list[str], policy: FetchPolicy,
-               transport: httpx.AsyncBaseTransport | None) -> FetchedPage | str:
-    """One request to the first address that answers; a page, or the Location of a redirect."""
-    headers = {"Host": url.netloc.decode("ascii"), "User-Agent": policy.user_agent,
-               "Accept": "text/html,application/xhtml+xml,text/plain;q=0.9,*/*;q=0.8"}
+               transport: httpx.AsyncBaseTransport | None, sent: FetchRequest) -> FetchedPage | tuple[str, int]:
+    """One request to the first address that answers; a page, or the Location and status of a redirect."""
+    headers = {"User-Agent": policy.user_agent, "Accept": "text/html,application/xhtml+xml,text/plain;q=0.9,*/*;q=0.8"}
+    lower = {k.lower(): k for k in headers}
+    for name, value in sent.headers:
+        if name.lower() not in _HOP_HEADERS:
+            headers.pop(lower.pop(name.lower(), ""), None)
+            headers[name] = value
+    headers["Host"] = url.netloc.decode("ascii")
     timeout = httpx.Timeout(policy.timeout_seconds)
     last_error: Exception | None = None
     # A fresh client per hop: a pooled connection is never reused for another host name.
@@ -198,7 +224,7 @@ async def _get(url: httpx.URL, addresses: list[str], policy: FetchPolicy,
                                  trust_env=False) as client:
         for address in addresses:
             pinned = url.copy_with(host=address)
-            request = client.build_request("GET", pinned, headers=headers,
+            request = client.build_request(sent.method, pinned, headers=headers, content=sent.body,
                                            extensions={"sni_hostname": url.raw_host.decode("ascii")})
             try:
                 response = await client.send(request, stream=True)
@@ -217,9 +243,9 @@ async def _get(url: httpx.URL, addresses: list[str], policy: FetchPolicy,
     raise UpstreamUnavailable(f"{url} could not be reached ({last_error})", code="url_unreachable")
 
 
-async def _read(url: httpx.URL, response: httpx.Response, policy: FetchPolicy) -> FetchedPage | str:
+async def _read(url: httpx.URL, response: httpx.Response, policy: FetchPolicy) -> FetchedPage | tuple[str, int]:
     if response.status_code in REDIRECT_STATUSES and response.headers.get("location"):
-        return response.headers["location"]
+        return response.headers["location"], response.status_code
     if response.status_code >= 400:
         retryable = response.status_code >= 500 or response.status_code == 429
         raise UpstreamError(f"{url} answered HTTP {response.status_code}", code="url_http_error",

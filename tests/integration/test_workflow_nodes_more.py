@@ -1,0 +1,165 @@
+"""The later FastGPT node kinds through the chat API: HTTP requests to a real local server (and the
+private-address refusal), code in the sandboxes with their limits, loops, interactive pause/resume, tool
+calls scripted by the fake upstream. HTTP targets are real servers on 127.0.0.1; the server that may
+reach them runs with ``allow_private_urls`` on, the shared one with it off."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import httpx
+import pytest
+
+from tests.conftest import login, make_settings, unique
+from zhiku.testing.server import ServerThread
+
+pytestmark = pytest.mark.integration
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "workflows"
+
+
+def fixture(name: str) -> dict:
+    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+
+
+class _Echo(BaseHTTPRequestHandler):
+    """``/echo``: the request as JSON; a path with ``/fail``: HTTP 500; ``/hop``: a 307 to ``/echo``."""
+
+    seen: list[dict[str, Any]] = []
+
+    def _answer(self) -> None:
+        url = urlsplit(self.path)
+        length = int(self.headers.get("content-length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        record = {"method": self.command, "path": url.path, "query": dict(parse_qsl(url.query)),
+                  "headers": {k.lower(): v for k, v in self.headers.items()},
+                  "json": json.loads(raw) if raw and "json" in self.headers.get("content-type", "") else None}
+        _Echo.seen.append(record)
+        if "/fail" in url.path:
+            self.send_response(500)
+            self.end_headers()
+            return
+        if url.path == "/hop":
+            self.send_response(307)
+            self.send_header("Location", "/echo?from=hop")
+            self.end_headers()
+            return
+        body = json.dumps(record).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = _answer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def target() -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def private_server(pg_url, data_dir, embedders, upstream) -> Iterator[ServerThread]:
+    """A server that may fetch private addresses (the local HTTP targets)."""
+    settings = make_settings(pg_url, data_dir, allow_private_urls=True, worker_enabled=False,
+                             openai_base_url=upstream.base_url, chat_api_key="sk-fake-upstream",
+                             chat_model="fake-chat")
+    with ServerThread(settings, embedders) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def private_client(private_server: ServerThread) -> Iterator[httpx.Client]:
+    c = login(private_server.base_url)
+    yield c
+    c.close()
+
+
+def app_key(client: httpx.Client, name: str, graph: dict | None = None) -> str:
+    r = client.post("/api/apps/import", params={"name": unique(name)}, json=graph or fixture(f"{name}.json"))
+    assert r.status_code == 201, r.text
+    r = client.post("/api/keys", json={"name": "chat", "appId": r.json()["id"]})
+    assert r.status_code == 201, r.text
+    return r.json()["key"]
+
+
+def post(server: ServerThread, key: str, question: str, **body: Any) -> httpx.Response:
+    return httpx.post(server.base_url + "/api/v1/chat/completions", headers={"Authorization": f"Bearer {key}"},
+                      json={"messages": [{"role": "user", "content": question}], **body}, timeout=60)
+
+
+def chat(server: ServerThread, key: str, question: str, **body: Any) -> dict:
+    r = post(server, key, question, **body)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def content(body: dict) -> Any:
+    return body["choices"][0]["message"]["content"]
+
+
+# ---- httpRequest468 --------------------------------------------------------------------------------
+
+def test_http_node_sends_templated_request_and_reads_jsonpath_outputs(private_server, private_client, target) -> None:
+    key = app_key(private_client, "http_request")
+    _Echo.seen.clear()
+    body = chat(private_server, key, 'say "hi"', detail=True, variables={"base": target, "lang": "zh"})
+    assert content(body) == 'Q=say "hi" lang=zh n=3 tags=["a", "b"]'
+    sent = _Echo.seen[-1]
+    assert sent["method"] == "POST" and sent["path"] == "/echo" and sent["query"] == {"from": "url", "lang": "zh"}
+    assert sent["headers"]["x-question"] == 'say "hi"' and sent["headers"]["content-type"] == "application/json"
+    assert sent["json"] == {"question": 'say "hi"', "n": 3, "tags": ["a", "b"]}
+    item = next(r for r in body["responseData"] if r["moduleType"] == "httpRequest468")
+    assert item["httpResult"]["json"] == sent["json"] and item["params"] == {"lang": "zh"}
+    assert item["body"] == sent["json"] and item["headers"]["X-Question"] == 'say "hi"'
+
+
+def test_http_error_status_takes_the_catch_branch(private_server, private_client, target) -> None:
+    key = app_key(private_client, "http_request")
+    body = chat(private_server, key, "q", detail=True, variables={"base": target + "/fail"})
+    assert content(body).startswith("HTTP failed: ") and "HTTP 500" in content(body)
+    item = next(r for r in body["responseData"] if r["moduleType"] == "httpRequest468")
+    assert "HTTP 500" in item["error"] and "error" not in body
+
+
+def test_http_redirects_keep_method_and_body_across_307(private_server, private_client, target) -> None:
+    graph = fixture("http_request.json")
+    url = next(i for i in graph["nodes"][1]["inputs"] if i["key"] == "system_httpReqUrl")
+    url["value"] = "{{base}}/hop"
+    key = app_key(private_client, "http_hop", graph)
+    _Echo.seen.clear()
+    body = chat(private_server, key, "moved", variables={"base": target, "lang": "en"})
+    assert content(body) == 'Q=moved lang= n=3 tags=["a", "b"]'  # the hop's Location drops the lang param
+    assert [(s["method"], s["path"]) for s in _Echo.seen] == [("POST", "/hop"), ("POST", "/echo")]
+    assert _Echo.seen[-1]["json"]["question"] == "moved"
+
+
+def test_http_to_a_private_address_is_refused_with_the_fetchers_code(server, client, target) -> None:
+    graph = fixture("http_request.json")
+    graph["nodes"][1]["catchError"] = False
+    graph["edges"] = graph["edges"][:2]
+    graph["nodes"] = graph["nodes"][:3]
+    key = app_key(client, "http_private", graph)
+    _Echo.seen.clear()
+    r = post(server, key, "q", variables={"base": target})
+    assert r.status_code == 403, r.text
+    assert r.json()["error"]["code"] == "url_private_address" and "ZHIKU_ALLOW_PRIVATE_URLS" in r.text
+    assert _Echo.seen == []  # refused before any connection
+    # with the error branch the refusal is the branch's text
+    key = app_key(client, "http_private_catch", fixture("http_request.json"))
+    body = chat(server, key, "q", variables={"base": target})
+    assert content(body).startswith("HTTP failed: ") and "may not be fetched" in content(body)
