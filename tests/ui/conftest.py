@@ -32,7 +32,9 @@ def ui_server(server: ServerThread) -> ServerThread:
     return server
 
 
-@pytest.fixture(scope="session")
+# Package scope: Playwright's sync API keeps an event loop running in this thread while it is open, so it
+# must be closed before the tests after tests/ui (asyncio.run would refuse to start) run.
+@pytest.fixture(scope="package")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as running:
         yield running
@@ -46,7 +48,7 @@ def launch_chromium(playwright: Playwright) -> Browser:
                                       args=["--headless", "--no-sandbox", "--disable-gpu"])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     launched = launch_chromium(playwright)
     yield launched
