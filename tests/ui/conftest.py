@@ -15,16 +15,31 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
-from tests.conftest import ROOT_PASSWORD
+from tests.conftest import ROOT_PASSWORD, new_database
 from zhiku.testing.server import ServerThread
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "ui-screenshots"
 LANGS = ("en", "zh-CN")
+
+
+@contextmanager
+def own_database(pg_url: str) -> Iterator[str]:
+    """``tests.conftest.new_database`` for a test that runs beside Playwright: its sync API keeps an event
+    loop in the main thread, so the database is made and dropped from a thread of its own."""
+    made = new_database(pg_url)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        url = pool.submit(made.__enter__).result()
+        try:
+            yield url
+        finally:
+            pool.submit(made.__exit__, None, None, None).result()
 
 
 @pytest.fixture(scope="session")

@@ -3,13 +3,17 @@ reference, in a real browser against a real server."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import quote
 
 import httpx
+import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.conftest import ROOT_PASSWORD, unique
-from tests.ui.conftest import PageProblems, log_in, new_context, set_language
+from tests.conftest import ROOT_PASSWORD, make_settings, unique
+from tests.ui.conftest import PageProblems, log_in, new_context, own_database, set_language
+from zhiku.embedding.registry import EmbedderRegistry
 from zhiku.testing.server import ServerThread
 
 MEMBER_PASSWORD = "a-member-password"
@@ -109,6 +113,10 @@ def test_an_admin_adds_and_disables_a_user_who_then_cannot_log_in(
     row = logged_in.locator(f"tr[data-username='{name}']")
     expect(row.locator(".badge").nth(1)).to_have_text("Active")
     shoot(logged_in, "users")
+    logged_in.set_viewport_size({"width": 390, "height": 844})  # a phone: the page fits, the table scrolls
+    assert logged_in.evaluate("document.documentElement.scrollWidth") <= 390
+    shoot(logged_in, "users-phone")
+    logged_in.set_viewport_size({"width": 1280, "height": 800})
 
     row.locator("button[data-action=disable]").click()
     expect(row.locator(".badge").nth(1)).to_have_text("Disabled")
@@ -216,3 +224,60 @@ def test_pages_and_the_api_send_their_own_policies(ui_server: ServerThread) -> N
     missing = httpx.get(f"{base}/no-such-page", headers={"Accept": "text/html"})
     assert missing.status_code == 404 and "text/html" in missing.headers["content-type"]
     assert httpx.get(f"{base}/api/no-such-route").json()["code"] == "not_found"
+
+
+@pytest.fixture(params=["1234", None], ids=["fastgpt-default", "generated"])
+def default_password_server(request: pytest.FixtureRequest, pg_url: str, tmp_path: Path,
+                            embedders: EmbedderRegistry, ui_server: ServerThread) -> Iterator[tuple[ServerThread, str]]:
+    """A server of its own whose root has FastGPT's default password 1234, or the one generated at its
+    first start; with that password."""
+    with own_database(pg_url) as url:
+        settings = make_settings(url, tmp_path, root_password=request.param, gateway_enabled=False,
+                                 worker_enabled=False)
+        with ServerThread(settings, embedders) as running:
+            assert running.platform is not None
+            yield running, request.param or running.platform.root.generated_password
+
+
+def test_the_banner_stays_until_root_changes_a_default_password(
+        browser: Browser, default_password_server: tuple[ServerThread, str], shoot) -> None:
+    server, password = default_password_server
+    with new_context(browser, server.base_url) as context:
+        page = context.new_page()
+        log_in(page, "root", password)
+        page.goto("/account")
+        banner = page.locator("#root-password-banner")
+        expect(banner).to_contain_text("The root password is still the generated one or a well-known default")
+        if password == "1234":
+            shoot(page, "account-with-banner")
+        form = page.get_by_test_id("password-form")
+        form.locator("input[name=current_password]").fill("wrong-password")
+        form.locator("input[name=new_password]").fill("a-strong-new-root-password")
+        form.locator("input[name=confirm_password]").fill("a-strong-new-root-password")
+        with page.expect_navigation():
+            form.locator("button[type=submit]").click()
+        expect(page.locator(".alert-error")).to_have_text("The current password is wrong.")
+        expect(banner).to_be_visible()
+        form.locator("input[name=current_password]").fill(password)
+        form.locator("input[name=new_password]").fill("password")
+        form.locator("input[name=confirm_password]").fill("password")
+        with page.expect_navigation():
+            form.locator("button[type=submit]").click()
+        expect(page.locator(".alert-error")).to_have_text("That password is a well-known default. Choose another.")
+        form.locator("input[name=current_password]").fill(password)
+        form.locator("input[name=new_password]").fill("a-strong-new-root-password")
+        form.locator("input[name=confirm_password]").fill("a-strong-new-root-password")
+        with page.expect_navigation():
+            form.locator("button[type=submit]").click()
+        expect(page.locator(".alert-success")).to_have_text("Your password has been changed.")
+        expect(banner).to_have_count(0)
+        page.goto("/account")
+        expect(banner).to_have_count(0)
+        if password == "1234":
+            shoot(page, "account")
+        assert page.url.endswith("/account")  # the session that changed the password stayed
+        context.clear_cookies()
+        log_in(page, "root", password)
+        expect(page.locator(".alert-error")).to_have_text("Wrong username or password.")
+        log_in(page, "root", "a-strong-new-root-password")
+        assert page.url.endswith("/datasets")

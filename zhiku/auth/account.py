@@ -23,8 +23,11 @@ class Account:
 
 
 async def account_of(session: AsyncSession, principal: Principal) -> Account:
-    username = (await session.execute(select(User.username).where(User.id == principal.user_id))).scalar_one()
-    return Account(username=username, role=public_role(principal.role), root_password_default=False)
+    root_default = select(User.default_password).where(User.role == "root").scalar_subquery()
+    username, root_password_default = (await session.execute(
+        select(User.username, root_default).where(User.id == principal.user_id))).one()
+    return Account(username=username, role=public_role(principal.role),
+                   root_password_default=bool(root_password_default))
 
 
 async def change_password(session: AsyncSession, principal: Principal, current_password: str,
@@ -48,6 +51,7 @@ async def change_password(session: AsyncSession, principal: Principal, current_p
             raise InvalidInput("the current password is wrong", code="wrong_password")
         attempt.succeeded()
     user.password_hash = await hash_password_async(new_password)
+    user.default_password = False  # chosen by its user now (checked_password refused the well-known ones)
     await session.execute(delete(Session).where(Session.user_id == user.id,
                                                 Session.token_hash != hash_token(keep_session)))
     await session.commit()

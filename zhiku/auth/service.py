@@ -72,15 +72,16 @@ async def ensure_root(session: AsyncSession, configured_password: str | None, *,
         session.add(team)
         await session.flush()
         root = User(username=ROOT_USERNAME, password_hash=await hash_password_async(password), role="root",
-                    team_id=team.id)
+                    team_id=team.id, default_password=not configured_password or is_well_known_password(password))
         session.add(root)
         await session.flush()
         session.add(TeamMember(team_id=team.id, user_id=root.id, role="owner"))
         await session.commit()
         return RootBootstrap(created=True, generated_password=None if configured_password else password)
-    if apply_to_existing and configured_password \
-            and not await check_password(root.password_hash, configured_password):
-        root.password_hash = await hash_password_async(configured_password)
+    if apply_to_existing and configured_password:
+        if not await check_password(root.password_hash, configured_password):
+            root.password_hash = await hash_password_async(configured_password)
+        root.default_password = is_well_known_password(configured_password)
         await session.commit()
     return RootBootstrap(created=False, generated_password=None)
 
@@ -89,6 +90,7 @@ async def reset_password(session: AsyncSession, username: str, password: str | N
     user = (await session.execute(select(User).where(User.username == username))).scalar_one_or_none()
     if user is None:
         raise NotFound(f"user {username!r} does not exist", code="user_not_found")
+    user.default_password = not password or is_well_known_password(password)  # generated here, or 1234 & co.
     password = password or new_password()
     user.password_hash = await hash_password_async(password)
     await session.execute(delete(Session).where(Session.user_id == user.id))

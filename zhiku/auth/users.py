@@ -91,7 +91,7 @@ async def create_user(session: AsyncSession, principal: Principal, body: UserCre
     password = checked_password(body.password)
     password_hash = await hash_password_async(password)  # before any query: no connection held meanwhile
     user = User(username=username, password_hash=password_hash, role=_DB_ROLE[body.role], status="active",
-                team_id=principal.team_id)
+                team_id=principal.team_id, default_password=True)  # the admin chose it, not the user
     session.add(user)
     try:
         await session.flush()
@@ -121,9 +121,11 @@ async def find_user_id(session: AsyncSession, principal: Principal, username: st
     return user_id
 
 
-_REFUSAL_CODES = {"disable": ("root_cannot_be_disabled", "cannot_disable_self"),
-                  "delete": ("root_cannot_be_deleted", "cannot_delete_self"),
-                  "reset the password of": ("root_password_reset", "cannot_reset_self")}
+# verb -> (code and message when the user is root, code when it is the caller)
+_REFUSALS = {"disable": ("root_cannot_be_disabled", "root cannot be disabled", "cannot_disable_self"),
+             "delete": ("root_cannot_be_deleted", "root cannot be deleted", "cannot_delete_self"),
+             "reset the password of": ("root_password_reset", "root changes root's password (account page, "
+                                       "or `zhiku users reset-password` on the server)", "cannot_reset_self")}
 
 
 async def _managed_user(session: AsyncSession, principal: Principal, user_id: int,
@@ -135,9 +137,9 @@ async def _managed_user(session: AsyncSession, principal: Principal, user_id: in
     user = await session.get(User, user_id)
     if user is None or user.team_id != principal.team_id:
         raise NotFound(f"user {user_id} does not exist", code="user_not_found")
-    root_code, self_code = _REFUSAL_CODES[verb]
+    root_code, root_message, self_code = _REFUSALS[verb]
     if user.role == "root":
-        raise Forbidden(f"you cannot {verb} root", code=root_code)
+        raise Forbidden(root_message, code=root_code)
     if user.id == principal.user_id:
         raise InvalidInput(f"you cannot {verb} yourself", code=self_code)
     return user
@@ -148,7 +150,7 @@ async def reset_user_password(session: AsyncSession, principal: Principal, user_
     """An admin sets another user's password (they forgot theirs); the user's sessions end."""
     password_hash = await hash_password_async(checked_password(password))  # before any query, as above
     user = await _managed_user(session, principal, user_id, "reset the password of")
-    user.password_hash = password_hash
+    user.password_hash, user.default_password = password_hash, True  # the admin chose it, not the user
     await session.execute(delete(Session).where(Session.user_id == user.id))
     await session.commit()
     await session.refresh(user)

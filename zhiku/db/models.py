@@ -11,6 +11,7 @@ from typing import Any
 from pgvector.sqlalchemy import Vector
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Float,
@@ -58,6 +59,9 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(Text)
     role: Mapped[str] = mapped_column(String(20), default="user")  # root | admin | user
     status: Mapped[str] = mapped_column(String(20), default="active")
+    # The password is one the user did not choose: generated at first start, or a well-known default
+    # (DEFAULT_ROOT_PSW=1234). The web UI shows a banner while root's is.
+    default_password: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="RESTRICT"))
     created_at: Mapped[datetime] = _now()
 

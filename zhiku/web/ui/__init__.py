@@ -49,10 +49,10 @@ def install_pages(app: FastAPI, prefix: str = "") -> None:
 
 
 def is_page_request(request: Request) -> bool:
-    """A request the UI answers: a route of the UI's pages, or an unknown path a browser asked for."""
+    """A request the UI answers: a route of this package's, or an unknown path a browser asked for."""
     endpoint = request.scope.get("endpoint")
     if endpoint is not None:
-        return getattr(endpoint, "__module__", "").startswith(pages.__name__)
+        return getattr(endpoint, "__module__", "").startswith(__name__ + ".")
     path = request.url.path
     return not path.startswith(_NOT_PAGES) and "text/html" in request.headers.get("accept", "")
 
