@@ -11,6 +11,7 @@ so far).
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -114,6 +115,8 @@ class _Turn:
     model: str
     workflow: Workflow
     env: RunEnv
+    data_id: str | None = None  # the answer's FastGPT dataId (responseChatItemId)
+    out_link_uid: str | None = None  # FastGPT's outLinkUid: a share visitor's id, or an API call's customUid
 
 
 async def run_chat_turn(deps: ChatDeps, principal: Principal,
@@ -153,7 +156,8 @@ async def run_chat_turn(deps: ChatDeps, principal: Principal,
         if parts or (finished is not None and finished.error is None):  # a turn failed before any answer: not kept
             model = (finished.model if finished is not None else None) or turn.model
             usage = finished.usage if finished is not None else None
-            await _store_even_if_cancelled(deps, turn, "".join(parts), quotes, usage, model, request.source)
+            await _store_even_if_cancelled(deps, turn, "".join(parts), quotes, usage, model, request.source,
+                                           finished)
 
 
 def _resolve_app_id(principal: Principal, app_id: int | None) -> int:
@@ -234,7 +238,7 @@ async def _prepare(deps: ChatDeps, principal: Principal, request: ChatRequest) -
     env = RunEnv(deps=deps, principal=principal, query=question, histories=history, variables=variables,
                  stream=request.stream, app_id=app.id, chat_id=chat_id)
     return _Turn(app_id=app.id, chat_id=chat_id, question=question, model=_first_model(workflow, deps),
-                 workflow=workflow, env=env)
+                 workflow=workflow, env=env, data_id=request.response_chat_item_id, out_link_uid=request.custom_uid)
 
 
 # Stores still running after their turn's consumer left (a strong reference until they finish).
@@ -242,29 +246,37 @@ _pending_stores: set[asyncio.Task[None]] = set()
 
 
 async def _store_even_if_cancelled(deps: ChatDeps, turn: _Turn, answer: str, quotes: list[Candidate],
-                                   usage: Usage | None, model: str, source: str) -> None:
+                                   usage: Usage | None, model: str, source: str,
+                                   finished: WorkflowFinished | None = None) -> None:
     if not turn.chat_id:
         return
-    task = asyncio.ensure_future(_store_turn(deps.sessions, turn, answer, quotes, usage, model, source))
+    task = asyncio.ensure_future(_store_turn(deps.sessions, turn, answer, quotes, usage, model, source, finished))
     _pending_stores.add(task)
     task.add_done_callback(_pending_stores.discard)
     await asyncio.shield(task)  # a cancelled consumer stops waiting; the store goes on
 
 
 async def _store_turn(sessions: async_sessionmaker[AsyncSession], turn: _Turn, answer: str,
-                      quotes: list[Candidate], usage: Usage | None, model: str, source: str) -> None:
-    """Keep the question and answer (with quotes) under the chat id, creating the chat on first use;
-    the chat keeps the run's variables for later turns."""
+                      quotes: list[Candidate], usage: Usage | None, model: str, source: str,
+                      finished: WorkflowFinished | None = None) -> None:
+    """Keep the question and answer (with quotes, the run's responseData and custom feedbacks) under the
+    chat id, creating the chat on first use (with the share link and visitor it belongs to); the chat
+    keeps the run's variables for later turns."""
     variables = {k: v for k, v in turn.env.variables.items() if k not in SYSTEM_VARIABLES}
+    share = turn.env.principal.share
     async with sessions() as session:
         chat_pk = (await session.execute(
             pg_insert(Chat).values(app_id=turn.app_id, chat_id=turn.chat_id, title=turn.question[:100],
-                                   source=source, variables=variables)
+                                   source=source, variables=variables, share_id=share.share_id if share else None,
+                                   out_link_uid=turn.out_link_uid)
             .on_conflict_do_update(constraint="uq_chats_app_chat",
                                    set_={"updated_at": func.now(), "variables": variables})
             .returning(Chat.id))).scalar_one()
-        session.add(ChatItem(chat_pk=chat_pk, role="user", content=turn.question))
+        session.add(ChatItem(chat_pk=chat_pk, role="user", content=turn.question, data_id=uuid.uuid4().hex))
         session.add(ChatItem(chat_pk=chat_pk, role="assistant", content=answer, model=model,
+                             data_id=turn.data_id or uuid.uuid4().hex,
+                             response_data=finished.response_data if finished is not None else [],
+                             custom_feedbacks=finished.custom_feedbacks if finished is not None else [],
                              quotes=[quote_dict(q) for q in quotes],
                              usage={"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens}
                              if usage else {}))

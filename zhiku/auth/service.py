@@ -37,15 +37,31 @@ def bearer_or_cookie(authorization: str, session_cookie: str) -> str:
 
 
 @dataclass(frozen=True)
-class Principal:
-    """Who is calling: a logged-in user, or an API key (team-wide or bound to one app)."""
+class ShareGrant:
+    """A share-link visitor's access (``zhiku.apps.share_links``): the link, the visitor's id (FastGPT's
+    outLinkUid, or the uid the link's auth hook gave for the visitor's token) and what the link shows."""
 
-    kind: Literal["session", "api_key"]
+    share_id: str
+    link_id: int
+    uid: str
+    token: str  # the outLinkUid as sent (the auth hook's token)
+    response_detail: bool
+    show_node_status: bool
+    hook_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a logged-in user, an API key (team-wide or bound to one app), or a share-link
+    visitor (bound to the link's app; only its own chats)."""
+
+    kind: Literal["session", "api_key", "share_link"]
     team_id: int
     user_id: int | None
     role: str
     app_id: int | None = None
     key_id: int | None = None
+    share: ShareGrant | None = None
 
     @property
     def is_admin(self) -> bool:

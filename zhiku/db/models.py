@@ -275,19 +275,28 @@ class App(Base):
 
 class Chat(Base):
     __tablename__ = "chats"
-    __table_args__ = (UniqueConstraint("app_id", "chat_id", name="uq_chats_app_chat"),)
+    __table_args__ = (UniqueConstraint("app_id", "chat_id", name="uq_chats_app_chat"),
+                      Index("ix_chats_app_updated", "app_id", "updated_at"),
+                      Index("ix_chats_share_user", "share_id", "out_link_uid", "updated_at"))
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
     chat_id: Mapped[str] = mapped_column(String(200))
     title: Mapped[str] = mapped_column(String(500), default="")
     source: Mapped[str] = mapped_column(String(20), default="api")
     variables: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    # FastGPT's customTitle (the user's own name for the chat; shown instead of ``title`` when set) and top (pinned).
+    custom_title: Mapped[str] = mapped_column(String(500), default="", server_default="")
+    top: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    # A share-link chat: the link's shareId and its user (FastGPT's outLinkUid; an API call's customUid too).
+    share_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    out_link_uid: Mapped[str | None] = mapped_column(String(255), nullable=True)
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _updated()
 
 
 class ChatItem(Base):
     __tablename__ = "chat_items"
+    __table_args__ = (Index("ix_chat_items_chat_data", "chat_pk", "data_id"),)
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     chat_pk: Mapped[int] = mapped_column(ForeignKey("chats.id", ondelete="CASCADE"), index=True)
     role: Mapped[str] = mapped_column(String(20))  # user | assistant
@@ -296,4 +305,42 @@ class ChatItem(Base):
     quotes: Mapped[list[Any]] = mapped_column(JSONB, default=list)
     usage: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     feedback: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    # FastGPT's userGoodFeedback / userBadFeedback text (the reason a user gave), beside good | bad above.
+    feedback_text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # FastGPT's dataId: the caller's responseChatItemId for an answer, else random.
+    data_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # The run's per-node responseData (an answer's), customFeedbacks, and an admin's correction
+    # (adminFeedback: {datasetId, collectionId, dataId, q, a}).
+    response_data: Mapped[list[Any]] = mapped_column(JSONB, default=list, server_default="[]")
+    custom_feedbacks: Mapped[list[Any]] = mapped_column(JSONB, default=list, server_default="[]")
+    admin_feedback: Mapped[dict[str, Any] | None] = mapped_column(JSONB, nullable=True)
     created_at: Mapped[datetime] = _now()
+
+
+class ShareLink(Base):
+    """A public chat link to an app (FastGPT's outLink of type ``share``), with its limits and usage."""
+
+    __tablename__ = "share_links"
+    __table_args__ = (UniqueConstraint("share_id", name="uq_share_links_share_id"),)
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    share_id: Mapped[str] = mapped_column(String(32))  # random, unguessable
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    type: Mapped[str] = mapped_column(String(20), default="share")
+    name: Mapped[str] = mapped_column(String(200))
+    response_detail: Mapped[bool] = mapped_column(Boolean, default=False)  # quotes (and their text) shown
+    show_node_status: Mapped[bool] = mapped_column(Boolean, default=True)
+    show_raw_source: Mapped[bool] = mapped_column(Boolean, default=False)
+    # limit: expiredTime, QPM, maxUsagePoints (-1: unlimited), hookUrl
+    expired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    qpm: Mapped[int] = mapped_column(Integer, default=1000)
+    max_usage_points: Mapped[float] = mapped_column(Float, default=-1.0)
+    hook_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    usage_points: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    last_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # The QPM window: the minute being counted and the chats started in it (shared by every process).
+    minute_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    minute_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    created_at: Mapped[datetime] = _now()
+    updated_at: Mapped[datetime] = _updated()

@@ -8,11 +8,13 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from zhiku.apps import share_links
 from zhiku.apps.chat import ChatDeps
 from zhiku.auth.csrf import CSRF_HEADER, cookie_request_allowed
 from zhiku.auth.service import SESSION_COOKIE, Principal, authenticate, bearer_or_cookie
 from zhiku.config import Settings
 from zhiku.errors import Forbidden
+from zhiku.knowledge.fetch import FetchPolicy
 from zhiku.wiring import Platform
 
 
@@ -75,3 +77,27 @@ async def get_team_principal(principal: CurrentPrincipal) -> Principal:
 
 
 TeamPrincipal = Annotated[Principal, Depends(get_team_principal)]
+
+
+def hook_policy(settings: Settings) -> FetchPolicy:
+    """How a share link's auth hook is called: the platform's fetch settings, short waits, no redirects."""
+    return FetchPolicy.from_settings(settings, timeout_seconds=min(settings.fetch_timeout_seconds, 10.0),
+                                     deadline_seconds=min(settings.fetch_deadline_seconds, 15.0), max_redirects=0)
+
+
+async def get_chat_principal(request: Request, session: SessionDep, settings: SettingsDep) -> Principal:
+    """The chat API's caller: a login or an API key as everywhere; without either, a share link's visitor
+    (``shareId`` + ``outLinkUid`` in the body), after the link's limits and auth hook allowed the turn."""
+    if request.headers.get("authorization") or request.cookies.get(SESSION_COOKIE):
+        return await get_principal(request, session)
+    body = await request.json()  # already read and parsed for the route: no second parse
+    shared = share_links.share_body_fields(body)
+    if shared is None:
+        return await get_principal(request, session)  # no credentials at all: 401
+    chat_id = body.get("chatId")
+    return await share_links.start_chat(session, *shared, question=share_links.question_of(body.get("messages")),
+                                        chat_id=chat_id if isinstance(chat_id, str) else None,
+                                        policy=hook_policy(settings))
+
+
+ChatPrincipal = Annotated[Principal, Depends(get_chat_principal)]

@@ -37,7 +37,8 @@ from zhiku.apps.chat import (
 from zhiku.chat_model import Usage
 from zhiku.errors import PayloadTooLarge, openai_body
 from zhiku.safetext import Name, clean_json
-from zhiku.web.deps import ChatDepsDep, CurrentPrincipal
+from zhiku.apps import share_links
+from zhiku.web.deps import ChatDepsDep, ChatPrincipal, SettingsDep, hook_policy
 
 router = APIRouter(tags=["chat"])
 
@@ -101,26 +102,32 @@ class CiteFilter:
 
 
 @router.post("/api/v1/chat/completions", response_model=None)
-async def chat_completions(body: ChatCompletionRequest, principal: CurrentPrincipal,
-                           deps: ChatDepsDep) -> dict | StreamingResponse:
-    return await _complete(body, principal, deps, version=1)
+async def chat_completions(body: ChatCompletionRequest, principal: ChatPrincipal, deps: ChatDepsDep,
+                           settings: SettingsDep) -> dict | StreamingResponse:
+    return await _complete(body, principal, deps, settings, version=1)
 
 
 @router.post("/api/v2/chat/completions", response_model=None)
-async def chat_completions_v2(body: ChatCompletionRequest, principal: CurrentPrincipal,
-                              deps: ChatDepsDep) -> dict | StreamingResponse:
-    return await _complete(body, principal, deps, version=2)
+async def chat_completions_v2(body: ChatCompletionRequest, principal: ChatPrincipal, deps: ChatDepsDep,
+                              settings: SettingsDep) -> dict | StreamingResponse:
+    return await _complete(body, principal, deps, settings, version=2)
 
 
-async def _complete(body: ChatCompletionRequest, principal: Any, deps: Any, *, version: int) -> dict | StreamingResponse:
+async def _complete(body: ChatCompletionRequest, principal: Any, deps: Any, settings: Any, *,
+                    version: int) -> dict | StreamingResponse:
+    share = principal.share  # a share link's visitor: source "share", the visitor's id as the uid
     request = ChatRequest(messages=body.messages, app_id=body.app_id, chat_id=body.chat_id,
-                          variables=body.variables, stream=body.stream,
-                          response_chat_item_id=body.response_chat_item_id, custom_uid=body.custom_uid)
+                          variables=body.variables, stream=body.stream, source="share" if share else "api",
+                          response_chat_item_id=body.response_chat_item_id,
+                          custom_uid=share.uid if share else body.custom_uid)
     completion_id = body.chat_id or ("" if version == 2 else f"chatcmpl-{uuid.uuid4().hex}")
     created = int(time.time())
     events = run_chat_turn(deps, principal, request)
     # Events up to the first answer text are read before answering, so a request or model error that
     # comes before any answer still gets a proper HTTP error.
+    if share is not None:  # filtered as the link shows it; its usage counted (zhiku.apps.share_links)
+        events = share_links.shared_turn(deps.sessions, share, events, hook_policy(settings))
+        body.retain_dataset_cite = body.retain_dataset_cite and share.response_detail
     head: list[ChatEvent] = []
     async for event in events:
         if isinstance(event, TurnFailed) and not event.answered:
