@@ -72,6 +72,13 @@ def ask(page: Page, question: str) -> None:
     page.click("#send")
 
 
+def expect_answer(page: Page, n: int, text: str) -> None:
+    """Answer ``n`` reads ``text`` (and if the turn failed instead, the failure says why)."""
+    errors = answer(page, n).locator(".answer-error").all_text_contents()
+    assert not errors, f"answer {n} failed: {errors}"
+    expect(answer(page, n).locator(".answer-text")).to_have_text(text)
+
+
 def wait_answered(page: Page) -> None:
     """The turn is over: the stop button went away and the send button is back."""
     expect(page.locator("#send")).to_be_visible()
@@ -229,14 +236,14 @@ def test_chat_streams_cites_takes_feedback_and_continues(logged_in: Page, api: h
     expect(page.locator("#messages li")).to_have_count(0)
     page.click(f"#chat-history li[data-chat-id='{chat_id}'] a")
     page.wait_for_url(f"**/chat/{app_id}/{chat_id}")
-    expect(answer(page).locator(".answer-text")).to_have_text(final)
+    expect_answer(page, 1, final)
     expect(answer(page).locator(".feedback-good")).to_have_attribute("aria-pressed", "true")
     expect(page.locator("#welcome")).to_be_hidden()
     shoot(page, "chat")
     fake.reply("Use 18 grams.")
     ask(page, "And the dose?")
     wait_answered(page)
-    expect(answer(page, 2).locator(".answer-text")).to_have_text("Use 18 grams.")
+    expect_answer(page, 2, "Use 18 grams.")
     sent = fake.last_request.json["messages"]
     assert {"role": "assistant", "content": final} in sent  # the old turn went back to the model
 
@@ -282,7 +289,7 @@ def test_stop_generating_keeps_the_turn(logged_in: Page, api: httpx.Client, manu
     fake.reply("Twice.")
     ask(page, "How many runs?")
     wait_answered(page)
-    expect(answer(page, 2).locator(".answer-text")).to_have_text("Twice.")
+    expect_answer(page, 2, "Twice.")
 
 
 @pytest.mark.parametrize("status", [500, 429])
@@ -303,7 +310,7 @@ def test_upstream_errors_show_in_the_conversation(logged_in: Page, api: httpx.Cl
     fake.reply("Every 200 cups.")
     ask(page, "Try again: how often?")
     wait_answered(page)
-    expect(answer(page, 2).locator(".answer-text")).to_have_text("Every 200 cups.")
+    expect_answer(page, 2, "Every 200 cups.")
 
 
 def test_hostile_text_in_quotes_and_answers_stays_text(logged_in: Page, api: httpx.Client, fake: FakeUpstream,
@@ -311,12 +318,20 @@ def test_hostile_text_in_quotes_and_answers_stays_text(logged_in: Page, api: htt
     page = logged_in
     dataset_id = create_dataset(api, unique("hostile"))
     add_text(api, dataset_id, "hostile.md", f"Cleaning tips {HOSTILE} for the espresso machine.")
-    app_id = new_app(api, dataset_id, search={"mode": "fullText", "similarity": 0})
+    name = f"{HOSTILE} {unique('app')}"
+    app_id = new_app(api, dataset_id, name=name, search={"mode": "fullText", "similarity": 0},
+                     chatConfig={"welcomeText": f"Welcome {HOSTILE}", "openingQuestions": [HOSTILE]})
+    page.goto("/apps")
+    expect(page.locator(f"#apps tr[data-app-id='{app_id}'] td").first).to_have_text(name)
     page.goto(f"/chat/{app_id}")
+    expect(page.locator(".chat-head h1")).to_have_text(name)
+    expect(page.locator("#welcome .welcome-text")).to_have_text(f"Welcome {HOSTILE}")
+    expect(page.locator(".opening-question")).to_have_text(HOSTILE)
+    assert page.locator("main img").count() == 0
     fake.reply(f"Answer {HOSTILE} [1]", chunk_size=5, chunk_delay_s=0.02)
     ask(page, "Cleaning tips for the espresso machine?")
     wait_answered(page)
-    expect(answer(page).locator(".answer-text")).to_have_text(f"Answer {HOSTILE} [1]")
+    expect_answer(page, 1, f"Answer {HOSTILE} [1]")
     answer(page).locator("a.cite-marker").click()
     expect(answer(page).locator(".quote-text")).to_contain_text(HOSTILE)
     page.reload()
@@ -342,7 +357,7 @@ def test_the_chat_on_a_phone_sized_screen(browser: Browser, ui_server: ServerThr
         fake.reply("Every 200 cups [1].", chunk_size=4, chunk_delay_s=0.02)
         ask(page, "How often should I descale?")
         wait_answered(page)
-        expect(answer(page).locator(".answer-text")).to_have_text("Every 200 cups [1].")
+        expect_answer(page, 1, "Every 200 cups [1].")
         assert page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing wider than the screen
         chat_id = page.url.rsplit("/", 1)[1]
         page.goto(f"/chat/{app_id}/{chat_id}")
