@@ -163,3 +163,32 @@ def test_http_to_a_private_address_is_refused_with_the_fetchers_code(server, cli
     key = app_key(client, "http_private_catch", fixture("http_request.json"))
     body = chat(server, key, "q", variables={"base": target})
     assert content(body).startswith("HTTP failed: ") and "may not be fetched" in content(body)
+
+
+# ---- code ------------------------------------------------------------------------------------------
+
+def test_code_nodes_chain_js_and_python_and_a_runaway_takes_the_error_branch(server, client) -> None:
+    key = app_key(client, "code_nodes")
+    body = chat(server, key, "hello big world", detail=True)
+    # 15 characters × 2 = 30, doubled in Python = 60; the hog hits V8's memory limit and its branch answers
+    text = content(body)
+    assert text.startswith("HELLO BIG WORLD 60 gold!Code failed: ") and "memory" in text, text
+    assert "never shown" not in text and "error" not in body
+    by_node = {r["nodeId"]: r for r in body["responseData"]}
+    assert by_node["js"]["customInputs"] == {"data1": "hello big world", "data2": 2}
+    assert by_node["js"]["customOutputs"] == {"upper": "HELLO BIG WORLD", "count": 30}
+    assert by_node["js"]["codeLog"] == "words 3" and by_node["py"]["codeLog"] == "doubling 30\n"
+    assert by_node["py"]["customOutputs"] == {"double": 60, "label": "gold!"}
+    assert "memory" in by_node["hog"]["error"]
+    # the server is unharmed: the next turn runs the same way
+    assert content(chat(server, key, "again")).startswith("AGAIN 20 gold!Code failed: ")
+
+
+def test_a_failing_code_node_without_an_error_branch_ends_the_turn_with_its_code(server, client) -> None:
+    graph = fixture("code_nodes.json")
+    py = next(n for n in graph["nodes"] if n["nodeId"] == "py")
+    next(i for i in py["inputs"] if i["key"] == "code")["value"] = "def main(count, label):\n    return 1 / 0\n"
+    key = app_key(client, "code_fails", graph)
+    r = post(server, key, "q")
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["code"] == "code_failed" and "ZeroDivisionError" in r.json()["error"]["message"]
