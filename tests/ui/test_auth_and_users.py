@@ -40,6 +40,21 @@ def test_wrong_password_shows_an_error_and_the_right_one_lands_on_datasets(page:
     assert page.url.endswith("/datasets")
 
 
+def test_too_many_failed_logins_say_how_long_to_wait(page: Page, ui_server: ServerThread) -> None:
+    name = unique("guesser")  # unknown names count like real ones; root is not locked for the other tests
+    for _ in range(ui_server.settings.login_max_failures):
+        log_in(page, name, "wrong-password")
+        expect(page.locator(".alert-error")).to_have_text("Wrong username or password.")
+    with page.expect_response(lambda r: r.request.method == "POST" and r.url.endswith("/login")) as answer:
+        log_in(page, name, "wrong-password")
+    assert answer.value.status == 429 and answer.value.headers["retry-after"].isdigit()
+    wait = answer.value.headers["retry-after"]
+    expect(page.locator(".alert-error")).to_have_text(f"Too many failed logins. Try again in {wait} seconds.")
+    set_language(page, "zh-CN")  # the switch reloads the login page; the lockout message was the POST's
+    log_in(page, name, "wrong-password")
+    expect(page.locator(".alert-error")).to_contain_text("登录失败次数过多")
+
+
 def test_a_page_asked_for_without_a_login_comes_back_after_it(page: Page) -> None:
     page.goto("/account")
     assert "/login?next=%2Faccount" in page.url
@@ -226,6 +241,16 @@ def test_pages_and_the_api_send_their_own_policies(ui_server: ServerThread) -> N
     assert httpx.get(f"{base}/api/no-such-route").json()["code"] == "not_found"
 
 
+def change_password(page: Page, current: str, new: str) -> None:
+    """Send the account page's password form (the new password typed twice)."""
+    form = page.get_by_test_id("password-form")
+    form.locator("input[name=current_password]").fill(current)
+    form.locator("input[name=new_password]").fill(new)
+    form.locator("input[name=confirm_password]").fill(new)
+    with page.expect_navigation():
+        form.locator("button[type=submit]").click()
+
+
 @pytest.fixture(params=["1234", None], ids=["fastgpt-default", "generated"])
 def default_password_server(request: pytest.FixtureRequest, pg_url: str, tmp_path: Path,
                             embedders: EmbedderRegistry, ui_server: ServerThread) -> Iterator[tuple[ServerThread, str]]:
@@ -250,25 +275,12 @@ def test_the_banner_stays_until_root_changes_a_default_password(
         expect(banner).to_contain_text("The root password is still the generated one or a well-known default")
         if password == "1234":
             shoot(page, "account-with-banner")
-        form = page.get_by_test_id("password-form")
-        form.locator("input[name=current_password]").fill("wrong-password")
-        form.locator("input[name=new_password]").fill("a-strong-new-root-password")
-        form.locator("input[name=confirm_password]").fill("a-strong-new-root-password")
-        with page.expect_navigation():
-            form.locator("button[type=submit]").click()
+        change_password(page, "wrong-password", "a-strong-new-root-password")
         expect(page.locator(".alert-error")).to_have_text("The current password is wrong.")
         expect(banner).to_be_visible()
-        form.locator("input[name=current_password]").fill(password)
-        form.locator("input[name=new_password]").fill("password")
-        form.locator("input[name=confirm_password]").fill("password")
-        with page.expect_navigation():
-            form.locator("button[type=submit]").click()
+        change_password(page, password, "password")
         expect(page.locator(".alert-error")).to_have_text("That password is a well-known default. Choose another.")
-        form.locator("input[name=current_password]").fill(password)
-        form.locator("input[name=new_password]").fill("a-strong-new-root-password")
-        form.locator("input[name=confirm_password]").fill("a-strong-new-root-password")
-        with page.expect_navigation():
-            form.locator("button[type=submit]").click()
+        change_password(page, password, "a-strong-new-root-password")
         expect(page.locator(".alert-success")).to_have_text("Your password has been changed.")
         expect(banner).to_have_count(0)
         page.goto("/account")

@@ -55,8 +55,8 @@ async def login(request: Request, session: SessionDep, settings: SettingsDep, li
         token, _ = await service.login(session, username, password, settings.session_ttl_hours,
                                        limits=limits, address=client_address(request))
     except (Unauthorized, RateLimited) as error:
-        return render(request, "auth/login.html", status_code=error.status, error=error, next=safe_next(next),
-                      username=username)
+        return render(request, "auth/login.html", status_code=error.status, headers=error.headers,  # Retry-After
+                      error=error, next=safe_next(next), username=username)
     response = RedirectResponse(safe_next(next), status_code=303)
     response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="lax",
                         secure=request.url.scheme == "https" or settings.profile == "prod",
@@ -88,6 +88,6 @@ async def change_password(request: Request, session: SessionDep, principal: UiPr
                                       keep_session=request.cookies.get(SESSION_COOKIE, ""), limits=limits,
                                       address=client_address(request))
     except (InvalidInput, RateLimited) as error:
-        return render(request, "auth/account.html", status_code=error.status, error=error)
+        return render(request, "auth/account.html", status_code=error.status, headers=error.headers, error=error)
     await reload_account(request, session)  # the banner about root's password goes with the change
     return render(request, "auth/account.html", changed=True)
