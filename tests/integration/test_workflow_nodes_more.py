@@ -192,3 +192,43 @@ def test_a_failing_code_node_without_an_error_branch_ends_the_turn_with_its_code
     r = post(server, key, "q")
     assert r.status_code == 422, r.text
     assert r.json()["error"]["code"] == "code_failed" and "ZeroDivisionError" in r.json()["error"]["message"]
+
+
+# ---- loop ------------------------------------------------------------------------------------------
+
+def sse(server: ServerThread, key: str, question: str, **body: Any) -> list[tuple[str, Any]]:
+    """(event name, parsed data) of every frame, read with a plain HTTP client."""
+    frames: list[tuple[str, Any]] = []
+    with httpx.stream("POST", server.base_url + "/api/v1/chat/completions", headers={"Authorization": f"Bearer {key}"},
+                      json={"messages": [{"role": "user", "content": question}], "stream": True, **body},
+                      timeout=60) as r:
+        assert r.status_code == 200, r.read()
+        event = ""
+        for line in r.iter_lines():
+            if line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("data: "):
+                frames.append((event, line[6:] if line[6:] == "[DONE]" else json.loads(line[6:])))
+                event = ""
+    return frames
+
+
+def streamed_text(frames: list[tuple[str, Any]]) -> str:
+    return "".join(d["choices"][0]["delta"].get("content", "") for e, d in frames
+                   if e in ("answer", "fastAnswer", "") and isinstance(d, dict) and d.get("choices"))
+
+
+def test_a_loop_runs_its_body_per_item_over_sse(server, client) -> None:
+    key = app_key(client, "loop_items")
+    frames = sse(server, key, "tea", detail=True, variables={"items": ["green", "black"]})
+    assert streamed_text(frames) == ('[1. green for tea][2. black for tea]'
+                                     'Done: ["1. green for tea", "2. black for tea"] last=2. black for tea')
+    assert ("updateVariables", {"items": ["green", "black"], "last": "1. green for tea"}) in frames
+    responses = next(d for e, d in frames if e == "flowResponses")
+    loop = next(r for r in responses if r["moduleType"] == "loop")
+    assert loop["loopResult"] == ["1. green for tea", "2. black for tea"]
+    assert sorted({d["moduleType"] for d in loop["loopDetail"]}) == ["answerNode", "loopEnd", "loopStart",
+                                                                      "textEditor", "variableUpdate"]
+    # the stored default (a JSON string in chatConfig, a quirk of real exports) is read as the array
+    body = chat(server, key, "coffee")
+    assert content(body).startswith("[1. apple for coffee][2. pear for coffee]Done:")

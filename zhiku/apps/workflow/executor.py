@@ -17,7 +17,7 @@ import logging
 import time
 import uuid
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -132,7 +132,9 @@ def _recursive_edges(workflow: Workflow) -> set[int]:
 
 class _Run:
     def __init__(self, workflow: Workflow, registry: Registry, env: RunEnv, limits: Limits,
-                 queue: asyncio.Queue[Any], resume: dict[str, Any] | None) -> None:
+                 queue: asyncio.Queue[Any], resume: dict[str, Any] | None,
+                 entries: Sequence[str] | None = None) -> None:
+        self.given_entries = list(entries) if entries is not None else None
         self.workflow = workflow
         self.registry = registry
         self.env = env
@@ -172,6 +174,8 @@ class _Run:
         outputs = self.values.get(node_id, {})
         if output_id in outputs:
             return outputs[output_id]
+        if node_id not in self.values and self.env.parent_lookup is not None:  # a loop body reads its parent's
+            return self.env.parent_lookup(node_id, output_id)
         node = self.workflow.by_id.get(node_id)
         if node is not None and node.output_by_id(output_id) is None:  # templates may name an input key
             found = node.input(output_id)
@@ -305,7 +309,7 @@ class _Run:
                 self.emit(NodeStatus(node.name))
             ctx = NodeContext(node, inputs, self.env, self.workflow, self.emit,
                               lambda text, fast: self.answers.write(slot, text, fast), self.set_output,
-                              self.lookup, resumed=resumed)
+                              self.lookup, resumed=resumed, registry=self.registry)
             result = await spec.run(ctx)
             return result, None, time.perf_counter() - started
         except asyncio.CancelledError:
@@ -381,6 +385,8 @@ class _Run:
                 if isinstance(item, dict) and isinstance(item.get("nodeId"), str):
                     self.set_output(item["nodeId"], str(item.get("key")), item.get("value"))
             return [n for n in self.resume.get("entryNodeIds") or [] if n in self.node_ids]
+        if self.given_entries is not None:  # a nested run starts where its caller says (a loop's loopStart)
+            return [n for n in self.given_entries if n in self.node_ids]
         entries = [n.node_id for n in self.workflow.nodes
                    if (spec := self.registry.get(n.kind)) is not None and spec.entry]
         return entries or [n.node_id for n in self.workflow.nodes if n.kind == "tool"]
@@ -430,15 +436,17 @@ _END = object()
 
 
 async def run_workflow(workflow: Workflow, registry: Registry, env: RunEnv, limits: Limits = Limits(), *,
-                       resume: dict[str, Any] | None = None) -> AsyncIterator[WorkflowEvent]:
+                       resume: dict[str, Any] | None = None,
+                       entries: Sequence[str] | None = None) -> AsyncIterator[WorkflowEvent]:
     """Run ``workflow``: its events in order, ending with :class:`WorkflowFinished`. Closing the
-    iterator early cancels the nodes still running."""
+    iterator early cancels the nodes still running. ``entries``: the nodes to start from instead of the
+    entry kinds (a nested run: a loop's body from its loopStart)."""
     queue: asyncio.Queue[Any] = asyncio.Queue()
     if env.depth > MAX_DEPTH:
         yield WorkflowFinished(response_data=[], new_variables={}, usage=Usage(), duration_s=0.0, model=None,
                                finish_reason="stop")
         return
-    run = _Run(workflow, registry, env, limits, queue, resume)
+    run = _Run(workflow, registry, env, limits, queue, resume, entries)
 
     async def drive() -> None:
         try:

@@ -53,6 +53,8 @@ class RunEnv:
     resume_reply: str | None = None  # the user's reply when the run resumes an interactive node
     custom_feedbacks: list[str] = field(default_factory=list)
     depth: int = 0  # nested runs (child apps, loops)
+    # A nested run (a loop's body) reads the values its own nodes did not produce from its parent run.
+    parent_lookup: Callable[[str, str], Any] | None = None
 
 
 @dataclass
@@ -77,7 +79,7 @@ class NodeContext:
     def __init__(self, node: Node, inputs: dict[str, Any], env: RunEnv, workflow: Workflow,
                  emit: Callable[[WorkflowEvent], None], answer: Callable[[str, bool], None],
                  set_output: Callable[[str, str, Any], None], lookup: Callable[[str, str], Any],
-                 resumed: bool = False) -> None:
+                 resumed: bool = False, registry: Registry | None = None) -> None:
         self.node = node
         self.inputs = inputs
         self.env = env
@@ -87,6 +89,7 @@ class NodeContext:
         self._set_output = set_output
         self.lookup = lookup
         self.resumed = resumed  # this node is where an interactive run resumes
+        self.registry = registry  # the kinds of this run, for nested runs (loops, child apps)
 
     def get(self, key: str, default: Any = None) -> Any:
         value = self.inputs.get(key)
