@@ -202,6 +202,16 @@ def test_long_lists_are_paged(logged_in: Page, api: httpx.Client) -> None:
     expect(page.locator(".pager")).to_contain_text(f"2 of {pages}")
     page.goto(f"/datasets/{dataset_id}/collections/{collection['id']}/chunks?page={pages}")
     expect(page.locator("#chunks .chunk")).to_have_count(total - 20 * (pages - 1))
+    # Filtered, the pages count the matches only; a page past the end shows the last one.
+    page.fill("input[name=q]", "extra FACT")
+    page.click(".chunk-search button[type=submit]")
+    expect(page.locator("#chunk-total")).to_contain_text("45")
+    expect(page.locator(".pager")).to_contain_text("1 of 3")
+    page.click(".pager a[rel=next]")
+    expect(page.locator("#chunks .chunk").first).to_contain_text("Extra fact 20 about the house.")
+    page.goto(f"/datasets/{dataset_id}/collections/{collection['id']}/chunks?q=extra+fact&page=99")
+    expect(page.locator(".pager")).to_contain_text("3 of 3")
+    expect(page.locator("#chunks .chunk")).to_have_count(5)
 
 
 def test_the_create_form_shows_a_refusal_and_keeps_what_was_typed(logged_in: Page, api: httpx.Client) -> None:

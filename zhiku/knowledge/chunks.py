@@ -46,6 +46,12 @@ async def list_chunks(session: AsyncSession, principal: Principal, collection_id
     if text_contains:
         where += (or_(Chunk.q.icontains(text_contains, autoescape=True),
                       Chunk.a.icontains(text_contains, autoescape=True)),)
+    if text_contains:
+        # The filter reads every chunk's text: counting in the same scan (a window) halves the work.
+        found = (await session.execute(select(Chunk, func.count().over()).where(*where)
+                                       .order_by(Chunk.chunk_index).offset(offset).limit(limit))).all()
+        if found or offset == 0:
+            return Page(total=found[0][1] if found else 0, items=[_public(c) for c, _ in found])
     total = (await session.execute(select(func.count()).select_from(Chunk).where(*where))).scalar_one()
     rows = await session.execute(select(Chunk).where(*where).order_by(Chunk.chunk_index).offset(offset).limit(limit))
     return Page(total=total, items=[_public(c) for c in rows.scalars()])
