@@ -260,6 +260,11 @@ def test_chat_streams_cites_takes_feedback_and_continues(logged_in: Page, api: h
     entry.locator(".rename-form button").click()
     expect(page.locator(f"#chat-history li[data-chat-id='{chat_id}'] > a")).to_have_text("Descaling")
     page.locator(f"#chat-history li[data-chat-id='{chat_id}'] summary").click()
+    page.locator(f"#chat-history li[data-chat-id='{chat_id}'] .pin-chat").click()
+    expect(page.locator(f"#chat-history li[data-chat-id='{chat_id}'] .pinned")).to_be_visible()
+    r = api.post("/api/core/chat/getHistories", json={"appId": app_id, "offset": 0, "pageSize": 100})
+    assert [c for c in r.json()["data"]["list"] if c["chatId"] == chat_id][0]["top"] is True
+    page.locator(f"#chat-history li[data-chat-id='{chat_id}'] summary").click()
     page.locator(f"#chat-history li[data-chat-id='{chat_id}'] .delete-chat").click()
     page.wait_for_url(f"**/chat/{app_id}")
     expect(page.locator(f"#chat-history li[data-chat-id='{chat_id}']")).to_have_count(0)

@@ -96,6 +96,14 @@ async def rename(request: Request, app_id: int, chat_id: str, session: SessionDe
     return await _history(request, session, principal, app_id, _chat_id(str(form.get("current") or chat_id)))
 
 
+@router.post("/chat/{app_id:int}/{chat_id}/pin")
+async def pin(request: Request, app_id: int, chat_id: str, session: SessionDep, principal: UiPrincipal) -> HTMLResponse:
+    """Pin a chat to the top of the history, or (``top`` empty) unpin it."""
+    form = await request.form()
+    await history.update_chat(session, principal, app_id, _chat_id(chat_id), top=bool(form.get("top")))
+    return await _history(request, session, principal, app_id, _chat_id(str(form.get("current") or chat_id)))
+
+
 @router.post("/chat/{app_id:int}/{chat_id}/delete")
 async def delete(request: Request, app_id: int, chat_id: str, session: SessionDep,
                  principal: UiPrincipal) -> Response:
