@@ -237,3 +237,24 @@ def test_chat_id_keeps_workflow_variables_between_turns(server, fake, client) ->
     later = chat(server, desk, "hi again", chatId=chat_id, detail=True)  # no variables sent: the stored ones
     assert later["choices"][0]["message"]["content"] == "Gold lounge is open for you."
     assert later["newVariables"] == {"tier": "gold"}
+
+
+def test_a_quiet_stream_gets_empty_keep_alive_chunks(server, fake, client, monkeypatch) -> None:
+    from zhiku.web.routers import chat as chat_route
+
+    monkeypatch.setattr(chat_route, "KEEPALIVE_SECONDS", 0.05)
+    graph = fixture("catch_error.json")
+    start, model, greeting = graph["nodes"][0], graph["nodes"][1], graph["nodes"][2]
+    model["catchError"] = False
+    greeting["inputs"][0]["value"] = "One moment. "
+    graph = {"nodes": [start, greeting, model], "chatConfig": {},
+             "edges": [{"source": "448745", "sourceHandle": "448745-source-right", "target": "fine"},
+                       {"source": "fine", "sourceHandle": "fine-source-right", "target": "chat"}]}
+    key = app_key(client, "keepalive", graph)
+    fake.reply("Here it is.", latency_s=1.0)  # a slow model after a quick first answer
+    frames = sse(server, key, "Q", detail=True)
+    contents = [d["choices"][0]["delta"].get("content") for e, d in frames
+                if e == "answer" and isinstance(d, dict) and d.get("choices")]
+    assert "" in contents[1:]  # empty chunks while the model had nothing to say yet
+    assert streamed_text(frames) == "One moment. Here it is."
+    assert frames[-1] == ("answer", "[DONE]")

@@ -196,3 +196,36 @@ def test_references_templates_and_coercion() -> None:
     assert coerce("false", "boolean") is False and coerce('{"a": 1}', "object") == {"a": 1}
     assert coerce("x", "arrayString") == ["x"] and coerce("[1, 2]", "arrayNumber") == [1, 2]
     assert to_text(None) == "" and to_text(True) == "true" and to_text(2.0) == "2"
+
+
+def test_hand_edited_shapes_are_clear_errors_or_ignored_never_a_crash() -> None:
+    base = fixture("template_classify.json")["workflow"]
+    bad_values = [7, "text", None, {"a": 1}, [1, "x", None], True]
+    paths = [("inputs",), ("outputs",), ("renderTypeList",), ("agents",), ("ifElseList",), ("list",)]
+    for value in bad_values:
+        for path in paths:
+            raw = copy.deepcopy(base)
+            for node in raw["nodes"]:
+                if path[0] in ("inputs", "outputs"):
+                    node[path[0]] = value
+                else:
+                    for item in node.get("inputs") or []:
+                        if path[0] == "renderTypeList":
+                            item["renderTypeList"] = value
+                        elif item.get("key") == path[0] or path[0] == "list":
+                            item["value"] = value if path[0] != "list" else [{"condition": "AND", "list": value}]
+            raw["chatConfig"] = {"variables": [{"key": "v", "list": value, "enums": value}]}
+            try:
+                check_graph(raw)
+            except InvalidInput:
+                pass
+        for where in ("nodes", "edges", "chatConfig"):
+            raw = copy.deepcopy(base)
+            raw[where] = value
+            if value is None and where != "nodes" or isinstance(value, dict) and where == "chatConfig":
+                check_graph(raw)  # missing edges or settings are fine
+            else:
+                with pytest.raises(InvalidInput):
+                    check_graph(raw)
+        exported = export_workflow({"nodes": [{"inputs": value}, value], "edges": value, "chatConfig": {}})
+        assert exported["edges"] == [] or exported["edges"] == value

@@ -20,13 +20,14 @@ from zhiku.apps.nodes.dataset_search import dataset_ids
 from zhiku.apps.schemas import AppPublic, ChatConfig
 from zhiku.apps.service import app_datasets_of, get_app, load_app
 from zhiku.apps.workflow.formats import check_size, export_workflow, unwrap
-from zhiku.apps.workflow.graph import Workflow, parse_workflow
+from zhiku.apps.workflow.graph import as_list, parse_workflow, Workflow
 from zhiku.apps.workflow.validate import validate_workflow
 from zhiku.auth.service import Principal
 from zhiku.db.models import App
 from zhiku.errors import Conflict, InvalidInput, NotFound
 from zhiku.knowledge.datasets import load_dataset
 from zhiku.retrieval.settings import SearchSettings
+from zhiku.safetext import check_name, clean_json
 
 WORKFLOW_TYPE = "workflow"  # FastGPT's "advanced"
 SEARCH_NODE_NAME = "Dataset search"
@@ -53,8 +54,8 @@ def simple_chat_config(chat_config: dict[str, Any]) -> dict[str, Any]:
                   "required": bool(v.get("required")), "description": v.get("description", ""),
                   "valueType": "number" if v.get("type") == "numberInput" else "string",
                   "defaultValue": v.get("defaultValue", ""),
-                  "list": [{"label": o, "value": o} for o in v.get("options") or []]}
-                 for v in chat_config.get("variables") or [] if isinstance(v, dict)]
+                  "list": [{"label": o, "value": o} for o in as_list(v.get("options"))]}
+                 for v in as_list(chat_config.get("variables")) if isinstance(v, dict)]
     config = {"welcomeText": chat_config.get("welcomeText", ""), "variables": variables}
     if chat_config.get("openingQuestions"):
         config["openingQuestions"] = list(chat_config["openingQuestions"])
@@ -126,8 +127,9 @@ def check_graph(raw: Any) -> tuple[dict[str, Any], Workflow]:
                            detail={"kinds": unknown, "nodes": [{"nodeId": n.node_id, "name": n.name,
                                                                  "kind": n.kind} for n in nodes]})
     validate_workflow(workflow, REGISTRY)
-    return {"nodes": raw.get("nodes", raw.get("modules")), "edges": raw.get("edges") or [],
-            "chatConfig": workflow.chat_config}, workflow
+    # stored as given, less what PostgreSQL's JSONB cannot hold (NUL, lone surrogates)
+    return clean_json({"nodes": raw.get("nodes", raw.get("modules")), "edges": raw.get("edges") or [],
+                       "chatConfig": workflow.chat_config}), workflow
 
 
 async def _check_datasets(session: AsyncSession, principal: Principal, workflow: Workflow) -> None:
@@ -145,11 +147,11 @@ async def _check_datasets(session: AsyncSession, principal: Principal, workflow:
 def _chat_config_for_app(config: dict[str, Any]) -> dict[str, Any]:
     """The part of a workflow's chatConfig the app's own chat settings hold (welcome text, variables)."""
     variables = []
-    for v in config.get("variables") or []:
+    for v in as_list(config.get("variables")):
         if not isinstance(v, dict):
             continue
         options = [str(o.get("value", o.get("label"))) if isinstance(o, dict) else str(o)
-                   for o in v.get("list") or v.get("enums") or []]
+                   for o in as_list(v.get("list")) or as_list(v.get("enums"))]
         variables.append({"key": v.get("key"), "label": v.get("label") or v.get("key"),
                           "type": v.get("type") if v.get("type") in ("input", "textarea", "numberInput", "select")
                           else "input", "required": bool(v.get("required")),
@@ -194,9 +196,12 @@ async def import_workflow_app(session: AsyncSession, principal: Principal, raw: 
     """A new workflow app from a FastGPT file (export, template or ``modules`` app), named ``name``, else
     the file's name. Every problem, unknown node kinds first, is an error naming its node."""
     unwrapped = unwrap(raw)
-    app_name = (name or unwrapped.name or "").strip()
-    if not app_name:
+    if not (name or unwrapped.name or "").strip():
         raise InvalidInput("the app needs a name: the file has none, so pass one", code="name_required")
+    try:
+        app_name = check_name(name or unwrapped.name or "")
+    except ValueError as exc:
+        raise InvalidInput(f"the app name {exc}", code="invalid_name") from None
     if len(app_name) > 200:
         raise InvalidInput("an app name has at most 200 characters", code="name_too_long")
     graph, workflow = check_graph(unwrapped.graph)

@@ -6,6 +6,7 @@ import json
 import re
 from typing import Any
 
+from zhiku.apps.workflow.graph import as_list
 from zhiku.apps.workflow.node import NodeContext
 from zhiku.apps.workflow.refs import to_text
 from zhiku.chat_model import ChatMessage, ChatParams, ChatResult
@@ -48,7 +49,7 @@ def candidate_from_quote(raw: dict[str, Any]) -> Candidate:
         return int(value) if isinstance(value, (int, str)) and str(value).isdigit() else 0
 
     scores = tuple(ScoreItem(type=s.get("type"), value=float(s.get("value") or 0), index=int(s.get("index") or 0))
-                   for s in raw.get("score") or [] if isinstance(s, dict)
+                   for s in as_list(raw.get("score")) if isinstance(s, dict)
                    and s.get("type") in ("embedding", "fullText", "reRank", "rrf"))
     meta = raw.get("metadata") if isinstance(raw.get("metadata"), dict) else {}
     return Candidate(chunk_id=number(raw.get("id")), q=to_text(raw.get("q")), a=to_text(raw.get("a")),

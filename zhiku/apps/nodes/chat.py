@@ -13,6 +13,7 @@ from zhiku.apps.extractive import MODEL_NAME as EXTRACTIVE_MODEL
 from zhiku.apps.extractive import extractive_answer
 from zhiku.apps.nodes._llm import candidate_from_quote, history_items, history_messages, model_name, temperature
 from zhiku.apps.prompt import build_messages
+from zhiku.apps.workflow.graph import as_list
 from zhiku.apps.workflow.node import NodeContext, NodeResult, NodeSpec
 from zhiku.apps.workflow.refs import to_text
 from zhiku.chat_model import ChatMessage, ChatParams, Usage
@@ -38,7 +39,7 @@ def _extra(ctx: NodeContext) -> dict[str, Any]:
 async def run(ctx: NodeContext) -> NodeResult:
     deps = ctx.env.deps
     question = to_text(ctx.get("userChatInput")).strip() or ctx.env.query
-    quotes = [candidate_from_quote(q) for q in ctx.get("quoteQA") or [] if isinstance(q, dict)]
+    quotes = [candidate_from_quote(q) for q in as_list(ctx.get("quoteQA")) if isinstance(q, dict)]
     history = history_messages(ctx, ctx.get("history"))
     # client-sent system messages (a request without chatId carries its own history) join the prompt
     system = "\n\n".join([to_text(ctx.get("systemPrompt"))]

@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from zhiku.apps.nodes._llm import complete, history_messages, json_reply, model_name
-from zhiku.apps.workflow.graph import Node, Workflow
+from zhiku.apps.workflow.graph import as_list, Node, Workflow
 from zhiku.apps.workflow.node import NodeContext, NodeResult, NodeSpec
 from zhiku.apps.workflow.refs import to_text
 from zhiku.chat_model import ChatMessage
@@ -24,7 +24,7 @@ PROMPT = (
 
 def agents(value: Any) -> list[dict[str, str]]:
     return [{"key": str(a.get("key")), "value": to_text(a.get("value"))}
-            for a in value or [] if isinstance(a, dict) and a.get("key")]
+            for a in as_list(value) if isinstance(a, dict) and a.get("key")]
 
 
 def choose(reply: str, categories: list[dict[str, str]]) -> dict[str, str]:

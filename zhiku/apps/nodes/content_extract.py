@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from zhiku.apps.nodes._llm import complete, history_messages, json_reply, model_name
-from zhiku.apps.workflow.graph import Node, Workflow
+from zhiku.apps.workflow.graph import as_list, Node, Workflow
 from zhiku.apps.workflow.node import NodeContext, NodeResult, NodeSpec
 from zhiku.apps.workflow.refs import coerce, to_text
 from zhiku.chat_model import ChatMessage
@@ -26,7 +26,7 @@ PROMPT = (
 
 
 def extract_keys(value: Any) -> list[dict[str, Any]]:
-    return [k for k in value or [] if isinstance(k, dict) and isinstance(k.get("key"), str) and k["key"]]
+    return [k for k in as_list(value) if isinstance(k, dict) and isinstance(k.get("key"), str) and k["key"]]
 
 
 def json_schema(keys: list[dict[str, Any]]) -> dict[str, Any]:

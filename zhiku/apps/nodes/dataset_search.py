@@ -15,7 +15,7 @@ from typing import Any
 from zhiku.apps.nodes._llm import json_reply
 from zhiku.apps.nodes._queries import extend_query
 from zhiku.apps.workflow.events import QuotesFound
-from zhiku.apps.workflow.graph import Node, Workflow
+from zhiku.apps.workflow.graph import as_list, Node, Workflow
 from zhiku.apps.workflow.node import NodeContext, NodeResult, NodeSpec
 from zhiku.apps.workflow.refs import to_text
 from zhiku.errors import InvalidInput
@@ -31,7 +31,7 @@ EXTENSION_RRF_K = 60
 def dataset_ids(value: Any) -> list[int]:
     """Dataset ids of a ``datasets`` input: [{datasetId}] items, or bare ids."""
     ids = []
-    for item in value or []:
+    for item in as_list(value):
         raw = item.get("datasetId") if isinstance(item, dict) else item
         if isinstance(raw, int) or (isinstance(raw, str) and raw.isdigit()):
             ids.append(int(raw))
@@ -44,7 +44,7 @@ def tag_filter(value: Any) -> list[str] | None:
     raw = json_reply(value) if isinstance(value, str) and value.strip() else value
     tags = raw.get("tags") if isinstance(raw, dict) else None
     if isinstance(tags, dict):
-        listed = (tags.get("$or") or []) + (tags.get("$and") or [])
+        listed = as_list(tags.get("$or")) + as_list(tags.get("$and"))
         return [str(t) for t in listed if t] or None
     return None
 

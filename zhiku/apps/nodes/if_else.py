@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from zhiku.apps.workflow.graph import Node, Workflow
+from zhiku.apps.workflow.graph import as_list, Node, Workflow
 from zhiku.apps.workflow.node import NodeContext, NodeResult, NodeSpec
 from zhiku.apps.workflow.refs import render_variables, to_text
 from zhiku.apps.workflow.validate import reference_problem
@@ -109,7 +109,7 @@ def branch_names(groups: list[Any]) -> list[str]:
 
 
 def _groups(value: Any) -> list[dict[str, Any]]:
-    return [g for g in value or [] if isinstance(g, dict)]
+    return [g for g in as_list(value) if isinstance(g, dict)]
 
 
 def _pair(value: Any) -> tuple[str, str] | None:
@@ -122,7 +122,7 @@ def evaluate(groups: list[dict[str, Any]], lookup: Callable[[str, str], Any],
              variables: dict[str, Any]) -> str:
     for index, group in enumerate(groups):
         results = []
-        for item in group.get("list") or []:
+        for item in as_list(group.get("list")):
             if not isinstance(item, dict):
                 continue
             operator = OPERATORS.get(str(item.get("condition") or ""))
@@ -155,7 +155,7 @@ async def run(ctx: NodeContext) -> NodeResult:
 def check(node: Node, workflow: Workflow) -> list[str]:
     problems = []
     for group in _groups(node.value("ifElseList")):
-        for item in group.get("list") or []:
+        for item in as_list(group.get("list")):
             operator = item.get("condition") if isinstance(item, dict) else None
             if operator and operator not in OPERATORS:
                 problems.append(f"unknown condition operator {operator!r}")

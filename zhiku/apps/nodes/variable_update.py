@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from zhiku.apps.workflow.events import VariablesUpdated
-from zhiku.apps.workflow.graph import SYSTEM_VARIABLES, VARIABLE_NODE_ID, Node, Workflow
+from zhiku.apps.workflow.graph import as_list, SYSTEM_VARIABLES, VARIABLE_NODE_ID, Node, Workflow
 from zhiku.apps.workflow.node import NodeContext, NodeResult, NodeSpec
 from zhiku.apps.workflow.refs import coerce, render_variables
 from zhiku.apps.workflow.validate import reference_problem
@@ -18,7 +18,7 @@ def _pair(value: Any) -> tuple[str, str] | None:
 
 
 def _items(value: Any) -> list[dict[str, Any]]:
-    return [i for i in value or [] if isinstance(i, dict)]
+    return [i for i in as_list(value) if isinstance(i, dict)]
 
 
 async def run(ctx: NodeContext) -> NodeResult:

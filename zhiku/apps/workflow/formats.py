@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from zhiku.apps.workflow.graph import MAX_WORKFLOW_CHARS
+from zhiku.apps.workflow.graph import as_list, MAX_WORKFLOW_CHARS
 from zhiku.errors import InvalidInput, PayloadTooLarge
 
 # Input keys whose values are secrets or a team's own ids, never exported.
@@ -61,11 +61,11 @@ def unwrap(raw: Any) -> Unwrapped:
 def export_workflow(graph: dict[str, Any]) -> dict[str, Any]:
     """``{nodes, edges, chatConfig}`` with every datasetSearchNode's datasets emptied and secret inputs
     (``system_input_config``, ``system_header_secret``, secret HTTP headers) cleared."""
-    nodes = copy.deepcopy(graph.get("nodes") or [])
+    nodes = copy.deepcopy(as_list(graph.get("nodes")))
     for node in nodes:
         if not isinstance(node, dict):
             continue
-        for item in node.get("inputs") or []:
+        for item in as_list(node.get("inputs")):
             if not isinstance(item, dict):
                 continue
             if node.get("flowNodeType") == "datasetSearchNode" and item.get("key") == "datasets":
@@ -74,5 +74,5 @@ def export_workflow(graph: dict[str, Any]) -> dict[str, Any]:
                 item.pop("value", None)
             elif item.get("key") == "system_httpHeader" and isinstance(item.get("value"), list):
                 item["value"] = [h for h in item["value"] if not (isinstance(h, dict) and h.get("type") == "secret")]
-    return {"nodes": nodes, "edges": copy.deepcopy(graph.get("edges") or []),
+    return {"nodes": nodes, "edges": copy.deepcopy(as_list(graph.get("edges"))),
             "chatConfig": copy.deepcopy(graph.get("chatConfig") or {})}

@@ -115,7 +115,7 @@ class Workflow:
 
     @cached_property
     def variables(self) -> tuple[Variable, ...]:
-        return tuple(_variable(v) for v in self.chat_config.get("variables") or [] if isinstance(v, dict))
+        return tuple(_variable(v) for v in as_list(self.chat_config.get("variables")) if isinstance(v, dict))
 
     def outgoing(self, node_id: str) -> list[Edge]:
         return [e for e in self.edges if e.source == node_id and e.source_handle != "selectedTools"]
@@ -128,13 +128,18 @@ def _text(value: Any, default: str = "") -> str:
     return value if isinstance(value, str) else default
 
 
+def as_list(value: Any) -> list[Any]:
+    """A list field of the JSON; anything else (a hand-edited file) counts as empty."""
+    return value if isinstance(value, list) else []
+
+
 def _output_type(raw: Any) -> str:
     kind = _text(raw, "static")
     return kind.rsplit(".", 1)[-1]  # "FlowNodeOutputTypeEnum.static" in the CQ template
 
 
 def _input(raw: Mapping[str, Any]) -> Input:
-    render = raw.get("renderTypeList") or ([raw["type"]] if isinstance(raw.get("type"), str) else [])
+    render = as_list(raw.get("renderTypeList")) or ([raw["type"]] if isinstance(raw.get("type"), str) else [])
     index = raw.get("selectedTypeIndex") or 0
     render_types = tuple(r for r in render if isinstance(r, str))
     if isinstance(index, int) and 0 < index < len(render_types):  # the editor's chosen render type first
@@ -176,10 +181,10 @@ def parse_node(raw: Any, index: int) -> Node:
         raise InvalidInput(f"nodes[{index}] has no nodeId", code="invalid_workflow")
     if not isinstance(kind, str) or not kind:
         raise InvalidInput(f"node {node_id!r} has no flowNodeType", code="invalid_workflow")
-    inputs = [_input(i) for i in raw.get("inputs") or [] if isinstance(i, dict)]
+    inputs = [_input(i) for i in as_list(raw.get("inputs")) if isinstance(i, dict)]
     if kind == "ifElseNode":
         inputs = _old_if_else(inputs)
-    outputs = tuple(_output(o) for o in raw.get("outputs") or [] if isinstance(o, dict))
+    outputs = tuple(_output(o) for o in as_list(raw.get("outputs")) if isinstance(o, dict))
     parent = raw.get("parentNodeId")
     return Node(node_id=node_id, kind=kind, name=_text(raw.get("name"), kind) or kind, inputs=tuple(inputs),
                 outputs=outputs, parent_node_id=parent if isinstance(parent, str) and parent else None,
@@ -195,7 +200,7 @@ def parse_edge(raw: Any, index: int) -> Edge:
 
 
 def _variable(raw: Mapping[str, Any]) -> Variable:
-    options = raw.get("list") or raw.get("enums") or []
+    options = as_list(raw.get("list")) or as_list(raw.get("enums"))
     values = tuple(str(o.get("value", o.get("label", ""))) if isinstance(o, dict) else str(o) for o in options)
     max_length = raw.get("maxLength", raw.get("maxLen"))
     return Variable(key=_text(raw.get("key")), label=_text(raw.get("label")), type=_text(raw.get("type"), "input"),
@@ -213,7 +218,7 @@ def user_guide_config(nodes: list[Any]) -> dict[str, Any]:
                "chatInputGuide": "chatInputGuide", "instruction": "instruction", "autoExecute": "autoExecute"}
     for node in nodes:
         if isinstance(node, dict) and node.get("flowNodeType") == "userGuide":
-            for item in node.get("inputs") or []:
+            for item in as_list(node.get("inputs")):
                 if isinstance(item, dict) and item.get("key") in renames and item.get("value") is not None:
                     config[renames[item["key"]]] = item["value"]
     return config
@@ -225,7 +230,7 @@ def parse_workflow(raw: Any) -> Workflow:
     if not isinstance(raw, dict):
         raise InvalidInput("a workflow is a JSON object with nodes, edges and chatConfig", code="invalid_workflow")
     nodes_raw = raw.get("nodes", raw.get("modules"))
-    edges_raw = raw.get("edges") or []
+    edges_raw = raw.get("edges") if raw.get("edges") is not None else []
     if not isinstance(nodes_raw, list) or not isinstance(edges_raw, list):
         raise InvalidInput("a workflow needs a list of nodes (or modules) and a list of edges",
                            code="invalid_workflow")

@@ -8,6 +8,7 @@ over SSE (with FastGPT's named events when ``detail`` is true: ``answer``, ``fas
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -47,6 +48,7 @@ MAX_METADATA_CHARS = 10_000
 # FastGPT's citation markers: [<24-hex id>](CITE) or 【<id>】(CITE); Zhiku's ids are numbers.
 CITE = re.compile(r"[\[【](?:[0-9a-f]{24}|\d{1,19})[\]】]\(CITE\)")
 _CITE_TAIL = 40  # a marker is at most this long, so a streamed piece holds back at most this much
+KEEPALIVE_SECONDS = 10.0  # an empty answer chunk after this long without an event
 
 
 def _bounded(limit: int, what: str) -> Any:
@@ -123,11 +125,11 @@ async def _complete(body: ChatCompletionRequest, principal: Any, deps: Any, sett
     completion_id = body.chat_id or ("" if version == 2 else f"chatcmpl-{uuid.uuid4().hex}")
     created = int(time.time())
     events = run_chat_turn(deps, principal, request)
-    # Events up to the first answer text are read before answering, so a request or model error that
-    # comes before any answer still gets a proper HTTP error.
     if share is not None:  # filtered as the link shows it; its usage counted (zhiku.apps.share_links)
         events = share_links.shared_turn(deps.sessions, share, events, hook_policy(settings))
         body.retain_dataset_cite = body.retain_dataset_cite and share.response_detail
+    # Events up to the first answer text are read before answering, so a request or model error that
+    # comes before any answer still gets a proper HTTP error.
     head: list[ChatEvent] = []
     async for event in events:
         if isinstance(event, TurnFailed) and not event.answered:
@@ -191,8 +193,12 @@ async def _encode(head: list[ChatEvent], rest: AsyncIterator[ChatEvent], body: C
                           event)
 
     started = False
-    async with aclosing(_chain(head, rest)) as events:
+    async with aclosing(_with_keepalive(_chain(head, rest))) as events:
         async for event in events:
+            if event is None:
+                if started:
+                    yield chunk({"content": ""})
+                continue
             if isinstance(event, TurnStarted):
                 model = event.model
                 continue
@@ -242,3 +248,42 @@ async def _chain(head: list[ChatEvent], rest: AsyncIterator[ChatEvent]) -> Async
     async with aclosing(rest):
         async for event in rest:
             yield event
+
+
+_END = object()
+
+
+async def _with_keepalive(events: AsyncIterator[ChatEvent]) -> AsyncIterator[ChatEvent | None]:
+    """``events``, with None after every ``KEEPALIVE_SECONDS`` without one (FastGPT's keep-alive): the
+    events are read by a task of their own, so a quiet stretch never cancels the turn."""
+    queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=1)
+
+    async def pump() -> None:
+        try:
+            async with aclosing(events):
+                async for event in events:
+                    await queue.put(event)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # handed to the reader, which raises it
+            await queue.put(exc)
+            return
+        await queue.put(_END)
+
+    reader = asyncio.ensure_future(pump())
+    try:
+        while True:
+            try:
+                item = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
+            except TimeoutError:
+                yield None
+                continue
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        if not reader.done():
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
