@@ -232,3 +232,41 @@ def test_a_loop_runs_its_body_per_item_over_sse(server, client) -> None:
     # the stored default (a JSON string in chatConfig, a quirk of real exports) is read as the array
     body = chat(server, key, "coffee")
     assert content(body).startswith("[1. apple for coffee][2. pear for coffee]Done:")
+
+
+# ---- userSelect / formInput ------------------------------------------------------------------------
+
+def test_interactive_nodes_pause_the_chat_and_the_next_message_resumes(server, client) -> None:
+    key = app_key(client, "interactive_order")
+    chat_id = unique("ask")
+    frames = sse(server, key, "I want a drink", detail=True, chatId=chat_id)
+    assert streamed_text(frames) == "Welcome!"
+    asked = next(d["interactive"] for e, d in frames if e == "interactive")
+    assert asked["type"] == "userSelect" and asked["entryNodeIds"] == ["sel"]
+    assert asked["params"]["userSelectOptions"] == [{"key": "hot", "value": "Hot"}, {"key": "cold", "value": "Cold"}]
+    # the choice resumes the paused run: the form comes next, as the non-stream body's interactive item
+    body = chat(server, key, "Cold", detail=True, chatId=chat_id)
+    items = content(body)
+    assert isinstance(items, list) and items[-1]["type"] == "interactive"
+    form = items[-1]["interactive"]
+    assert form["type"] == "userInput" and form["params"]["description"] == "A few details, please"
+    assert [f["key"] for f in form["params"]["inputForm"]] == ["size", "cups"]
+    # an incomplete form asks again; a complete one finishes the run
+    assert content(chat(server, key, '{"cups": 2}', detail=True, chatId=chat_id))[-1]["interactive"]["type"] == \
+        "userInput"
+    done = chat(server, key, '{"size": "large", "cups": "2"}', detail=True, chatId=chat_id)
+    assert content(done) == "Cold: 2 x large"
+    assert next(r for r in done["responseData"] if r["moduleType"] == "formInput")["formInputResult"] == \
+        {"size": "large", "cups": 2}
+    # a new message after the run finished starts from the beginning again
+    frames = sse(server, key, "Another", detail=True, chatId=chat_id)
+    assert streamed_text(frames) == "Welcome!" and any(e == "interactive" for e, _ in frames)
+
+
+def test_the_other_option_takes_its_branch_with_the_first_turns_question(server, client) -> None:
+    key = app_key(client, "interactive_order")
+    chat_id = unique("hot")
+    chat(server, key, "Tea please", chatId=chat_id)
+    assert content(chat(server, key, "Hot", chatId=chat_id)) == "Brewing a hot drink for: Tea please"
+    # without a chatId nothing is stored, so nothing resumes
+    assert content(chat(server, key, "Hot")) == "Welcome!"

@@ -117,6 +117,7 @@ class _Turn:
     env: RunEnv
     data_id: str | None = None  # the answer's FastGPT dataId (responseChatItemId)
     out_link_uid: str | None = None  # FastGPT's outLinkUid: a share visitor's id, or an API call's customUid
+    resume: dict[str, Any] | None = None  # the interactive state this turn's message answers
 
 
 async def run_chat_turn(deps: ChatDeps, principal: Principal,
@@ -132,7 +133,8 @@ async def run_chat_turn(deps: ChatDeps, principal: Principal,
     quotes: list[Candidate] = []
     finished: WorkflowFinished | None = None
     try:
-        async with aclosing(run_workflow(turn.workflow, REGISTRY, turn.env, request.limits)) as events:
+        async with aclosing(run_workflow(turn.workflow, REGISTRY, turn.env, request.limits,
+                                         resume=turn.resume)) as events:
             async for event in events:
                 if isinstance(event, WorkflowFinished):
                     finished = event
@@ -178,6 +180,14 @@ async def _stored_chat(session: AsyncSession, app_id: int, chat_id: str,
     rows = await session.execute(select(ChatItem.role, ChatItem.content).where(ChatItem.chat_pk == chat.id)
                                  .order_by(ChatItem.id.desc()).limit(limit))
     return [ChatMessage(role=r, content=c) for r, c in reversed(rows.all())], dict(chat.variables or {})
+
+
+async def _pending_interaction(session: AsyncSession, app_id: int, chat_id: str) -> dict[str, Any] | None:
+    """The interactive state of the chat's last answer, when its run paused for the user."""
+    return (await session.execute(
+        select(ChatItem.interactive).join(Chat, Chat.id == ChatItem.chat_pk)
+        .where(Chat.app_id == app_id, Chat.chat_id == chat_id, ChatItem.role == "assistant")
+        .order_by(ChatItem.id.desc()).limit(1))).scalar_one_or_none()
 
 
 def _history_limit(workflow: Workflow) -> int:
@@ -227,18 +237,23 @@ async def _prepare(deps: ChatDeps, principal: Principal, request: ChatRequest) -
         # With a chatId the server keeps the history and only the last message counts (FastGPT behaviour).
         if chat_id:
             history, stored_variables = await _stored_chat(session, app.id, chat_id, _history_limit(workflow))
+            resume = await _pending_interaction(session, app.id, chat_id)
         else:
-            history, stored_variables = messages[:-1], {}
+            history, stored_variables, resume = messages[:-1], {}, None
     question = messages[-1].content.strip()
+    if resume is not None:  # the message answers the paused node; the exchange that asked is not history
+        history = history[:-2]
     variables = initial_variables(workflow, {**stored_variables, **request.variables})
     variables.update(userId=request.custom_uid or (str(principal.user_id) if principal.user_id else ""),
                      appId=str(app.id), chatId=chat_id or "", responseChatItemId=request.response_chat_item_id or "",
                      histories=[{"role": m.role, "content": m.content} for m in history],
                      cTime=datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S %A"))
     env = RunEnv(deps=deps, principal=principal, query=question, histories=history, variables=variables,
-                 stream=request.stream, app_id=app.id, chat_id=chat_id)
+                 stream=request.stream, app_id=app.id, chat_id=chat_id,
+                 resume_reply=question if resume is not None else None)
     return _Turn(app_id=app.id, chat_id=chat_id, question=question, model=_first_model(workflow, deps),
-                 workflow=workflow, env=env, data_id=request.response_chat_item_id, out_link_uid=request.custom_uid)
+                 workflow=workflow, env=env, data_id=request.response_chat_item_id, out_link_uid=request.custom_uid,
+                 resume=resume)
 
 
 # Stores still running after their turn's consumer left (a strong reference until they finish).
@@ -277,6 +292,7 @@ async def _store_turn(sessions: async_sessionmaker[AsyncSession], turn: _Turn, a
                              data_id=turn.data_id or uuid.uuid4().hex,
                              response_data=finished.response_data if finished is not None else [],
                              custom_feedbacks=finished.custom_feedbacks if finished is not None else [],
+                             interactive=finished.interactive if finished is not None else None,
                              quotes=[quote_dict(q) for q in quotes],
                              usage={"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens}
                              if usage else {}))

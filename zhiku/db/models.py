@@ -314,6 +314,9 @@ class ChatItem(Base):
     response_data: Mapped[list[Any]] = mapped_column(JSONB, default=list, server_default="[]")
     custom_feedbacks: Mapped[list[Any]] = mapped_column(JSONB, default=list, server_default="[]")
     admin_feedback: Mapped[dict[str, Any] | None] = mapped_column(JSONB, nullable=True)
+    # A run paused by an interactive node (FastGPT's interactive value item: type, params, entryNodeIds,
+    # memoryEdges, nodeOutputs); the next message in the chat resumes from the last answer's.
+    interactive: Mapped[dict[str, Any] | None] = mapped_column(JSONB, nullable=True)
     created_at: Mapped[datetime] = _now()
 
 
