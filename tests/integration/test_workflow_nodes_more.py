@@ -27,8 +27,14 @@ def fixture(name: str) -> dict:
     return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
 
 
+FILES = {"notes.md": ("# Brewing\n\nUse water at 93 °C.".encode(), "text/markdown"),
+         "plain": (b"Grind fine for espresso.", "text/plain; charset=utf-8"),
+         "page": (b"<html><body><h1>Menu</h1><p>Latte 4 EUR</p></body></html>", "text/html")}
+
+
 class _Echo(BaseHTTPRequestHandler):
-    """``/echo``: the request as JSON; a path with ``/fail``: HTTP 500; ``/hop``: a 307 to ``/echo``."""
+    """``/echo``: the request as JSON; a path with ``/fail``: HTTP 500; ``/hop``: a 307 to ``/echo``;
+    ``/files/<name>``: one of ``FILES``."""
 
     seen: list[dict[str, Any]] = []
 
@@ -43,6 +49,13 @@ class _Echo(BaseHTTPRequestHandler):
         if "/fail" in url.path:
             self.send_response(500)
             self.end_headers()
+            return
+        if url.path.startswith("/files/"):
+            body, kind = FILES[url.path[len("/files/"):]]
+            self.send_response(200)
+            self.send_header("Content-Type", kind)
+            self.end_headers()
+            self.wfile.write(body)
             return
         if url.path == "/hop":
             self.send_response(307)
@@ -270,3 +283,35 @@ def test_the_other_option_takes_its_branch_with_the_first_turns_question(server,
     assert content(chat(server, key, "Hot", chatId=chat_id)) == "Brewing a hot drink for: Tea please"
     # without a chatId nothing is stored, so nothing resumes
     assert content(chat(server, key, "Hot")) == "Welcome!"
+
+
+# ---- readFiles -------------------------------------------------------------------------------------
+
+def with_files(question: str, urls: list[str]) -> list[dict]:
+    return [{"role": "user", "content": [{"type": "text", "text": question},
+                                         *({"type": "file_url", "name": u.rsplit("/", 1)[-1], "url": u} for u in urls)]}]
+
+
+def test_read_files_parses_the_attached_files(private_server, private_client, target) -> None:
+    key = app_key(private_client, "read_files")
+    r = httpx.post(private_server.base_url + "/api/v1/chat/completions", headers={"Authorization": f"Bearer {key}"},
+                   json={"messages": with_files("summarise", [f"{target}/files/notes.md", f"{target}/files/plain",
+                                                              f"{target}/files/page", f"{target}/fail/x.txt"]),
+                         "detail": True}, timeout=60)
+    assert r.status_code == 200, r.text
+    text = content(r.json())
+    files = text.split("\n******\n")
+    assert files[0].startswith("File: notes.md\n<Content>\n") and "Use water at 93 °C." in files[0]
+    assert files[1] == "File: plain.txt\n<Content>\nGrind fine for espresso.\n</Content>"
+    assert files[2].startswith("File: page.html") and "Latte 4 EUR" in files[2] and "<p>" not in files[2]
+    assert files[3].startswith("File: x.txt") and "[url_http_error]" in files[3]
+    item = next(i for i in r.json()["responseData"] if i["moduleType"] == "readFiles")
+    assert [f["name"] for f in item["readFiles"]] == ["notes.md", "plain.txt", "page.html", "x.txt"]
+
+
+def test_read_files_refuses_private_addresses_without_the_setting(server, client, target) -> None:
+    key = app_key(client, "read_files")
+    r = httpx.post(server.base_url + "/api/v1/chat/completions", headers={"Authorization": f"Bearer {key}"},
+                   json={"messages": with_files("read", [f"{target}/files/notes.md"])}, timeout=60)
+    assert r.status_code == 200, r.text
+    assert "[url_private_address]" in content(r.json()) and "93 °C" not in content(r.json())

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from zhiku.apps.extractive import MODEL_NAME as EXTRACTIVE_MODEL
 from zhiku.apps.nodes import REGISTRY
-from zhiku.apps.prompt import parse_messages
+from zhiku.apps.prompt import message_files, parse_messages
 from zhiku.apps.service import load_app
 from zhiku.apps.workflow.events import (
     AnswerText,
@@ -250,7 +250,7 @@ async def _prepare(deps: ChatDeps, principal: Principal, request: ChatRequest) -
                      cTime=datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S %A"))
     env = RunEnv(deps=deps, principal=principal, query=question, histories=history, variables=variables,
                  stream=request.stream, app_id=app.id, chat_id=chat_id,
-                 resume_reply=question if resume is not None else None)
+                 resume_reply=question if resume is not None else None, files=message_files(request.messages[-1]))
     return _Turn(app_id=app.id, chat_id=chat_id, question=question, model=_first_model(workflow, deps),
                  workflow=workflow, env=env, data_id=request.response_chat_item_id, out_link_uid=request.custom_uid,
                  resume=resume)

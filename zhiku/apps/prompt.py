@@ -36,6 +36,19 @@ def message_text(content: Any) -> str:
     raise InvalidInput("message content must be a string or a list of content parts", code="invalid_messages")
 
 
+MAX_MESSAGE_FILES = 20
+
+
+def message_files(message: Any) -> list[str]:
+    """The URLs of a message's ``file_url`` parts (FastGPT's attached documents), at most ``MAX_MESSAGE_FILES``."""
+    content = message.get("content") if isinstance(message, dict) else None
+    if not isinstance(content, list):
+        return []
+    urls = [p["url"] for p in content if isinstance(p, dict) and p.get("type") == "file_url"
+            and isinstance(p.get("url"), str) and p["url"].strip()]
+    return urls[:MAX_MESSAGE_FILES]
+
+
 def parse_messages(raw: Sequence[Any]) -> list[ChatMessage]:
     if not raw:
         raise InvalidInput("messages must be a non-empty list", code="invalid_messages")

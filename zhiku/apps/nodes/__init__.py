@@ -29,6 +29,5 @@ def _discover() -> Registry:
 REGISTRY = _discover()
 
 # FastGPT kinds that another Zhiku module will run; until then an app using one is refused at import.
-PLANNED_KINDS = ("readFiles",
-                 "tools", "stopTool", "toolParams", "pluginInput", "pluginOutput", "pluginModule", "appModule",
+PLANNED_KINDS = ("tools", "stopTool", "toolParams", "pluginInput", "pluginOutput", "pluginModule", "appModule",
                  "tool", "toolSet")

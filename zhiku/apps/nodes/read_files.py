@@ -1,0 +1,67 @@
+"""readFiles: the text of the documents attached to the chat message (FastGPT's ``file_url`` parts).
+
+``fileUrlList`` (usually workflowStart's ``userFiles``) names the files by URL. Each is fetched through the
+platform's one safe fetcher (private addresses refused unless ``ZHIKU_ALLOW_PRIVATE_URLS``, at most
+``ZHIKU_FETCH_MAX_BYTES``) and parsed by the import's parsers (:mod:`zhiku.knowledge.parsers`), chosen by the
+URL's file name or else the response's media type. At most ``MAX_FILES`` files and ``MAX_TEXT_CHARS``
+characters of text in all. ``system_text`` is FastGPT's layout: per file ``File: <name>`` and its text in
+``<Content>``, files separated by ``******``; a file that cannot be read says why in its place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import mimetypes
+from pathlib import PurePosixPath
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from zhiku.apps.workflow.node import NodeContext, NodeResult, NodeSpec
+from zhiku.apps.workflow.refs import to_text
+from zhiku.errors import ZhikuError
+from zhiku.knowledge.fetch import fetch
+from zhiku.knowledge.parsers import extension_of, parser_for
+
+MAX_FILES = 20
+MAX_TEXT_CHARS = 200_000
+_TYPES = {"text/plain": ".txt", "text/markdown": ".md", "text/html": ".html", "application/pdf": ".pdf",
+          "application/json": ".json", "text/csv": ".csv"}
+
+
+def file_name(url: str, media_type: str = "") -> str:
+    """A name for the file with an extension the parsers know: the URL's last path segment, given the
+    media type's extension when it has none."""
+    name = unquote(PurePosixPath(urlsplit(url).path).name) or "file"
+    if not extension_of(name):
+        name += _TYPES.get(media_type) or mimetypes.guess_extension(media_type or "") or ".txt"
+    return name
+
+
+def layout(files: list[tuple[str, str]]) -> str:
+    return "\n******\n".join(f"File: {name}\n<Content>\n{text}\n</Content>" for name, text in files)
+
+
+async def read_one(ctx: NodeContext, url: str) -> tuple[str, str]:
+    try:
+        page = await fetch(url, ctx.env.deps.fetch_policy)
+        name = file_name(page.final_url, page.content_type)
+        document = await asyncio.to_thread(parser_for(name).parse, page.body, name)
+        return name, document.text
+    except ZhikuError as exc:
+        return file_name(url), f"(this file could not be read: {exc.message} [{exc.code}])"
+
+
+async def run(ctx: NodeContext) -> NodeResult:
+    value = ctx.get("fileUrlList")
+    urls = [to_text(u).strip() for u in (value if isinstance(value, list) else [value]) if to_text(u).strip()]
+    urls = list(dict.fromkeys(urls))[:MAX_FILES]
+    files = list(await asyncio.gather(*(read_one(ctx, url) for url in urls)))
+    text = layout(files)
+    if len(text) > MAX_TEXT_CHARS:
+        text = text[:MAX_TEXT_CHARS] + "\n(cut: the files' text is longer than the read limit)"
+    listed: list[dict[str, Any]] = [{"name": name, "url": url} for (name, _), url in zip(files, urls, strict=True)]
+    return NodeResult(outputs={"system_text": text},
+                      response={"readFiles": listed, "readFilesResult": text[:2000]})
+
+
+SPEC = NodeSpec(kind="readFiles", run=run, description="read attached files")
