@@ -79,10 +79,40 @@ def run(main: Callable[[], Awaitable[T]], *, server: bool = False) -> T:
     _exit_cleanly_on_sigterm()
     try:
         with asyncio.Runner(loop_factory=_uvloop_factory() if server else None) as runner:
-            return runner.run(main())  # type: ignore[arg-type]
+            return runner.run(_ended_by_sigterm(main()))
     except ZhikuError as exc:
         _say_error(exc.message)
         raise SystemExit(EXIT_ERROR) from None
+
+
+async def _ended_by_sigterm(main: Awaitable[T]) -> T:
+    """While the loop runs, SIGTERM cancels the main task (as Ctrl+C does) rather than raising from a signal
+    handler: an exception raised there lands in whatever Python code runs at that moment, and one that lands
+    in a callback Python ignores (a weakref's, a ``__del__``) is lost, leaving the process running.
+    uvicorn takes SIGTERM over while it serves and raises it again once it has shut down, which ends here."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    terminated = False
+
+    def on_sigterm() -> None:
+        nonlocal terminated
+        terminated = True
+        if task is not None:
+            task.cancel()
+
+    watching = threading.current_thread() is threading.main_thread()
+    if watching:
+        loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+    try:
+        return await main
+    except asyncio.CancelledError:
+        if terminated:
+            raise SystemExit(128 + signal.SIGTERM) from None
+        raise
+    finally:
+        if watching:
+            loop.remove_signal_handler(signal.SIGTERM)
+            _exit_cleanly_on_sigterm()  # for the cleanup after the loop
 
 
 async def serve_asgi(app: ASGIApp, settings: Settings, *, host: str, port: int,
