@@ -212,6 +212,8 @@ def test_long_lists_are_paged(logged_in: Page, api: httpx.Client) -> None:
     page.goto(f"/datasets/{dataset_id}/collections/{collection['id']}/chunks?q=extra+fact&page=99")
     expect(page.locator(".pager")).to_contain_text("3 of 3")
     expect(page.locator("#chunks .chunk")).to_have_count(5)
+    page.goto(f"/datasets/{dataset_id}/collections/{collection['id']}/chunks?q=_")  # a wildcard in SQL, text here
+    expect(page.locator("#chunk-total")).to_contain_text("0")
 
 
 def test_the_create_form_shows_a_refusal_and_keeps_what_was_typed(logged_in: Page, api: httpx.Client) -> None:
