@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zhiku.auth.secrets import hash_token
 from zhiku.config import Settings
+from zhiku.db.availability import is_database_unavailable
 from zhiku.embedding.registry import EmbedderRegistry, build_embedders
 from zhiku.errors import Unauthorized
 from zhiku.gateway.admin import channels, tokens, users
@@ -119,7 +120,9 @@ class Gateway:
                 await job()
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
+                if is_database_unavailable(exc):
+                    continue  # said once by the database's availability; the next round tries again
                 log.exception("gateway background job %s failed", getattr(job, "__name__", job))
 
     async def flush(self) -> None:
