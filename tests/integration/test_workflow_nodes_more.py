@@ -315,3 +315,47 @@ def test_read_files_refuses_private_addresses_without_the_setting(server, client
                    json={"messages": with_files("read", [f"{target}/files/notes.md"])}, timeout=60)
     assert r.status_code == 200, r.text
     assert "[url_private_address]" in content(r.json()) and "93 °C" not in content(r.json())
+
+
+# ---- pluginInput / pluginOutput / pluginModule / appModule -----------------------------------------
+
+def import_app(client: httpx.Client, name: str, graph: dict | None = None) -> int:
+    r = client.post("/api/apps/import", params={"name": unique(name)}, json=graph or fixture(f"{name}.json"))
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+def test_a_plugin_app_and_another_app_run_as_nodes(server, client) -> None:
+    plugin = import_app(client, "plugin_child")
+    looping = import_app(client, "loop_items")
+    graph = fixture("plugin_parent.json")
+    for node in graph["nodes"]:
+        if node["nodeId"] in ("greet", "sub"):
+            node["pluginId"] = str(plugin if node["nodeId"] == "greet" else looping)
+    key = app_key(client, "plugin_parent", graph)
+    body = chat(server, key, "Ana", detail=True)
+    app_answer = '[1. apple for tea][2. pear for tea]Done: ["1. apple for tea", "2. pear for tea"] last=2. pear for tea'
+    assert content(body) == f"{app_answer} | plugin: Hello, Ana! | app: {app_answer}"
+    greet = next(r for r in body["responseData"] if r["nodeId"] == "greet")
+    assert greet["pluginOutput"] == {"greeting": "Hello, Ana!"}
+    assert [d["moduleType"] for d in greet["pluginDetail"]] == ["pluginInput", "textEditor", "pluginOutput"]
+    # the plugin app on its own: its inputs come from the request's variables
+    plugin_key = client.post("/api/keys", json={"name": "p", "appId": plugin}).json()["key"]
+    alone = chat(server, plugin_key, "-", detail=True, variables={"name": "Bo"})
+    assert next(r for r in alone["responseData"] if r["moduleType"] == "pluginOutput")["pluginOutput"] == \
+        {"greeting": "Hello, Bo!"}
+
+
+def test_an_app_calling_itself_stops_at_the_depth_limit(server, client) -> None:
+    graph = fixture("plugin_parent.json")
+    graph["nodes"] = [n for n in graph["nodes"] if n["nodeId"] != "greet"]
+    graph["edges"] = [{**e, "source": "448745", "sourceHandle": "448745-source-right"} if e["target"] == "sub" else e
+                      for e in graph["edges"] if e["target"] != "greet"]
+    next(n for n in graph["nodes"] if n["nodeId"] == "say")["inputs"][0]["value"] = "{{$sub.answerText$}}"
+    app_id = import_app(client, "recursive", graph)
+    next(n for n in graph["nodes"] if n["nodeId"] == "sub")["pluginId"] = str(app_id)
+    assert client.put(f"/api/apps/{app_id}/workflow", json=graph).status_code == 200
+    key = client.post("/api/keys", json={"name": "r", "appId": app_id}).json()["key"]
+    r = post(server, key, "again and again")
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["code"] == "app_module_too_deep"

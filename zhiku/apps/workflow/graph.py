@@ -63,6 +63,7 @@ class Node:
     show_status: bool = False
     catch_error: bool = False
     version: str = ""
+    plugin_id: str = ""  # pluginModule / appModule: the app it runs
 
     def input(self, key: str) -> Input | None:
         return next((i for i in self.inputs if i.key == key), None)
@@ -189,7 +190,7 @@ def parse_node(raw: Any, index: int) -> Node:
     return Node(node_id=node_id, kind=kind, name=_text(raw.get("name"), kind) or kind, inputs=tuple(inputs),
                 outputs=outputs, parent_node_id=parent if isinstance(parent, str) and parent else None,
                 show_status=bool(raw.get("showStatus")), catch_error=bool(raw.get("catchError")),
-                version=str(raw.get("version") or ""))
+                version=str(raw.get("version") or ""), plugin_id=str(raw.get("pluginId") or ""))
 
 
 def parse_edge(raw: Any, index: int) -> Edge:
