@@ -90,7 +90,10 @@ async def get_chat_principal(request: Request, session: SessionDep, settings: Se
     (``shareId`` + ``outLinkUid`` in the body), after the link's limits and auth hook allowed the turn."""
     if request.headers.get("authorization") or request.cookies.get(SESSION_COOKIE):
         return await get_principal(request, session)
-    body = await request.json()  # already read and parsed for the route: no second parse
+    try:
+        body = await request.json()  # a JSON body was already parsed for the route: no second parse
+    except ValueError:  # not JSON (an empty body, another content type): no share link in it
+        body = None
     shared = share_links.share_body_fields(body)
     if shared is None:
         return await get_principal(request, session)  # no credentials at all: 401
