@@ -229,3 +229,28 @@ def test_the_create_form_shows_a_refusal_and_keeps_what_was_typed(logged_in: Pag
     page.click("#create-dataset button[type=submit]")
     expect(page.locator("main .alert-error")).to_contain_text(taken)
     expect(page.locator("#create-dataset textarea[name=description]")).to_have_value("kept")
+
+
+def test_the_collections_list_pages_in_place_newest_first(logged_in: Page, api: httpx.Client) -> None:
+    page = logged_in
+    dataset_id = create_dataset(api, unique("many"))
+    for n in range(23):  # empty collections (FastGPT's virtual ones): ready at once
+        r = api.post("/api/core/dataset/collection/create",
+                     json={"datasetId": str(dataset_id), "name": f"part-{n:02d}", "type": "virtual"})
+        assert r.status_code == 200 and r.json()["code"] == 200, r.text
+    page.goto(f"/datasets/{dataset_id}")
+    rows = page.locator("#collections tbody tr")
+    expect(rows).to_have_count(20)
+    expect(rows.first).to_have_attribute("data-name", "part-22")
+    expect(page.locator("#collections")).to_have_attribute("data-busy", "false")
+    page.click("#collections .pager a[rel=next]")
+    expect(rows).to_have_count(3)
+    expect(rows.last).to_have_attribute("data-name", "part-00")
+    assert re.search(rf"/datasets/{dataset_id}$", page.url), page.url  # the fragment changed, not the page
+    # Tags are saved in place; the table reloads and shows them.
+    rows.first.locator("input[name=tags]").fill("manual, v2")
+    rows.first.locator(".tags-form button").click()
+    expect(page.locator("#collection-result .alert-success")).to_contain_text("part-02")
+    expect(page.locator("#collections tr[data-name='part-02'] input[name=tags]")).to_have_value("manual, v2")
+    assert api.get(f"/api/collections/{rows.first.get_attribute('id').split('-')[1]}").json()["tags"] == \
+        ["manual", "v2"]
