@@ -4,6 +4,7 @@ text, and a failed import with its reason and a retry button."""
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,6 +48,17 @@ def collection_row(page: Page, name: str):
 def drop_files(page: Page, zone: str, paths: list[Path]) -> None:
     """Give the drop zone's file input several files at once, as a drop or the file chooser does."""
     page.set_input_files(f"{zone} input[type=file]", [str(p) for p in paths])
+
+
+def drop_event(page: Page, zone: str, path: Path) -> None:
+    """Drop a file on the zone the way a drag from the desktop does: a drop event carrying a DataTransfer."""
+    page.evaluate("""([zone, name, b64]) => {
+        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([bytes], name));
+        document.querySelector(zone).dispatchEvent(
+            new DragEvent("drop", {dataTransfer: transfer, bubbles: true, cancelable: true}));
+    }""", [zone, path.name, base64.b64encode(path.read_bytes()).decode()])
 
 
 def test_create_a_dataset_drop_two_files_search_and_edit_chunks(logged_in: Page, tmp_path: Path, shoot) -> None:
@@ -171,7 +183,7 @@ def test_a_failed_import_shows_its_reason_and_a_retry(logged_in: Page, api: http
     cut = tmp_path / "cut.pdf"
     cut.write_bytes(whole[: len(whole) // 2])
     page.goto(f"/datasets/{dataset_id}")
-    drop_files(page, "#file-drop", [cut])
+    drop_event(page, "#file-drop", cut)
     row = collection_row(page, "cut.pdf")
     expect(row).to_have_attribute("data-status", "error", timeout=READY_TIMEOUT_MS)
     expect(row.locator(".error-reason")).to_contain_text("cut.pdf")
