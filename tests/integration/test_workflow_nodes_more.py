@@ -9,7 +9,6 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -17,14 +16,10 @@ import httpx
 import pytest
 
 from tests.conftest import login, make_settings, unique
+from tests.integration.test_workflow_chat import app_key, chat, fixture, sse, streamed_text
 from zhiku.testing.server import ServerThread
 
 pytestmark = pytest.mark.integration
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "workflows"
-
-
-def fixture(name: str) -> dict:
-    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
 
 
 FILES = {"notes.md": ("# Brewing\n\nUse water at 93 °C.".encode(), "text/markdown"),
@@ -102,23 +97,9 @@ def private_client(private_server: ServerThread) -> Iterator[httpx.Client]:
     c.close()
 
 
-def app_key(client: httpx.Client, name: str, graph: dict | None = None) -> str:
-    r = client.post("/api/apps/import", params={"name": unique(name)}, json=graph or fixture(f"{name}.json"))
-    assert r.status_code == 201, r.text
-    r = client.post("/api/keys", json={"name": "chat", "appId": r.json()["id"]})
-    assert r.status_code == 201, r.text
-    return r.json()["key"]
-
-
 def post(server: ServerThread, key: str, question: str, **body: Any) -> httpx.Response:
     return httpx.post(server.base_url + "/api/v1/chat/completions", headers={"Authorization": f"Bearer {key}"},
                       json={"messages": [{"role": "user", "content": question}], **body}, timeout=60)
-
-
-def chat(server: ServerThread, key: str, question: str, **body: Any) -> dict:
-    r = post(server, key, question, **body)
-    assert r.status_code == 200, r.text
-    return r.json()
 
 
 def content(body: dict) -> Any:
@@ -208,28 +189,6 @@ def test_a_failing_code_node_without_an_error_branch_ends_the_turn_with_its_code
 
 
 # ---- loop ------------------------------------------------------------------------------------------
-
-def sse(server: ServerThread, key: str, question: str, **body: Any) -> list[tuple[str, Any]]:
-    """(event name, parsed data) of every frame, read with a plain HTTP client."""
-    frames: list[tuple[str, Any]] = []
-    with httpx.stream("POST", server.base_url + "/api/v1/chat/completions", headers={"Authorization": f"Bearer {key}"},
-                      json={"messages": [{"role": "user", "content": question}], "stream": True, **body},
-                      timeout=60) as r:
-        assert r.status_code == 200, r.read()
-        event = ""
-        for line in r.iter_lines():
-            if line.startswith("event: "):
-                event = line[7:]
-            elif line.startswith("data: "):
-                frames.append((event, line[6:] if line[6:] == "[DONE]" else json.loads(line[6:])))
-                event = ""
-    return frames
-
-
-def streamed_text(frames: list[tuple[str, Any]]) -> str:
-    return "".join(d["choices"][0]["delta"].get("content", "") for e, d in frames
-                   if e in ("answer", "fastAnswer", "") and isinstance(d, dict) and d.get("choices"))
-
 
 def test_a_loop_runs_its_body_per_item_over_sse(server, client) -> None:
     key = app_key(client, "loop_items")
