@@ -59,7 +59,8 @@ class Platform:
     def job_context(self) -> JobContext:
         from zhiku.worker.runner import JobContext
 
-        return JobContext(db=self.db, settings=self.settings, embedders=self.embedders)
+        return JobContext(db=self.db, settings=self.settings, embedders=self.embedders,
+                          chat_model=self.chat_model)
 
     def worker(self) -> Worker:
         from zhiku.knowledge.indexing import import_handlers
