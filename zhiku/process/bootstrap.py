@@ -86,33 +86,36 @@ def run(main: Callable[[], Awaitable[T]], *, server: bool = False) -> T:
 
 
 async def _ended_by_sigterm(main: Awaitable[T]) -> T:
-    """While the loop runs, SIGTERM cancels the main task (as Ctrl+C does) rather than raising from a signal
-    handler: an exception raised there lands in whatever Python code runs at that moment, and one that lands
-    in a callback Python ignores (a weakref's, a ``__del__``) is lost, leaving the process running.
-    uvicorn takes SIGTERM over while it serves and raises it again once it has shut down, which ends here."""
+    """While the loop runs, SIGTERM cancels the main task (as Ctrl+C does) rather than raising from the
+    signal handler: an exception raised there lands in whatever Python code runs at that moment, and one
+    that lands in a callback Python ignores (a weakref's, a ``__del__``) is lost, leaving the process
+    running. A plain ``signal.signal`` handler (not the loop's own) so that uvicorn, which takes SIGTERM
+    over while it serves, drains its requests first; it raises the signal again once it has shut down."""
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     terminated = False
 
-    def on_sigterm() -> None:
+    def on_sigterm(_signum: int, _frame: object) -> None:
         nonlocal terminated
         terminated = True
         if task is not None:
-            task.cancel()
+            loop.call_soon_threadsafe(task.cancel)
 
     watching = threading.current_thread() is threading.main_thread()
     if watching:
-        loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+        signal.signal(signal.SIGTERM, on_sigterm)
     try:
-        return await main
+        result = await main
     except asyncio.CancelledError:
         if terminated:
             raise SystemExit(128 + signal.SIGTERM) from None
         raise
     finally:
         if watching:
-            loop.remove_signal_handler(signal.SIGTERM)
             _exit_cleanly_on_sigterm()  # for the cleanup after the loop
+    if terminated:  # main ended by itself after the signal (uvicorn drained and returned) before the cancel
+        raise SystemExit(128 + signal.SIGTERM)
+    return result
 
 
 async def serve_asgi(app: ASGIApp, settings: Settings, *, host: str, port: int,
