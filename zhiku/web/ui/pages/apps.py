@@ -19,12 +19,12 @@ from zhiku.apps.workflow_apps import WORKFLOW_TYPE
 from zhiku.auth import service as auth
 from zhiku.auth.service import Principal
 from zhiku.errors import NotFound, ZhikuError
-from zhiku.gateway.domain import DEFAULT_GROUP
 from zhiku.knowledge.datasets import list_datasets
 from zhiku.retrieval.settings import SearchSettings
 from zhiku.web.deps import PlatformDep, SessionDep
 from zhiku.web.errors import as_domain_error
 from zhiku.web.ui.deps import UiPrincipal
+from zhiku.web.ui.pages.datasets import chat_models
 from zhiku.web.ui.templating import render
 from zhiku.wiring import Platform
 
@@ -35,14 +35,6 @@ SEARCH_MODES = ("mixed", "embedding", "fullText")
 VARIABLE_TYPES = ("input", "textarea", "numberInput", "select")
 BLANK_VARIABLE_ROWS = 2  # empty rows under the app's variables, for adding new ones
 MAX_VARIABLE_ROWS = 100  # read no more rows than this from a form
-
-
-def served_models(platform: Platform) -> list[str]:
-    """The chat models an app can name: those the gateway's channels serve, and the configured default."""
-    names = set(platform.gateway.snapshot.models_for(DEFAULT_GROUP)) if platform.gateway is not None else set()
-    if platform.settings.chat_model_configured:
-        names.add(platform.settings.chat_model)
-    return sorted(names)
 
 
 def checked(model: type[M], fields: dict[str, Any]) -> M:
@@ -121,7 +113,7 @@ async def _editor(request: Request, session: AsyncSession, principal: Principal,
         app = app.model_dump()
         app["chat_config"] = ChatConfig.model_validate(app["chat_config"])
     return render(request, "apps/edit.html", status_code=status_code, app=app, app_id=app_id, error=error,
-                  datasets=await list_datasets(session, principal), models=served_models(platform),
+                  datasets=await list_datasets(session, principal), models=chat_models(platform),
                   default_model=platform.settings.chat_model if platform.settings.chat_model_configured else None,
                   search_modes=SEARCH_MODES, variable_types=VARIABLE_TYPES,
                   variable_rows=len(app["chat_config"].variables) + BLANK_VARIABLE_ROWS)

@@ -74,8 +74,9 @@ def done(request: Request, key: str, **params: Any) -> HTMLResponse:
                   headers={"HX-Trigger": COLLECTIONS_CHANGED})
 
 
-def agent_models(platform: Platform) -> list[str]:
-    """The chat models the gateway serves (and the configured default), for training mode qa."""
+def chat_models(platform: Platform) -> list[str]:
+    """The chat models the gateway serves (and the configured default): for an app's model and a
+    dataset's agent model (training mode qa)."""
     names: set[str] = set()
     if platform.gateway is not None:
         names.update(platform.gateway.snapshot.models_for(DEFAULT_GROUP))
@@ -103,7 +104,7 @@ async def _list_page(request: Request, session: SessionDep, principal: UiPrincip
         session, principal, offset=offset, limit=limit), page)
     return render(request, "datasets/list.html", datasets=listed.items, pager=pager, error=error,
                   form=form or {}, embedding_models=platform.embedders.names(),
-                  default_embedding_model=platform.embedders.default, agent_models=agent_models(platform),
+                  default_embedding_model=platform.embedders.default, agent_models=chat_models(platform),
                   default_agent_model=platform.settings.chat_model, status_code=error.status if error else 200)
 
 
