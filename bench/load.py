@@ -8,7 +8,9 @@ model) is loaded over loopback in two phases of ``--seconds`` each:
 1. ``--chat`` chat clients (the app chat API, whole answers), ``--search`` search-test clients, and one
    import of ``--files`` SciFact abstracts (uploads, then waiting until every collection is ready);
 2. the same, with 3 maximal questions a second mixed in: half exactly at the question limit (they must
-   be answered), half one character over it (they must get 413 ``query_too_long``).
+   be answered, or, while the long-question lane's queue is full, refused at once with 503
+   ``long_questions_busy`` and ``Retry-After``), half one character over it (they must get 413
+   ``query_too_long``).
 
 It prints p50/p99 of chat and search per phase, every error (anything but a 200 and the intended 413s is
 an error), the database's peak connections (open and busy) sampled from ``pg_stat_activity``, and the
@@ -51,7 +53,10 @@ class Phase:
     chat: list[float] = field(default_factory=list)
     search: list[float] = field(default_factory=list)
     maximal_answered: int = 0
+    maximal: list[float] = field(default_factory=list)
     refused_413: int = 0
+    shed_503: int = 0
+    shed: list[float] = field(default_factory=list)
     errors: dict[str, int] = field(default_factory=dict)
     import_seconds: float | None = None
     peak_open: int = 0
@@ -240,16 +245,23 @@ async def run_phase(server: Server, admin: httpx.AsyncClient, key: str, search_i
         await asyncio.gather(*tasks)
 
     async def one_maximal(http: httpx.AsyncClient, question: str, over: bool) -> None:
+        started = time.perf_counter()
         try:
             r = await http.post("/api/v1/chat/completions", headers=headers,
                                 json={"messages": [{"role": "user", "content": question}]})
         except httpx.HTTPError as exc:
             phase.error(f"maximal {type(exc).__name__}")
             return
+        took = time.perf_counter() - started
         if over and r.status_code == 413 and r.json()["error"]["code"] == "query_too_long":
             phase.refused_413 += 1
         elif not over and r.status_code == 200:
             phase.maximal_answered += 1
+            phase.maximal.append(took)
+        elif (not over and r.status_code == 503 and r.json()["error"]["code"] == "long_questions_busy"
+              and r.headers.get("retry-after")):
+            phase.shed_503 += 1
+            phase.shed.append(took)
         else:
             phase.error(f"maximal {'over' if over else 'at'} the limit: {r.status_code}")
 
@@ -293,8 +305,10 @@ def report(phase: Phase, seconds: float) -> None:
     for name, values in (("chat", phase.chat), ("search", phase.search)):
         print(f"  {name:7s} {len(values):6d} answered ({len(values) / seconds:6.1f}/s)   "
               f"p50 {pct(values, 50) * 1000:7.0f} ms   p99 {pct(values, 99) * 1000:7.0f} ms")
-    if phase.maximal_answered or phase.refused_413:
-        print(f"  maximal questions: {phase.maximal_answered} answered, {phase.refused_413} refused 413 (intended)")
+    if phase.maximal_answered or phase.refused_413 or phase.shed_503:
+        print(f"  maximal questions: {phase.maximal_answered} answered (p50 {pct(phase.maximal, 50) * 1000:.0f} ms, "
+              f"p99 {pct(phase.maximal, 99) * 1000:.0f} ms), {phase.shed_503} refused 503 long_questions_busy "
+              f"(p50 {pct(phase.shed, 50) * 1000:.0f} ms), {phase.refused_413} refused 413 (intended)")
     done = f"{phase.import_seconds:.0f} s" if phase.import_seconds is not None else "not finished"
     print(f"  import of the files: {done}")
     print(f"  database connections (peak): {phase.peak_open} open, {phase.peak_busy} busy")

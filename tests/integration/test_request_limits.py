@@ -12,6 +12,7 @@ import pytest
 
 from tests.conftest import unique
 from tests.integration.helpers import add_text, create_dataset
+from zhiku.retrieval import search
 from zhiku.retrieval.settings import MAX_QUERY_CHARS
 
 pytestmark = pytest.mark.integration
@@ -72,6 +73,41 @@ def test_health_answers_promptly_while_a_maximal_question_is_answered(server, fa
     # On the event loop, the question's segmentation and embedding would hold every health check for
     # their whole duration; off it, a check waits at most a few thread switches.
     assert max(health) < max(1.0, 20 * baseline), (max(health), baseline, big_seconds)
+
+
+def test_a_burst_of_long_questions_beyond_the_lane_queue_is_refused_at_once(server, fake, app_key,
+                                                                            monkeypatch) -> None:
+    """Long questions embed one at a time; past the queue's bound one more gets a prompt 503 with
+    Retry-After instead of waiting behind a queue that grows faster than it drains."""
+    monkeypatch.setattr(search, "LONG_QUERY_QUEUE", 1)
+    rng = random.Random(11)
+    questions = ["".join(rng.choice(HANZI) for _ in range(3000)) for _ in range(8)]
+    fake.reply("答")
+    results: list[tuple[int, str, str | None, float]] = []
+    barrier = threading.Barrier(len(questions))
+
+    def ask(question: str) -> None:
+        barrier.wait()
+        started = time.perf_counter()
+        r = httpx.post(server.base_url + "/api/v1/chat/completions", timeout=120,
+                       headers={"Authorization": f"Bearer {app_key}"},
+                       json={"messages": [{"role": "user", "content": question}]})
+        code = r.json()["error"]["code"] if r.status_code != 200 else ""
+        results.append((r.status_code, code, r.headers.get("retry-after"), time.perf_counter() - started))
+
+    threads = [threading.Thread(target=ask, args=(q,)) for q in questions]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    statuses = sorted(status for status, *_ in results)
+    refused = [r for r in results if r[0] == 503]
+    assert set(statuses) == {200, 503}, results
+    assert all(code == "long_questions_busy" and retry == str(search.LONG_QUERY_RETRY_AFTER_SECONDS)
+               for _, code, retry, _ in refused), refused
+    answered = [took for status, _, _, took in results if status == 200]
+    # A refusal does not wait for the lane: it comes back before the slowest answer.
+    assert max(took for *_, took in refused) < max(answered), results
 
 
 def _timed(call) -> float:

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from zhiku.db.models import Dataset
 from zhiku.embedding.base import Reranker
 from zhiku.embedding.registry import EmbedderRegistry
-from zhiku.errors import InvalidInput
+from zhiku.errors import InvalidInput, ServiceUnavailable
 from zhiku.retrieval import fulltext
 from zhiku.retrieval.chunk_filter import NO_FILTER, ChunkFilter
 from zhiku.retrieval.fusion import (
@@ -81,7 +81,35 @@ async def _load_candidates(session: AsyncSession, ranked: Sequence[tuple[int, fl
 # maximal questions (each a 512-token forward pass, the better part of a second of both cores) queues
 # behind itself instead of in front of everyone's short questions, which share the model's run lock.
 LONG_QUERY_CHARS = 200
-_long_query_lanes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = \
+# At most this many long questions wait for the lane; one more is refused at once with 503
+# ``long_questions_busy`` and ``Retry-After`` instead of joining a queue that grows faster than it drains
+# (3 maximal questions a second on two busy cores) until its clients time out.
+LONG_QUERY_QUEUE = 4
+LONG_QUERY_RETRY_AFTER_SECONDS = 2
+
+
+class _LongQueryLane:
+    def __init__(self) -> None:
+        self._turn = asyncio.Semaphore(1)
+        self._waiting = 0
+
+    async def embed(self, embed: Any, query: str) -> Any:
+        if self._turn.locked() and self._waiting >= LONG_QUERY_QUEUE:
+            raise ServiceUnavailable(
+                f"{LONG_QUERY_QUEUE} long questions are already waiting to be embedded; retry shortly",
+                code="long_questions_busy", headers={"Retry-After": str(LONG_QUERY_RETRY_AFTER_SECONDS)})
+        self._waiting += 1
+        try:
+            await self._turn.acquire()
+        finally:
+            self._waiting -= 1
+        try:
+            return (await asyncio.to_thread(embed, [query], "query"))[0]
+        finally:
+            self._turn.release()
+
+
+_long_query_lanes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LongQueryLane] = \
     weakref.WeakKeyDictionary()
 
 
@@ -89,9 +117,8 @@ async def _embed_query(embedders: EmbedderRegistry, model: str, query: str) -> A
     embed = embedders.get(model).embed
     if len(query) <= LONG_QUERY_CHARS:
         return (await asyncio.to_thread(embed, [query], "query"))[0]
-    lane = _long_query_lanes.setdefault(asyncio.get_running_loop(), asyncio.Semaphore(1))
-    async with lane:
-        return (await asyncio.to_thread(embed, [query], "query"))[0]
+    lane = _long_query_lanes.setdefault(asyncio.get_running_loop(), _LongQueryLane())
+    return await lane.embed(embed, query)
 
 
 async def _vector_candidates(sessions: async_sessionmaker[AsyncSession], embedders: EmbedderRegistry,
