@@ -70,6 +70,12 @@ def new_app(api: httpx.Client, dataset_id: int, **fields: object) -> int:
     return r.json()["id"]
 
 
+def new_app_named(api: httpx.Client, name: str) -> int:
+    r = api.post("/api/apps", json={"name": name})
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
 def answer(page: Page, n: int = 1):
     return page.locator(f"#messages li[data-answer='{n}']")
 
@@ -420,3 +426,29 @@ def test_import_view_and_export_a_fastgpt_workflow(logged_in: Page, api: httpx.C
     page.goto(f"/apps/{simple}/workflow")
     expect(page.locator("#workflow-nodes details[data-node-id='datasetSearch'] summary")).to_contain_text("Dataset search")
     expect(page.locator("#workflow-graph path.edge")).to_have_count(2)
+
+
+def test_the_apps_list_is_paged(logged_in: Page, api: httpx.Client) -> None:
+    page = logged_in
+    made = [new_app_named(api, unique(f"paged-{i:02d}")) for i in range(21)]
+    every = api.get("/api/apps").json()
+    pages = -(-len(every) // 20)
+    assert pages >= 2
+    page.goto("/apps")
+    rows = page.locator("#apps tbody tr")
+    expect(rows).to_have_count(20)
+    assert rows.first.get_attribute("data-app-id") == str(made[-1])  # the newest first
+    expect(page.locator(".pager-position")).to_have_text(f"Page 1 of {pages} ({len(every)} in all)")
+    expect(page.locator(".pager a[rel=prev]")).to_have_count(0)
+    seen = []
+    for number in range(1, pages + 1):
+        seen += [int(r.get_attribute("data-app-id")) for r in rows.all()]
+        if number < pages:
+            with page.expect_navigation():
+                page.click(".pager a[rel=next]")
+    expect(page.locator(".pager a[rel=next]")).to_have_count(0)
+    assert sorted(seen) == sorted(a["id"] for a in every) and len(seen) == len(set(seen))
+    page.goto("/apps?page=999")  # past the end: the last page
+    expect(page.locator(".pager-position")).to_have_text(f"Page {pages} of {pages} ({len(every)} in all)")
+    for app_id in made:
+        assert api.delete(f"/api/apps/{app_id}").status_code == 204

@@ -318,3 +318,78 @@ def test_the_standalone_gateway_serves_its_console_to_its_admins(standalone: Gat
         context.close()
         admin_api.close()
     assert not problems.csp_violations
+
+
+def relay_refusal(ui_server: ServerThread, key: str, model: str) -> str:
+    """The error code the relay answers a request for ``model`` with this key."""
+    with httpx.Client(base_url=ui_server.base_url, timeout=30) as client:
+        r = client.post("/v1/chat/completions", headers={"Authorization": f"Bearer {key}"},
+                        json={"model": model, "messages": [{"role": "user", "content": "hello"}]})
+    assert r.status_code in (401, 403), r.text
+    return r.json()["error"]["code"]
+
+
+def test_a_token_is_edited_after_creation(logged_in: Page, ui_server: ServerThread, shoot) -> None:
+    page = logged_in
+    name = unique("edited-token")
+    page.goto("/gateway/tokens")
+    page.click("#tokens-panel summary")
+    page.fill("#token-form input[name=name]", name)
+    page.click("#create-token")
+    key = page.locator("#new-key").inner_text().strip()
+    page.locator("dialog#key-dialog [data-dialog-close]").click()
+    row = page.locator("#token-table tbody tr", has=page.locator(".gw-name", has_text=name))
+    expect(row).to_contain_text("Unlimited")
+
+    # quota, expiry, models and limits changed in the editor, and shown in the list
+    with page.expect_navigation():
+        row.locator("a", has_text="Edit").click()
+    form = page.locator("#token-edit-form")
+    expect(form.locator("input[name=name]")).to_have_value(name)
+    expect(form.locator("input[name=unlimited_quota]")).to_be_checked()
+    form.locator("input[name=unlimited_quota]").uncheck()
+    form.locator("input[name=remain_quota]").fill("1234")
+    form.locator("input[name=expires_at]").fill("2999-01-02T03:04")
+    form.locator("input[name=models]").fill("model-a, model-b")
+    form.locator("input[name=rpm_limit]").fill("7")
+    with page.expect_navigation():
+        page.click("#save-token")
+    assert page.url.endswith("/gateway/tokens")
+    for shown in ("1234", "2999-01-02 03:04", "model-a, model-b", "7 RPM"):
+        expect(row).to_contain_text(shown)
+    assert relay_refusal(ui_server, key, "model-c") == "model_not_allowed"  # the running gateway has it
+
+    # the editor shows what is stored; a refused change keeps the form and changes nothing
+    with page.expect_navigation():
+        row.locator("a", has_text="Edit").click()
+    expect(form.locator("input[name=unlimited_quota]")).not_to_be_checked()
+    expect(form.locator("input[name=remain_quota]")).to_have_value("1234")
+    expect(form.locator("input[name=expires_at]")).to_have_value("2999-01-02T03:04")
+    expect(form.locator("input[name=models]")).to_have_value("model-a, model-b")
+    shoot(page, "gateway-token-edit")  # (reloads the page: the form as stored)
+    form.locator("input[name=tpm_limit]").evaluate("e => e.removeAttribute('min')")
+    form.locator("input[name=tpm_limit]").fill("-5")
+    form.locator("input[name=remain_quota]").fill("99")
+    page.click("#save-token")
+    expect(page.locator(".alert-error")).to_contain_text("tpm_limit")
+    expect(form.locator("input[name=remain_quota]")).to_have_value("99")
+    page.goto("/gateway/tokens")
+    expect(row).to_contain_text("1234")
+
+    # back to unlimited, any model, no expiry; then expired a minute ago: the relay refuses it
+    with page.expect_navigation():
+        row.locator("a", has_text="Edit").click()
+    form.locator("input[name=unlimited_quota]").check()
+    form.locator("input[name=expires_at]").fill("")
+    form.locator("input[name=models]").fill("")
+    with page.expect_navigation():
+        page.click("#save-token")
+    expect(row).to_contain_text("Unlimited")
+    expect(row).to_contain_text("never")
+    expect(row).not_to_contain_text("model-a")
+    with page.expect_navigation():
+        row.locator("a", has_text="Edit").click()
+    form.locator("input[name=expires_at]").fill("2001-01-01T00:00")
+    with page.expect_navigation():
+        page.click("#save-token")
+    assert relay_refusal(ui_server, key, "model-c") == "token_expired"

@@ -1,17 +1,19 @@
-"""The gateway console's tokens (created with the key shown once) and users (quota, group, role)."""
+"""The gateway console's tokens (created with the key shown once; quota, expiry, models and limits edited
+later) and users (quota, group, role)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from zhiku.errors import ZhikuError
 from zhiku.gateway.admin import tokens, users
-from zhiku.gateway.admin.schemas import TokenCreate, TokenUpdate, UserCreate, UserPublic, UserUpdate
+from zhiku.gateway.admin.schemas import TokenCreate, TokenPublic, TokenUpdate, UserCreate, UserPublic, UserUpdate
 from zhiku.gateway.domain import ENABLED
 from zhiku.gateway.runtime import Gateway
 from zhiku.web.ui.pages.gateway import (
@@ -75,6 +77,52 @@ async def create_token(request: Request, admin: AdminDep, gateway: GatewayDep) -
         return await token_panel(request, gateway, admin, 1, error=problem(exc), form=dict(form))
     await gateway.reload()
     return await token_panel(request, gateway, admin, 1, created=created)
+
+
+def token_form(token: TokenPublic) -> dict[str, str]:
+    """A stored token as the editor's field texts (``on`` for a checked box, as a browser sends it)."""
+    return {"name": token.name, "unlimited_quota": "on" if token.unlimited_quota else "",
+            "remain_quota": str(token.remain_quota),
+            "expires_at": token.expires_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M") if token.expires_at else "",
+            "models": ", ".join(token.models or []), "subnets": ", ".join(token.subnets or []),
+            "rpm_limit": str(token.rpm_limit), "tpm_limit": str(token.tpm_limit)}
+
+
+def token_changes(form: Mapping[str, Any], admin: ConsoleAdmin) -> TokenUpdate:
+    """The editor's fields as the admin service's update: every field set (an empty expiry clears it, empty
+    models or subnets allow any); the owner is not changed here."""
+    values = token_values(form, admin)
+    del values["user_id"]
+    values["models"], values["subnets"] = values["models"] or [], values["subnets"] or []
+    if values["expires_at"] is None:
+        del values["expires_at"]
+        values["clear_expiry"] = True
+    return TokenUpdate(**values)
+
+
+def token_editor(request: Request, token: TokenPublic, form: Mapping[str, Any], error: str | None = None,
+                 status_code: int = 200) -> HTMLResponse:
+    return render(request, "gateway/token_edit.html", status_code=status_code, token=token, form=form,
+                  error=error)
+
+
+@router.get("/gateway/tokens/{token_id}/edit", response_class=HTMLResponse)
+async def edit_token(request: Request, token_id: int, admin: AdminDep, gateway: GatewayDep) -> HTMLResponse:
+    token = await tokens.get_token(gateway.store, token_id)
+    return token_editor(request, token, token_form(token))
+
+
+@router.post("/gateway/tokens/{token_id}", response_class=HTMLResponse)
+async def update_token(request: Request, token_id: int, admin: AdminDep, gateway: GatewayDep) -> Response:
+    token = await tokens.get_token(gateway.store, token_id)
+    form = await request.form()
+    await gateway.flush()  # a new quota replaces what is left after the spending counted so far
+    try:
+        await tokens.update_token(gateway.store, token_id, token_changes(form, admin))
+    except (ValidationError, ZhikuError) as exc:
+        return token_editor(request, token, dict(form), problem(exc), status_code=422)
+    await gateway.reload()
+    return RedirectResponse("/gateway/tokens", status_code=303)
 
 
 @router.post("/gateway/tokens/{token_id}/status", response_class=HTMLResponse)
