@@ -17,7 +17,7 @@ import json
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from zhiku.chat_model import ChatDelta, ChatMessage, ChatParams, ChatResult, openai_chat_body
+from zhiku.chat_model import ChatDelta, ChatMessage, ChatParams, ChatResult, openai_chat_body, tool_calls_of
 from zhiku.embedding.registry import EmbedderRegistry
 from zhiku.errors import UpstreamError
 from zhiku.gateway.domain import ENDPOINT_CHAT, ChannelInfo
@@ -133,7 +133,8 @@ def completion_result(data: Any, params: ChatParams, where: str) -> ChatResult:
         raise bad_response(f"{where} returned JSON without choices[0].message").to_error()
     choice = choices[0]
     return ChatResult(content=choice["message"].get("content") or "", model=data.get("model") or params.model,
-                      finish_reason=choice.get("finish_reason") or "stop", usage=usage_of(data.get("usage")))
+                      finish_reason=choice.get("finish_reason") or "stop", usage=usage_of(data.get("usage")),
+                      tool_calls=tool_calls_of(choice["message"].get("tool_calls")))
 
 
 class _BaseUrlProvider(OpenAIProvider):

@@ -6,14 +6,19 @@ One instance serves ``POST /v1/chat/completions`` (JSON and SSE), ``POST /v1/com
     with fake_upstream() as fake:
         fake.reply("Paris.")            # the next request answers "Paris."
         fake.fail(429, headers={"Retry-After": "7"})
+        fake.tool_call("lookup", {"q": "x"})  # the next request answers with a call of tool "lookup"
         ...                              # point a client at fake.base_url
         assert fake.requests[0].json["model"] == "gpt-x"
 
 Scripting: each queued :class:`Script` applies to exactly one request to a POST endpoint, in
 order; when the queue is empty the default script answers (``set_default`` changes it). A
 script without ``content`` answers :func:`default_answer`, which echoes the last user message so
-tests can assert that the prompt reached the model. Token counts come from :func:`count_tokens`
-and vectors from :func:`fake_embedding`, so tests can compute the expected values.
+tests can assert that the prompt reached the model. A script with ``tool_calls`` answers with those
+calls in OpenAI's exact shapes (``message.tool_calls`` and finish reason ``tool_calls``; streamed, a
+first chunk per call with its index, id and name, then its arguments in pieces); every request is
+recorded (``requests``), so tests can assert the tools and tool messages a client sent. Token counts
+come from :func:`count_tokens` and vectors from :func:`fake_embedding`, so tests can compute the
+expected values.
 """
 
 from __future__ import annotations
@@ -61,6 +66,8 @@ class Script:
     cut_after_chunks: int | None = None  # stream the role chunk and N content chunks, then cut
     drop_connection: bool = True  # how a cut ends: drop the TCP connection, or end the body cleanly
     omit_usage: bool = False
+    # Calls the answer makes, each {"name", "arguments" (JSON text), "id"?}; content then defaults to none.
+    tool_calls: tuple[dict[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -193,7 +200,8 @@ class FakeUpstream:
     def _queue_one(self, **fields: Any) -> FakeUpstream:
         # A queued script keeps the default's pacing and usage settings, never its failure mode.
         base = dataclasses.replace(self.default, content=None, status=200, error_body=None, headers={},
-                                   hang_s=0.0, malformed=False, cut_after_chunks=None)
+                                   hang_s=0.0, malformed=False, cut_after_chunks=None, tool_calls=(),
+                                   finish_reason="stop")
         return self.enqueue(dataclasses.replace(base, **fields))
 
     def reply(self, content: str, **fields: Any) -> FakeUpstream:
@@ -202,6 +210,23 @@ class FakeUpstream:
 
     def fail(self, status: int, body: Any = None, headers: dict[str, str] | None = None) -> FakeUpstream:
         return self._queue_one(status=status, error_body=body, headers=dict(headers or {}))
+
+    def tool_call(self, name: str, arguments: Any = None, *, call_id: str | None = None,
+                  **fields: Any) -> FakeUpstream:
+        """Answer the next request with one call of tool ``name``; ``arguments`` is JSON text or a value
+        to encode. For several calls in one answer use ``tool_calls``."""
+        return self.tool_calls([{"name": name, "arguments": arguments, "id": call_id}], **fields)
+
+    def tool_calls(self, calls: list[dict[str, Any]], **fields: Any) -> FakeUpstream:
+        """Answer the next request with these calls ({"name", "arguments", "id"?} each)."""
+        scripted = []
+        for call in calls:
+            arguments = call.get("arguments")
+            scripted.append({"id": call.get("id") or f"call_fake{next(self._ids)}", "name": call["name"],
+                             "arguments": arguments if isinstance(arguments, str)
+                             else json.dumps({} if arguments is None else arguments)})
+        fields.setdefault("finish_reason", "tool_calls")
+        return self._queue_one(tool_calls=tuple(scripted), **fields)
 
     def hang(self, seconds: float = 60.0) -> FakeUpstream:
         return self._queue_one(hang_s=seconds)
@@ -336,8 +361,9 @@ class FakeUpstream:
     async def _chat(self, payload: dict[str, Any], script: Script, send: Send) -> Response | None:
         messages = payload.get("messages") or []
         prompt = "".join(message_text(m.get("content")) for m in messages if isinstance(m, dict))
-        text = default_answer(messages) if script.content is None else script.content
-        usage = None if script.omit_usage else self._usage(prompt, text)
+        calls = script.tool_calls
+        text = (default_answer(messages) if not calls else "") if script.content is None else script.content
+        usage = None if script.omit_usage else self._usage(prompt, text + "".join(c["arguments"] for c in calls))
         head = {"id": f"chatcmpl-fake-{next(self._ids)}", "object": "chat.completion",
                 "created": int(time.time()), "model": payload["model"], "system_fingerprint": "fp_fake"}
         if payload.get("stream"):
@@ -350,8 +376,17 @@ class FakeUpstream:
                 return {**chunk, "choices": [{"index": 0, "delta": delta, "logprobs": None,
                                               "finish_reason": finish_reason}]}
 
-            events = [choice({"role": "assistant", "content": ""}, None)]
+            events = [choice({"role": "assistant", "content": "" if text or not calls else None}, None)]
             events += [choice({"content": piece}, None) for piece in _pieces(text, script.chunk_size)]
+            for index, call in enumerate(calls):
+                start = {"index": index, "id": call["id"], "type": "function",
+                         "function": {"name": call["name"], "arguments": ""}}
+                if index == 0 and not text:  # OpenAI starts the first call in the role chunk
+                    events[0]["choices"][0]["delta"].update(tool_calls=[start], refusal=None)
+                else:
+                    events.append(choice({"tool_calls": [start]}, None))
+                events += [choice({"tool_calls": [{"index": index, "function": {"arguments": piece}}]}, None)
+                           for piece in _pieces(call["arguments"], script.chunk_size)]
             events.append(choice({}, script.finish_reason))
             if with_usage and usage is not None:
                 events.append({**chunk, "choices": [], "usage": usage})
@@ -359,7 +394,10 @@ class FakeUpstream:
             return None
         if script.malformed:
             return Response('{"id": "chatcmpl-broken", "choices": [', media_type="application/json")
-        message = {"role": "assistant", "content": text, "refusal": None}
+        message: dict[str, Any] = {"role": "assistant", "content": text or (None if calls else ""), "refusal": None}
+        if calls:
+            message["tool_calls"] = [{"id": c["id"], "type": "function",
+                                      "function": {"name": c["name"], "arguments": c["arguments"]}} for c in calls]
         result = {**head, "choices": [{"index": 0, "message": message, "logprobs": None,
                                        "finish_reason": script.finish_reason}]}
         if usage is not None:

@@ -8,7 +8,7 @@ counting tokens locally when the upstream gives no usage.
 
 For the platform's own calls (``typed=True``) it hands on :class:`~zhiku.chat_model.ChatDelta` objects
 built from the events it parses anyway, instead of the events' bytes: in-process callers get typed
-deltas without the events being encoded for them and parsed back.
+deltas (choice 0's text and tool-call pieces) without the events being encoded for them and parsed back.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections import deque
 from typing import Any
 
 from zhiku import sse
-from zhiku.chat_model import ChatDelta, Usage
+from zhiku.chat_model import ChatDelta, ToolCallDelta, Usage, tool_call_deltas_of
 from zhiku.gateway.providers.base import json_loads, usage_of
 
 
@@ -104,6 +104,7 @@ class StreamMeter:
                 if (self.strip_usage_chunk or self.typed) and not choices:
                     return None
         content = ""
+        tool_calls: tuple[ToolCallDelta, ...] = ()
         if type(choices) is list:
             for choice in choices:
                 if type(choice) is not dict:
@@ -119,9 +120,11 @@ class StreamMeter:
                     if type(text) is str:
                         self._text.append(text)
                         content = text
+                    if self.typed and type(delta) is dict and delta.get("tool_calls"):
+                        tool_calls = tool_call_deltas_of(delta["tool_calls"])
         self.forwarded += 1
         if self.typed:
-            return ChatDelta(content=content) if content else None
+            return ChatDelta(content=content, tool_calls=tool_calls) if content or tool_calls else None
         return block + b"\n\n"
 
     def completion_text(self) -> str:
