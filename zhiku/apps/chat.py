@@ -32,6 +32,7 @@ from zhiku.apps.workflow.events import (
     NodeResponse,
     NodeStatus,
     QuotesFound,
+    ToolActivity,
     VariablesUpdated,
     WorkflowFinished,
 )
@@ -49,8 +50,8 @@ from zhiku.retrieval.search import quote_dict
 from zhiku.retrieval.settings import check_query_length
 
 __all__ = ["AnswerText", "ChatDeps", "ChatEvent", "ChatRequest", "InteractionRequested", "NodeResponse",
-           "NodeStatus", "QuotesFound", "TurnDone", "TurnFailed", "TurnStarted", "VariablesUpdated",
-           "run_chat_turn"]
+           "NodeStatus", "QuotesFound", "ToolActivity", "TurnDone", "TurnFailed", "TurnStarted",
+           "VariablesUpdated", "run_chat_turn"]
 
 # Stored messages loaded for a turn: FastGPT loads twice the largest history setting, at least 20.
 MIN_HISTORY_MESSAGES = 20
@@ -104,7 +105,7 @@ class TurnFailed:
 
 
 ChatEvent = (TurnStarted | NodeStatus | QuotesFound | AnswerText | NodeResponse | VariablesUpdated
-             | InteractionRequested | TurnDone | TurnFailed)
+             | InteractionRequested | ToolActivity | TurnDone | TurnFailed)
 
 
 @dataclass
@@ -220,7 +221,7 @@ def _first_model(workflow: Workflow, deps: ChatDeps) -> str:
     if deps.chat_model is None:
         return EXTRACTIVE_MODEL
     for node in workflow.nodes:
-        if node.kind == "chatNode":
+        if node.kind in ("chatNode", "tools"):
             model = node.value("model")
             return model if isinstance(model, str) and model.strip() else deps.default_model
     return deps.default_model

@@ -21,8 +21,8 @@ The link's ``limit`` is **enforced** on every chat start, in this order, each wi
   (:mod:`zhiku.knowledge.fetch`): private addresses are refused unless ``ZHIKU_ALLOW_PRIVATE_URLS``.
 
 What a visitor sees is filtered as FastGPT filters it (:func:`public_response_data`): node responses only
-of the kinds a visitor may see, few fields, quotes only with ``responseDetail``; node status events only
-with ``showNodeStatus``; citation markers only with ``responseDetail``.
+of the kinds a visitor may see, few fields, quotes only with ``responseDetail``; node status events
+and tool-call events only with ``showNodeStatus``; citation markers only with ``responseDetail``.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from zhiku.apps.chat import ChatEvent, TurnDone, TurnFailed
 from zhiku.apps.service import load_app
-from zhiku.apps.workflow.events import NodeResponse, NodeStatus
+from zhiku.apps.workflow.events import NodeResponse, NodeStatus, ToolActivity
 from zhiku.auth.service import Principal, ShareGrant
 from zhiku.db.models import App, Chat, ShareLink
 from zhiku.errors import Forbidden, InvalidInput, NotFound, RateLimited, Unauthorized, ZhikuError
@@ -361,7 +361,7 @@ async def shared_turn(sessions: async_sessionmaker[AsyncSession], grant: ShareGr
     ends, its usage is added to the link and the hook hears of it."""
     async with aclosing(events):  # closing this closes the turn (which then stores what it has)
         async for event in events:
-            if isinstance(event, NodeStatus) and not grant.show_node_status:
+            if isinstance(event, (NodeStatus, ToolActivity)) and not grant.show_node_status:
                 continue
             if isinstance(event, NodeResponse):
                 public = public_response_data([event.item], response_detail=grant.response_detail)

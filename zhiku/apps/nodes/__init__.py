@@ -29,4 +29,4 @@ def _discover() -> Registry:
 REGISTRY = _discover()
 
 # FastGPT kinds that another Zhiku module will run; until then an app using one is refused at import.
-PLANNED_KINDS = ("tools", "stopTool", "toolParams", "tool", "toolSet")
+PLANNED_KINDS = ("tool", "toolSet")

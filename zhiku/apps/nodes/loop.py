@@ -13,11 +13,9 @@ is refused.
 from __future__ import annotations
 
 import dataclasses
-from contextlib import aclosing
 from typing import Any
 
-from zhiku.apps.workflow.events import AnswerText, NodeResponse, WorkflowFinished
-from zhiku.apps.workflow.executor import run_workflow
+from zhiku.apps.nodes._nested import run_nested
 from zhiku.apps.workflow.graph import Node, Workflow
 from zhiku.apps.workflow.node import NodeContext, NodeResult, NodeSpec
 from zhiku.chat_model import Usage
@@ -67,19 +65,8 @@ async def run_loop(ctx: NodeContext) -> NodeResult:
             return ctx.lookup(node_id, output_id)
 
         env = dataclasses.replace(ctx.env, depth=ctx.env.depth + 1, parent_lookup=lookup)
-        finished: WorkflowFinished | None = None
-        ended: list[Any] = []
-        async with aclosing(run_workflow(body, ctx.registry, env, entries=[start])) as events:
-            async for event in events:
-                if isinstance(event, WorkflowFinished):
-                    finished = event
-                elif isinstance(event, AnswerText):
-                    (ctx.fast_answer if event.fast else ctx.stream_answer)(event.text)
-                elif isinstance(event, NodeResponse):
-                    if event.item.get("moduleType") == "loopEnd":
-                        ended.append(event.item.get("loopOutputValue"))
-                else:
-                    ctx.emit(event)
+        finished, responses = await run_nested(ctx, body, env, [start])
+        ended = [item.get("loopOutputValue") for item in responses if item.get("moduleType") == "loopEnd"]
         if finished is None:  # the nesting limit: nothing ran
             break
         details.extend(finished.response_data)

@@ -37,8 +37,11 @@ run=run, ...)`` (or ``SPECS`` for several no-op kinds); the package finds it by 
   ``ctx.resumed`` true and the user's reply in ``ctx.env.resume_reply``.
 - **State**: ``ctx.env.variables`` (global variables; emit :class:`events.VariablesUpdated` after a
   change), ``ctx.env.histories`` / ``query`` / ``files``, ``ctx.set_output(nodeId, outputId, value)``.
-- **Other events**: ``ctx.emit(event)`` (e.g. :class:`events.QuotesFound` for citations).
-- **Nested runs** (loops, child apps): call :func:`executor.run_workflow` with ``RunEnv(depth=env.depth + 1)``.
+- **Other events**: ``ctx.emit(event)`` (e.g. :class:`events.QuotesFound` for citations,
+  :class:`events.ToolActivity` for a tool call).
+- **Nested runs** (loops, tool branches, child apps): call :func:`executor.run_workflow` with
+  ``RunEnv(depth=env.depth + 1)`` (``zhiku.apps.nodes._nested.run_nested`` passes the answer text and
+  events on and collects the node responses); its :class:`events.WorkflowFinished` has every output it produced.
 - **Cheap kinds**: ``NodeSpec(inline=True)`` when ``run`` never awaits I/O (text, conditions, variables):
   the executor runs it in place instead of in a task of its own (see ``bench/workflow.py``).
 - **Checks at save time**: ``NodeSpec.check(node, workflow) -> [problem sentences]`` and

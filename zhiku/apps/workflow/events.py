@@ -53,6 +53,28 @@ class InteractionRequested:
 
 
 @dataclass(frozen=True)
+class ToolActivity:
+    """A tools node's tool call, as FastGPT streams it: ``toolCall`` when a call starts (the tool's name
+    and avatar, the function name, the arguments so far), ``toolParams`` for each later piece of its
+    arguments, ``toolResponse`` with the tool's result (cut to its first and last 5,000 characters)."""
+
+    event: str  # toolCall | toolParams | toolResponse
+    call_id: str
+    tool_name: str = ""
+    tool_avatar: str = ""
+    function_name: str = ""  # toolCall only
+    params: str = ""
+    response: str = ""
+
+    def payload(self) -> dict[str, Any]:
+        tool = {"id": self.call_id, "toolName": self.tool_name, "toolAvatar": self.tool_avatar,
+                "params": self.params, "response": self.response}
+        if self.event == "toolCall":
+            tool["functionName"] = self.function_name
+        return {"tool": tool}
+
+
+@dataclass(frozen=True)
 class WorkflowFinished:
     """Always last from a run."""
 
@@ -65,7 +87,9 @@ class WorkflowFinished:
     error: ZhikuError | None = None  # the first failure that no catch-error branch took
     interactive: dict[str, Any] | None = None
     custom_feedbacks: list[str] = field(default_factory=list)
+    # Every output the run produced: node id -> output id -> value (a nested run hands them to its caller).
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 WorkflowEvent = (NodeStatus | QuotesFound | AnswerText | NodeResponse | VariablesUpdated | InteractionRequested
-                 | WorkflowFinished)
+                 | ToolActivity | WorkflowFinished)

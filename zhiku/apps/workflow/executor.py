@@ -421,7 +421,7 @@ class _Run:
             response_data=self.responses, usage=self.usage, duration_s=time.perf_counter() - self.started,
             new_variables={k: v for k, v in self.env.variables.items() if k not in SYSTEM_VARIABLES},
             model=self.model, finish_reason=self.finish_reason, error=self.error, interactive=self.interactive,
-            custom_feedbacks=list(self.env.custom_feedbacks)))
+            custom_feedbacks=list(self.env.custom_feedbacks), outputs=self.values))
 
     async def _cancel_running(self) -> None:
         tasks = list(self.running)

@@ -35,6 +35,9 @@ class Input:
     can_edit: bool = False
     label: str = ""
     required: bool = False
+    tool_description: str = ""  # non-empty: a tool parameter when the node is a tools node's tool
+    description: str = ""
+    enum: str = ""  # a tool parameter's allowed values, one a line
 
     @property
     def render_type(self) -> str:
@@ -64,6 +67,8 @@ class Node:
     catch_error: bool = False
     version: str = ""
     plugin_id: str = ""  # pluginModule / appModule: the app it runs
+    intro: str = ""  # what the node does (a tool's description for the model)
+    avatar: str = ""
 
     def input(self, key: str) -> Input | None:
         return next((i for i in self.inputs if i.key == key), None)
@@ -147,7 +152,8 @@ def _input(raw: Mapping[str, Any]) -> Input:
         render_types = (render_types[index],) + render_types[:index] + render_types[index + 1:]
     return Input(key=_text(raw.get("key")), value=raw.get("value"), value_type=_text(raw.get("valueType"), "any"),
                  render_types=render_types, can_edit=bool(raw.get("canEdit")), label=_text(raw.get("label")),
-                 required=bool(raw.get("required")))
+                 required=bool(raw.get("required")), tool_description=_text(raw.get("toolDescription")),
+                 description=_text(raw.get("description")), enum=_text(raw.get("enum")))
 
 
 def _output(raw: Mapping[str, Any]) -> Output:
@@ -190,7 +196,8 @@ def parse_node(raw: Any, index: int) -> Node:
     return Node(node_id=node_id, kind=kind, name=_text(raw.get("name"), kind) or kind, inputs=tuple(inputs),
                 outputs=outputs, parent_node_id=parent if isinstance(parent, str) and parent else None,
                 show_status=bool(raw.get("showStatus")), catch_error=bool(raw.get("catchError")),
-                version=str(raw.get("version") or ""), plugin_id=str(raw.get("pluginId") or ""))
+                version=str(raw.get("version") or ""), plugin_id=str(raw.get("pluginId") or ""),
+                intro=_text(raw.get("intro")), avatar=_text(raw.get("avatar")))
 
 
 def parse_edge(raw: Any, index: int) -> Edge:

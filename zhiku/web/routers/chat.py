@@ -2,7 +2,8 @@
 
 The routes run :func:`zhiku.apps.chat.run_chat_turn` and only encode its events: as OpenAI chunks
 over SSE (with FastGPT's named events when ``detail`` is true: ``answer``, ``fastAnswer``,
-``flowNodeStatus``, ``updateVariables``, ``interactive``, ``workflowDuration``, ``error``, and
+``flowNodeStatus``, ``toolCall``, ``toolParams``, ``toolResponse``, ``updateVariables``, ``interactive``,
+``workflowDuration``, ``error``, and
 ``flowResponses`` at the end of v1 or ``flowNodeResponse`` per node in v2), or as one JSON body.
 """
 
@@ -29,6 +30,7 @@ from zhiku.apps.chat import (
     InteractionRequested,
     NodeResponse,
     NodeStatus,
+    ToolActivity,
     TurnDone,
     TurnFailed,
     TurnStarted,
@@ -202,7 +204,7 @@ async def _encode(head: list[ChatEvent], rest: AsyncIterator[ChatEvent], body: C
             if isinstance(event, TurnStarted):
                 model = event.model
                 continue
-            if isinstance(event, (NodeStatus, VariablesUpdated, InteractionRequested, NodeResponse)):
+            if isinstance(event, (NodeStatus, VariablesUpdated, InteractionRequested, NodeResponse, ToolActivity)):
                 if detail:
                     encoded = _detail_event(event, version)
                     if encoded is not None:
@@ -237,6 +239,8 @@ def _detail_event(event: ChatEvent, version: int) -> bytes | None:
         return sse.encode(event.variables, "updateVariables")
     if isinstance(event, InteractionRequested):
         return sse.encode({"interactive": event.interactive}, "interactive")
+    if isinstance(event, ToolActivity):
+        return sse.encode(event.payload(), event.event)
     if isinstance(event, NodeResponse) and version == 2:
         return sse.encode(event.item, "flowNodeResponse")
     return None

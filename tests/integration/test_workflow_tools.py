@@ -1,0 +1,183 @@
+"""The tools node through the chat API: the fake upstream scripts tool calls (streamed and whole), the
+tools are an HTTP request to a real local server and a text template, and the model's second request
+carries the tools' real results. A raw SSE client reads FastGPT's toolCall/toolParams/toolResponse
+events; the official openai client streams the same app."""
+# The HTTP target and the server allowed to reach it are test_workflow_nodes_more's module fixtures,
+# imported by name (pytest finds fixtures that way), so the tests' parameters shadow the imports.
+# ruff: noqa: F811
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.conftest import unique
+from tests.integration.test_workflow_chat import app_key, chat, fixture, oa, sse, streamed_text
+from tests.integration.test_workflow_nodes_more import (  # noqa: F401
+    _Echo,
+    post,
+    private_client,
+    private_server,
+    target,
+)
+
+pytestmark = pytest.mark.integration
+
+ANSWER = "Sunny in Lisbon. Hello, Ana! (warm) "
+AFTER = "(city checked: Lisbon)"  # the answerNode after the agent reads the HTTP tool's output
+
+
+def script_weather_and_greeting(fake) -> None:
+    """One answer calling both tools, then the final answer."""
+    fake.tool_calls([{"name": "weather", "arguments": {"city": "Lisbon"}, "id": "call_w"},
+                     {"name": "greet", "arguments": {"name": "Ana"}, "id": "call_g"}])
+    fake.reply(ANSWER)
+
+
+def tools_item(response_data: list[dict[str, Any]]) -> dict[str, Any]:
+    return next(r for r in response_data if r["moduleType"] == "tools")
+
+
+def assert_model_saw_the_tools_and_their_results(fake) -> None:
+    first, second = (r.json for r in fake.requests)
+    assert [t["function"]["name"] for t in first["tools"]] == ["weather", "greet", "finish"]
+    weather = first["tools"][0]["function"]
+    assert weather["description"] == "Looks up today's weather for a city"
+    assert weather["parameters"] == {"type": "object", "required": ["city"],
+                                     "properties": {"city": {"type": "string", "description": "The city to look up"}}}
+    assert first["tools"][1]["function"]["parameters"]["properties"]["style"]["enum"] == ["warm", "formal"]
+    assert first["tool_choice"] == "auto"
+    assert first["messages"][0] == {"role": "system", "content": "You help coffee drinkers. Use the tools."}
+    assert first["messages"][-1] == {"role": "user", "content": "Weather in Lisbon, and greet Ana"}
+    called, weather_result, greeting = second["messages"][-3:]
+    assert called["role"] == "assistant" and called["content"] is None
+    assert called["tool_calls"] == [
+        {"id": "call_w", "type": "function", "function": {"name": "weather", "arguments": '{"city": "Lisbon"}'}},
+        {"id": "call_g", "type": "function", "function": {"name": "greet", "arguments": '{"name": "Ana"}'}}]
+    assert weather_result["role"] == "tool" and weather_result["tool_call_id"] == "call_w"
+    # the HTTP tool's JSONPath outputs, read from the real server's answer
+    assert json.loads(weather_result["content"]) == {"$.query.city": "Lisbon", "$.method": "GET"}
+    assert greeting == {"role": "tool", "tool_call_id": "call_g", "content": "Hello, Ana! (warm)"}
+    assert second["tools"] == first["tools"]
+
+
+def test_tools_stream_their_calls_and_the_answer_as_fastgpt_events(private_server, private_client, target,
+                                                                   fake) -> None:
+    key = app_key(private_client, "tools_agent")
+    _Echo.seen.clear()
+    fake.set_default(chunk_size=5)
+    script_weather_and_greeting(fake)
+    frames = sse(private_server, key, "Weather in Lisbon, and greet Ana", detail=True, variables={"base": target})
+    assert streamed_text(frames) == ANSWER + AFTER
+    assert _Echo.seen[-1]["method"] == "GET" and _Echo.seen[-1]["query"] == {"city": "Lisbon"}
+    assert_model_saw_the_tools_and_their_results(fake)
+
+    tool_frames = [(e, d["tool"]) for e, d in frames if e in ("toolCall", "toolParams", "toolResponse")]
+    calls = [t for e, t in tool_frames if e == "toolCall"]
+    assert calls == [{"id": "call_w", "toolName": "Weather lookup", "toolAvatar": "core/workflow/template/httpRequest468",
+                      "functionName": "weather", "params": "", "response": ""},
+                     {"id": "call_g", "toolName": "Greeting writer", "toolAvatar": "core/workflow/template/textEditor",
+                      "functionName": "greet", "params": "", "response": ""}]
+    for call_id, arguments in (("call_w", '{"city": "Lisbon"}'), ("call_g", '{"name": "Ana"}')):
+        pieces = [t for e, t in tool_frames if e == "toolParams" and t["id"] == call_id]
+        assert len(pieces) > 1 and "".join(t["params"] for t in pieces) == arguments
+        assert all(t["toolName"] == "" and t["response"] == "" and "functionName" not in t for t in pieces)
+    responses = {t["id"]: t["response"] for e, t in tool_frames if e == "toolResponse"}
+    assert json.loads(responses["call_w"]) == {"$.query.city": "Lisbon", "$.method": "GET"}
+    assert responses["call_g"] == "Hello, Ana! (warm)"
+    names = [e for e, _ in frames]
+    # the calls stream before the tool runs answer, and all of it before the final answer
+    assert names.index("toolCall") < names.index("toolResponse") < names.index("answer", names.index("toolResponse"))
+    assert ("flowNodeStatus", {"status": "running", "name": "工具调用"}) in frames
+
+    agent = tools_item(next(d for e, d in frames if e == "flowResponses"))
+    assert [c["functionName"] for c in agent["toolCalls"]] == ["weather", "greet"]
+    assert all(c["runningTime"] >= 0 for c in agent["toolCalls"])
+    assert {d["nodeId"] for d in agent["toolDetail"]} == {"weather", "greet"}
+    assert agent["toolCallInputTokens"] > 0 and agent["toolCallOutputTokens"] > 0
+    assert agent["model"] == "fake-chat" and agent["finishReason"] == "stop"
+
+
+def test_tools_without_stream_return_response_data_with_the_calls(private_server, private_client, target,
+                                                                 fake) -> None:
+    key = app_key(private_client, "tools_agent")
+    script_weather_and_greeting(fake)
+    body = chat(private_server, key, "Weather in Lisbon, and greet Ana", detail=True, variables={"base": target})
+    assert body["choices"][0]["message"]["content"] == ANSWER + AFTER
+    assert_model_saw_the_tools_and_their_results(fake)
+    assert all(r.json["stream"] is False for r in fake.requests)
+    agent = tools_item(body["responseData"])
+    weather = next(c for c in agent["toolCalls"] if c["id"] == "call_w")
+    assert weather["toolName"] == "Weather lookup" and weather["params"] == '{"city": "Lisbon"}'
+    assert json.loads(weather["response"]) == {"$.query.city": "Lisbon", "$.method": "GET"}
+    http = next(d for d in agent["toolDetail"] if d["moduleType"] == "httpRequest468")
+    assert http["params"] == {"city": "Lisbon"}
+    text = next(d for d in agent["toolDetail"] if d["moduleType"] == "textEditor")
+    assert text["textOutput"] == "Hello, Ana! (warm)"
+    # the turn's usage counts both model calls
+    assert body["usage"]["prompt_tokens"] == agent["toolCallInputTokens"] > 0
+    assert agent["inputTokens"] == agent["toolCallInputTokens"]
+
+
+def test_a_stop_tool_ends_the_loop_without_asking_the_model_again(private_server, private_client, fake) -> None:
+    key = app_key(private_client, "tools_agent")
+    fake.tool_call("finish", {"reason": "user left"}, call_id="call_f", content="Goodbye! ")
+    frames = sse(private_server, key, "bye", detail=True)
+    assert len(fake.requests) == 1  # no second model call after stopTool
+    assert streamed_text(frames) == "Goodbye! (city checked: )"
+    response = next(d["tool"] for e, d in frames if e == "toolResponse")
+    assert response["id"] == "call_f" and json.loads(response["response"]) == {"reason": "user left"}
+    agent = tools_item(next(d for e, d in frames if e == "flowResponses"))
+    by_type = {d["moduleType"]: d for d in agent["toolDetail"]}
+    assert by_type["toolParams"]["toolParamsResult"] == {"reason": "user left"}
+    assert by_type["stopTool"]["toolStop"] is True
+
+
+def test_a_model_that_never_stops_calling_tools_hits_the_round_limit(private_server, private_client, fake) -> None:
+    key = app_key(private_client, "tools_agent")
+    fake.set_default(tool_calls=({"id": "call_again", "name": "greet", "arguments": '{"name": "Bo"}'},),
+                     finish_reason="tool_calls")
+    r = post(private_server, key, "loop forever")
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["code"] == "tools_round_limit"
+    assert "after 30 rounds" in r.json()["error"]["message"] and "工具调用" in r.json()["error"]["message"]
+    assert len(fake.requests) == 30
+    last = fake.requests[-1].json["messages"]
+    assert sum(1 for m in last if m["role"] == "tool") == 29
+    assert last[-1] == {"role": "tool", "tool_call_id": "call_again", "content": "Hello, Bo! (warm)"}
+
+
+def test_the_official_openai_client_streams_a_tools_app(private_server, private_client, target, fake) -> None:
+    key = app_key(private_client, "tools_agent")
+    script_weather_and_greeting(fake)
+    stream = oa(private_server, key).chat.completions.create(
+        model="x", stream=True, messages=[{"role": "user", "content": "Weather in Lisbon, and greet Ana"}],
+        extra_body={"variables": {"base": target}})
+    chunks = list(stream)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == ANSWER + AFTER
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    assert len(fake.requests) == 2
+
+
+def test_a_tools_node_without_a_model_or_with_a_bad_tool_is_refused_naming_it(private_client) -> None:
+    graph = fixture("tools_agent.json")
+    agent = next(n for n in graph["nodes"] if n["nodeId"] == "agent")
+    next(i for i in agent["inputs"] if i["key"] == "model")["value"] = ""
+    graph["edges"].append({"source": "agent", "target": "448745", "sourceHandle": "selectedTools",
+                           "targetHandle": "selectedTools"})
+    r = private_client.post("/api/apps/import", params={"name": unique("tools-bad")}, json=graph)
+    assert r.status_code == 400 and r.json()["code"] == "workflow_invalid_node"
+    problems = [p["message"] for p in r.json()["detail"]["problems"]]
+    assert 'node "工具调用" (tools, id agent): it has no model' in problems
+    assert any("its tool handle is connected to node \"流程开始\" (workflowStart, id 448745)" in p for p in problems)
+
+
+def test_tool_events_only_with_detail(private_server, private_client, target, fake) -> None:
+    key = app_key(private_client, "tools_agent")
+    script_weather_and_greeting(fake)
+    frames = sse(private_server, key, "Weather in Lisbon, and greet Ana", variables={"base": target})
+    assert {e for e, _ in frames} == {""}
+    assert streamed_text(frames) == ANSWER + AFTER
+    assert not any(isinstance(d, dict) and "tool" in d for _, d in frames)

@@ -1,0 +1,32 @@
+"""A node's nested run (a loop's body, a tool's branch): its answer text reaches the user, its node
+responses are collected for the node's own responseData, every other event passes on to the caller."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import aclosing
+from typing import Any
+
+from zhiku.apps.workflow.events import AnswerText, NodeResponse, WorkflowFinished
+from zhiku.apps.workflow.executor import run_workflow
+from zhiku.apps.workflow.graph import Workflow
+from zhiku.apps.workflow.node import NodeContext, RunEnv
+
+
+async def run_nested(ctx: NodeContext, workflow: Workflow, env: RunEnv,
+                     entries: Sequence[str]) -> tuple[WorkflowFinished | None, list[dict[str, Any]]]:
+    """The nested run's end (None past the nesting limit, where nothing ran) and its node responses."""
+    assert ctx.registry is not None
+    finished: WorkflowFinished | None = None
+    responses: list[dict[str, Any]] = []
+    async with aclosing(run_workflow(workflow, ctx.registry, env, entries=entries)) as events:
+        async for event in events:
+            if isinstance(event, WorkflowFinished):
+                finished = event
+            elif isinstance(event, AnswerText):
+                (ctx.fast_answer if event.fast else ctx.stream_answer)(event.text)
+            elif isinstance(event, NodeResponse):
+                responses.append(event.item)
+            else:
+                ctx.emit(event)
+    return finished, responses
