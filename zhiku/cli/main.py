@@ -6,7 +6,6 @@ what they use, inside the command.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from enum import Enum
 from pathlib import Path
@@ -92,6 +91,8 @@ def worker(data_dir: Path | None = DataDirOption) -> None:
     configure_logging(settings)
 
     async def main(platform: Platform) -> None:
+        import asyncio
+
         console.print(f"worker running on {platform.db.display_url}")
         await platform.worker().run_forever(asyncio.Event())
 

@@ -12,14 +12,13 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zhiku.auth.secrets import hash_token
 from zhiku.config import Settings
 from zhiku.db.availability import is_database_unavailable
-from zhiku.embedding.registry import EmbedderRegistry, build_embedders
 from zhiku.errors import Unauthorized
 from zhiku.gateway.admin import channels, tokens, users
 from zhiku.gateway.admin.channel_probe import probe_channel
@@ -34,6 +33,9 @@ from zhiku.gateway.relay.limits import TokenLimiter
 from zhiku.gateway.relay.snapshot import Snapshot, load_snapshot, token_exists
 from zhiku.gateway.store.engine import GatewayStore, migrate, open_store, store_on
 from zhiku.gateway.store.keybox import KeyBox, open_keybox
+
+if TYPE_CHECKING:  # loaded on first use: the CLI's gateway commands open the store without numpy
+    from zhiku.embedding.registry import EmbedderRegistry
 
 log = logging.getLogger(__name__)
 _UNKNOWN_KEY_TTL = 10.0  # seconds a key found nowhere is not looked up again
@@ -67,6 +69,7 @@ class Gateway:
         """The platform's embedders, or (standalone, for ``local`` channels) the configured ones, loaded
         on first use."""
         if self._embedders is None:
+            from zhiku.embedding.registry import build_embedders
 
             self._embedders = build_embedders(self.settings)
         return self._embedders

@@ -12,19 +12,23 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import signal
 import sys
 import threading
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import ValidationError
-from starlette.types import ASGIApp
-
-from zhiku.config import Settings
 from zhiku.errors import ZhikuError
+
+# Settings (pydantic), asyncio and uvicorn are imported where they are used: every ``zhiku`` command imports
+# this module, and ``zhiku --help`` should not pay for them (tests/unit/test_cli_imports.py).
+if TYPE_CHECKING:
+    import asyncio
+
+    from starlette.types import ASGIApp
+
+    from zhiku.config import Settings
 
 T = TypeVar("T")
 EXIT_ERROR = 1
@@ -37,6 +41,10 @@ def _say_error(message: str) -> None:
 
 def build_settings(**overrides: Any) -> Settings:
     """The one place that reads the environment: ZHIKU_* variables, seed aliases, CLI options on top."""
+    from pydantic import ValidationError
+
+    from zhiku.config import Settings
+
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
@@ -76,6 +84,8 @@ def _exit_cleanly_on_sigterm() -> None:
 def run(main: Callable[[], Awaitable[T]], *, server: bool = False) -> T:
     """Run a process's main coroutine (on uvloop when ``server``); a domain error becomes one line on
     stderr and exit status 1."""
+    import asyncio
+
     _exit_cleanly_on_sigterm()
     try:
         with asyncio.Runner(loop_factory=_uvloop_factory() if server else None) as runner:
@@ -91,6 +101,8 @@ async def _ended_by_sigterm(main: Awaitable[T]) -> T:
     that lands in a callback Python ignores (a weakref's, a ``__del__``) is lost, leaving the process
     running. A plain ``signal.signal`` handler (not the loop's own) so that uvicorn, which takes SIGTERM
     over while it serves, drains its requests first; it raises the signal again once it has shut down."""
+    import asyncio
+
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     terminated = False
@@ -121,6 +133,8 @@ async def _ended_by_sigterm(main: Awaitable[T]) -> T:
 async def serve_asgi(app: ASGIApp, settings: Settings, *, host: str, port: int,
                      on_ready: Callable[[Any], None] | None = None, **options: Any) -> None:
     """Serve ``app`` with uvicorn until SIGTERM/Ctrl+C; ``on_ready(server)`` once it accepts connections."""
+    import asyncio
+
     import uvicorn
 
     options = {"lifespan": "off", "access_log": False, **options}
