@@ -49,7 +49,7 @@ def test_import_the_three_forms_and_read_them_back(server, client: httpx.Client)
 def test_unsupported_kinds_and_bad_graphs_are_refused_naming_the_node(server, client: httpx.Client) -> None:
     r = client.post("/api/apps/import", params={"name": unique("laf")}, json=fixture("unsupported_kinds.json"))
     assert r.status_code == 400 and r.json()["code"] == "workflow_unsupported_node"
-    assert "lafModule" in r.json()["message"] and r.json()["detail"]["kinds"] == ["lafModule", "toolSet"]
+    assert "lafModule" in r.json()["message"] and r.json()["detail"]["kinds"] == ["lafModule", "parallelRun"]
     broken = fixture("parallel_answers.json")
     broken["edges"].append({"source": "chatA", "target": "nowhere", "sourceHandle": "chatA-source-right"})
     r = client.post("/api/apps/import", params={"name": unique("broken")}, json=broken)

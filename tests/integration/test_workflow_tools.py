@@ -1,7 +1,8 @@
 """The tools node through the chat API: the fake upstream scripts tool calls (streamed and whole), the
-tools are an HTTP request to a real local server and a text template, and the model's second request
-carries the tools' real results. A raw SSE client reads FastGPT's toolCall/toolParams/toolResponse
-events; the official openai client streams the same app."""
+tools are an HTTP request to a real local server, a text template and the tools of a real local MCP
+server (streamable HTTP), and the model's second request carries the tools' real results. A raw SSE
+client reads FastGPT's toolCall/toolParams/toolResponse events; the official openai client streams the
+same app."""
 # The HTTP target and the server allowed to reach it are test_workflow_nodes_more's module fixtures,
 # imported by name (pytest finds fixtures that way), so the tests' parameters shadow the imports.
 # ruff: noqa: F811
@@ -9,6 +10,9 @@ events; the official openai client streams the same app."""
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -181,3 +185,120 @@ def test_tool_events_only_with_detail(private_server, private_client, target, fa
     assert {e for e, _ in frames} == {""}
     assert streamed_text(frames) == ANSWER + AFTER
     assert not any(isinstance(d, dict) and "tool" in d for _, d in frames)
+
+
+# ---- MCP tools (tool / toolSet) ----------------------------------------------------------------------
+
+class _Mcp(BaseHTTPRequestHandler):
+    """An MCP server on streamable HTTP: ``initialize`` answers JSON with a session id, notifications
+    202, ``tools/call`` (tools ``add`` and ``shout``) an event stream; a call without the session or
+    the token is refused."""
+
+    seen: list[dict[str, Any]] = []
+
+    def _send(self, status: int, body: bytes, kind: str, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self) -> None:
+        message = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)))
+        _Mcp.seen.append({"message": message, "session": self.headers.get("mcp-session-id"),
+                          "authorization": self.headers.get("authorization"), "accept": self.headers.get("accept")})
+        if self.headers.get("authorization") != "Bearer mcp-token":
+            self._send(401, b"", "text/plain")
+            return
+        if "id" not in message:
+            self._send(202, b"", "text/plain")
+            return
+        if message["method"] == "initialize":
+            result = {"protocolVersion": message["params"]["protocolVersion"], "capabilities": {"tools": {}},
+                      "serverInfo": {"name": "calc", "version": "1"}}
+            self._send(200, json.dumps({"jsonrpc": "2.0", "id": message["id"], "result": result}).encode(),
+                       "application/json", {"Mcp-Session-Id": "sess-42"})
+            return
+        if self.headers.get("mcp-session-id") != "sess-42":
+            self._send(400, b"no session", "text/plain")
+            return
+        name, args = message["params"]["name"], message["params"]["arguments"]
+        text = str(args["a"] + args["b"]) if name == "add" else str(args["text"]).upper()
+        answer = {"jsonrpc": "2.0", "id": message["id"], "result": {"content": [{"type": "text", "text": text}]}}
+        self._send(200, f"event: message\ndata: {json.dumps(answer)}\n\n".encode(), "text/event-stream")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def mcp_url() -> Iterator[str]:
+    with ThreadingHTTPServer(("127.0.0.1", 0), _Mcp) as httpd:
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/mcp"
+        httpd.shutdown()
+
+
+def mcp_graph(url: str) -> dict[str, Any]:
+    return json.loads(json.dumps(fixture("tools_mcp.json")).replace("http://mcp.invalid/mcp", url))
+
+
+def test_mcp_tools_of_a_tool_set_and_a_single_tool_are_called(private_server, private_client, mcp_url,
+                                                              fake) -> None:
+    key = app_key(private_client, "tools_mcp", mcp_graph(mcp_url))
+    _Mcp.seen.clear()
+    fake.tool_calls([{"name": "calc0", "arguments": {"a": 2, "b": 3}, "id": "call_add"},
+                     {"name": "shouter", "arguments": {"text": "hi there"}, "id": "call_shout"}])
+    fake.reply("2 + 3 = 5, and HI THERE")
+    body = chat(private_server, key, "Add 2 and 3, then shout hi there", detail=True)
+    assert body["choices"][0]["message"]["content"] == "2 + 3 = 5, and HI THERE"
+    first, second = (r.json for r in fake.requests)
+    offered = {t["function"]["name"]: t["function"] for t in first["tools"]}
+    assert list(offered) == ["calc0", "calc1", "shouter"]
+    assert offered["calc0"]["description"] == "Adds two numbers"
+    assert offered["calc0"]["parameters"]["required"] == ["a", "b"]
+    assert offered["shouter"]["description"] == "Shouts a text back"
+    results = {m["tool_call_id"]: json.loads(m["content"]) for m in second["messages"] if m["role"] == "tool"}
+    assert results == {"call_add": {"content": [{"type": "text", "text": "5"}]},
+                       "call_shout": {"content": [{"type": "text", "text": "HI THERE"}]}}
+    calls = [s for s in _Mcp.seen if s["message"].get("method") == "tools/call"]
+    assert [c["message"]["params"] for c in calls] == [{"name": "add", "arguments": {"a": 2, "b": 3}},
+                                                       {"name": "shout", "arguments": {"text": "hi there"}}]
+    assert all(c["session"] == "sess-42" for c in calls)
+    assert [s["message"].get("method") for s in _Mcp.seen[:3]] == ["initialize", "notifications/initialized",
+                                                                    "tools/call"]
+    assert all(s["authorization"] == "Bearer mcp-token" and "text/event-stream" in s["accept"] for s in _Mcp.seen)
+    agent = tools_item(body["responseData"])
+    ran = [d for d in agent["toolDetail"] if d["moduleType"] == "tool"]
+    assert [d["moduleName"] for d in ran] == ["Calculator/add", "Shouter"]
+    assert ran[0]["toolRes"] == {"content": [{"type": "text", "text": "5"}]}
+
+
+def test_an_mcp_error_reaches_the_model_as_the_tool_result(private_server, private_client, mcp_url, fake) -> None:
+    graph = mcp_graph(mcp_url)
+    shouter = next(n for n in graph["nodes"] if n["nodeId"] == "shouter")
+    shouter["inputs"][0]["value"]["headerSecret"] = {"Authorization": {"value": "Bearer wrong", "secret": ""}}
+    key = app_key(private_client, "tools_mcp", graph)
+    fake.tool_call("shouter", {"text": "x"}, call_id="call_bad")
+    fake.reply("The shouter is broken.")
+    body = chat(private_server, key, "shout x", detail=True)
+    assert body["choices"][0]["message"]["content"] == "The shouter is broken."
+    message = next(m for m in fake.requests[1].json["messages"] if m["role"] == "tool")
+    assert message["tool_call_id"] == "call_bad" and message["content"].startswith("error: ")
+    assert "401" in message["content"]
+
+
+def test_fastgpt_system_tools_and_sets_without_a_server_are_refused_naming_them(private_client) -> None:
+    graph = mcp_graph("http://127.0.0.1:9/mcp")
+    shouter = next(n for n in graph["nodes"] if n["nodeId"] == "shouter")
+    shouter["inputs"] = []
+    shouter["toolConfig"] = {"systemTool": {"toolId": "community-fetchUrl"}}
+    calc = next(n for n in graph["nodes"] if n["nodeId"] == "calc")
+    calc["toolConfig"] = {"mcpToolSet": {"toolId": "6800000000000000000000aa"}}
+    r = private_client.post("/api/apps/import", params={"name": unique("tools-mcp-bad")}, json=graph)
+    assert r.status_code == 400 and r.json()["code"] == "workflow_invalid_node"
+    problems = [p["message"] for p in r.json()["detail"]["problems"]]
+    assert any(p.startswith('node "Shouter" (tool, id shouter): it is a FastGPT system tool') for p in problems)
+    assert any(p.startswith('node "Calculator" (toolSet, id calc): it names no MCP server') for p in problems)

@@ -80,8 +80,8 @@ def test_unsupported_kinds_are_named_at_import() -> None:
         check_graph(unwrap(fixture("unsupported_kinds.json")).graph)
     error = caught.value
     assert error.code == "workflow_unsupported_node"
-    assert "lafModule" in error.message and "toolSet" in error.message and "Laf函数调用" in error.message
-    assert error.detail["kinds"] == ["lafModule", "toolSet"]
+    assert "lafModule" in error.message and "parallelRun" in error.message and "Laf函数调用" in error.message
+    assert error.detail["kinds"] == ["lafModule", "parallelRun"]
 
 
 def test_dangling_edges_and_unknown_branches_name_the_node() -> None:

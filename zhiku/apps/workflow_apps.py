@@ -15,7 +15,7 @@ from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from zhiku.apps.nodes import PLANNED_KINDS, REGISTRY
+from zhiku.apps.nodes import REGISTRY
 from zhiku.apps.nodes.dataset_search import dataset_ids
 from zhiku.apps.schemas import AppPublic, ChatConfig
 from zhiku.apps.service import app_datasets_of, get_app, load_app
@@ -115,12 +115,12 @@ async def app_graph(session: AsyncSession, app: App) -> dict[str, Any]:
 
 def check_graph(raw: Any) -> tuple[dict[str, Any], Workflow]:
     """A graph ``{nodes, edges, chatConfig}`` checked without the database: its shape, size, kinds,
-    edges, references and types. Kinds Zhiku does not run are named, planned ones as such."""
+    edges, references and types. Kinds Zhiku does not run are named."""
     check_size(raw)
     workflow = parse_workflow(raw)
     unknown = sorted({n.kind for n in workflow.nodes if REGISTRY.get(n.kind) is None})
     if unknown:
-        names = ", ".join(f"{k!r}" + (" (not yet)" if k in PLANNED_KINDS else "") for k in unknown)
+        names = ", ".join(f"{k!r}" for k in unknown)
         nodes = [n for n in workflow.nodes if REGISTRY.get(n.kind) is None]
         raise InvalidInput(f"this app uses node kinds Zhiku does not run: {names} — in "
                            + ", ".join(n.label for n in nodes[:10]), code="workflow_unsupported_node",

@@ -33,7 +33,7 @@ import asyncio
 import ipaddress
 import socket
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from email.message import Message
 from typing import Any
 
@@ -92,6 +92,7 @@ class FetchedPage:
     content_type: str  # the media type, lower case, without parameters; "" when none was sent
     charset: str | None  # from the Content-Type header
     body: bytes
+    headers: dict[str, str] = field(default_factory=dict)  # the answer's, names lower case
 
 
 def parse_url(url: str) -> httpx.URL:
@@ -266,7 +267,7 @@ async def _read(url: httpx.URL, response: httpx.Response, policy: FetchPolicy) -
         raise _transport_error(url, exc) from None
     media_type, charset = _content_type(response.headers.get("content-type", ""))
     return FetchedPage(url=str(url), final_url=str(url), status=response.status_code, content_type=media_type,
-                       charset=charset, body=bytes(body))
+                       charset=charset, body=bytes(body), headers={k.lower(): v for k, v in response.headers.items()})
 
 
 def _content_type(header: str) -> tuple[str, str | None]:

@@ -27,6 +27,3 @@ def _discover() -> Registry:
 
 
 REGISTRY = _discover()
-
-# FastGPT kinds that another Zhiku module will run; until then an app using one is refused at import.
-PLANNED_KINDS = ("tool", "toolSet")

@@ -12,6 +12,8 @@
 - **toolParams** is a tool without work of its own: its inputs are the parameters, its outputs the
   arguments, for the nodes after it.
 - **stopTool** ends the tools node's loop after the current calls.
+- An MCP **tool** offers the schema its server declared; a **toolSet** offers each tool of its server
+  (:mod:`zhiku.apps.nodes.mcp_tool`).
 
 A tool's result is what the last node of its branch produced (its user-added outputs, else its one
 output, else all of them), as JSON unless it is text; a tool branch that fails gives the model the error.
@@ -28,8 +30,9 @@ from typing import Any
 
 from zhiku.apps.nodes._llm import history_items, history_messages, model_name, temperature
 from zhiku.apps.nodes._nested import run_nested
+from zhiku.apps.nodes.mcp_tool import expand_toolset, input_schema
 from zhiku.apps.workflow.events import ToolActivity
-from zhiku.apps.workflow.graph import Node, Workflow
+from zhiku.apps.workflow.graph import Input, Node, Workflow
 from zhiku.apps.workflow.node import NodeContext, NodeResult, NodeSpec
 from zhiku.apps.workflow.refs import to_text
 from zhiku.chat_model import (
@@ -70,7 +73,24 @@ def tool_node_ids(node: Node, workflow: Workflow) -> list[str]:
                               if e.source == node.node_id and e.source_handle == TOOL_HANDLE))
 
 
+def tool_nodes(node: Node, workflow: Workflow) -> dict[str, Node]:
+    """The tools by function name (the node id); a toolSet stands for the tools of its server."""
+    found: dict[str, Node] = {}
+    for target in tool_node_ids(node, workflow):
+        tool = workflow.by_id.get(target)
+        if tool is not None:
+            found.update({t.node_id: t for t in expand_toolset(tool)} if tool.kind == "toolSet"
+                         else {tool.node_id: tool})
+    return found
+
+
 def tool_definition(node: Node) -> ToolDefinition:
+    schema = input_schema(node)
+    if schema is not None:  # an MCP tool: the schema its server declared
+        data_description = next((i.value.get("description") for i in node.inputs
+                                 if isinstance(i.value, dict) and i.value.get("description")), "")
+        return ToolDefinition(name=node.node_id, description=node.intro or str(data_description) or node.name,
+                              parameters={"type": "object", "properties": {}, **schema})
     properties: dict[str, Any] = {}
     required = []
     for item in node.inputs:
@@ -133,11 +153,19 @@ def _arguments(text: str) -> dict[str, Any]:
 
 
 def with_arguments(workflow: Workflow, node: Node, arguments: dict[str, Any]) -> Workflow:
-    """The graph with the tool node's inputs set from the call's arguments (those it names)."""
-    inputs = tuple(dataclasses.replace(i, value=arguments[i.key]) if i.key in arguments else i for i in node.inputs)
+    """The graph with the tool node's parameters (inputs with a ``toolDescription``) set from the call's
+    arguments; an argument the node has no input for becomes one (an MCP tool passes them all on), one
+    naming another input is ignored, so the model cannot change a node's settings (its URL, a header).
+    A tool of a toolSet joins the graph."""
+    known = {i.key for i in node.inputs}
+    inputs = tuple(dataclasses.replace(i, value=arguments[i.key]) if i.key in arguments and i.tool_description
+                   else i for i in node.inputs)
+    inputs += tuple(Input(key=key, value=value) for key, value in arguments.items() if key not in known)
     called = dataclasses.replace(node, inputs=inputs)
-    return Workflow(nodes=tuple(called if n.node_id == node.node_id else n for n in workflow.nodes),
-                    edges=workflow.edges, chat_config=workflow.chat_config)
+    nodes = tuple(called if n.node_id == node.node_id else n for n in workflow.nodes)
+    if node.node_id not in workflow.by_id:
+        nodes += (called,)
+    return Workflow(nodes=nodes, edges=workflow.edges, chat_config=workflow.chat_config)
 
 
 @dataclasses.dataclass
@@ -153,7 +181,7 @@ class _Agent:
 
     def __init__(self, ctx: NodeContext) -> None:
         self.ctx = ctx
-        self.tools = {i: ctx.workflow.by_id[i] for i in tool_node_ids(ctx.node, ctx.workflow) if i in ctx.workflow.by_id}
+        self.tools = tool_nodes(ctx.node, ctx.workflow)
         self.answer: list[str] = []
         self.usage = Usage()  # the tools node's own model calls
         self.child_usage = Usage()

@@ -69,6 +69,8 @@ class Node:
     plugin_id: str = ""  # pluginModule / appModule: the app it runs
     intro: str = ""  # what the node does (a tool's description for the model)
     avatar: str = ""
+    # tool / toolSet: the MCP server or FastGPT system tool the node calls (FastGPT's ``toolConfig``)
+    tool_config: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
     def input(self, key: str) -> Input | None:
         return next((i for i in self.inputs if i.key == key), None)
@@ -197,7 +199,8 @@ def parse_node(raw: Any, index: int) -> Node:
                 outputs=outputs, parent_node_id=parent if isinstance(parent, str) and parent else None,
                 show_status=bool(raw.get("showStatus")), catch_error=bool(raw.get("catchError")),
                 version=str(raw.get("version") or ""), plugin_id=str(raw.get("pluginId") or ""),
-                intro=_text(raw.get("intro")), avatar=_text(raw.get("avatar")))
+                intro=_text(raw.get("intro")), avatar=_text(raw.get("avatar")),
+                tool_config=raw["toolConfig"] if isinstance(raw.get("toolConfig"), dict) else {})
 
 
 def parse_edge(raw: Any, index: int) -> Edge:
