@@ -19,11 +19,22 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
-from tests.conftest import ROOT_PASSWORD, new_database
+from tests.conftest import ROOT_PASSWORD, login, new_database, unique
+from tests.integration.helpers import add_text, create_dataset
 from zhiku.testing.server import ServerThread
+
+MANUAL = """# Espresso machine manual
+
+## Descaling
+Descale the machine every 200 cups with citric acid. Run the descaling program twice.
+
+## Grinding
+Use a fine grind for espresso. The dose is 18 grams for a double shot.
+"""
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "ui-screenshots"
 LANGS = ("en", "zh-CN")
@@ -130,6 +141,23 @@ def log_in(page: Page, username: str = "root", password: str = ROOT_PASSWORD) ->
 
 
 @pytest.fixture
+def api(ui_server: ServerThread) -> Iterator[httpx.Client]:
+    client = login(ui_server.base_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def manual(api: httpx.Client) -> dict:
+    """A dataset with the espresso manual, indexed."""
+    name = unique("espresso")
+    dataset_id = create_dataset(api, name)
+    collection = add_text(api, dataset_id, "espresso.md", MANUAL)
+    assert collection["status"] == "ready", collection
+    return {"id": dataset_id, "name": name}
+
+
+@pytest.fixture
 def logged_in(page: Page) -> Page:
     log_in(page)
     assert not page.url.rstrip("/").endswith("/login"), "root could not log in through the form"
@@ -154,6 +182,7 @@ def shoot() -> Callable[..., None]:
         for lang in langs:
             if page_language(page) != lang:
                 set_language(page, lang)
+            page.wait_for_load_state("networkidle")  # what the page's scripts fetch is shown too
             folder = SCREENSHOTS / lang
             folder.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(folder / f"{name}.png"), full_page=True)

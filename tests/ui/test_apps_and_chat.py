@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.conftest import login, unique
+from tests.conftest import unique
 from tests.integration.helpers import add_text, create_dataset
 from tests.ui.conftest import PageProblems, log_in
 from zhiku.testing.fake_upstream import FakeUpstream
@@ -21,33 +21,8 @@ from zhiku.testing.server import ServerThread
 
 pytestmark = pytest.mark.integration
 
-MANUAL = """# Espresso machine manual
-
-## Descaling
-Descale the machine every 200 cups with citric acid. Run the descaling program twice.
-
-## Grinding
-Use a fine grind for espresso. The dose is 18 grams for a double shot.
-"""
 HOSTILE = "<img src=x onerror=alert(1)>"
 WORKFLOWS = Path(__file__).resolve().parents[1] / "fixtures" / "workflows"
-
-
-@pytest.fixture
-def api(ui_server: ServerThread) -> Iterator[httpx.Client]:
-    client = login(ui_server.base_url)
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def manual(api: httpx.Client) -> dict:
-    """A dataset with the espresso manual, indexed."""
-    name = unique("espresso")
-    dataset_id = create_dataset(api, name)
-    collection = add_text(api, dataset_id, "espresso.md", MANUAL)
-    assert collection["status"] == "ready", collection
-    return {"id": dataset_id, "name": name}
 
 
 def answers_stored(api: httpx.Client, app_id: int, chat_id: str) -> list[dict]:
@@ -96,6 +71,20 @@ def wait_answered(page: Page) -> None:
     """The turn is over: the stop button went away and the send button is back."""
     expect(page.locator("#send")).to_be_visible()
     expect(page.locator("#stop")).to_be_hidden()
+
+
+def continue_the_chat(page: Page, fake: FakeUpstream, final: str, shoot_it: Callable[[], None]) -> None:
+    """A chat opened again from the history: its answer with the feedback it got (then ``shoot_it``), and
+    a next question, which the model gets with the old turn."""
+    expect_answer(page, 1, final)
+    expect(answer(page).locator(".feedback-good")).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("#welcome")).to_be_hidden()
+    shoot_it()
+    fake.reply("Use 18 grams.")
+    ask(page, "And the dose?")
+    wait_answered(page)
+    expect_answer(page, 2, "Use 18 grams.")
+    assert {"role": "assistant", "content": final} in fake.last_request.json["messages"]
 
 
 def test_create_an_app_edit_it_and_manage_its_keys(logged_in: Page, api: httpx.Client, manual: dict,
@@ -247,16 +236,7 @@ def test_chat_streams_cites_takes_feedback_and_continues(logged_in: Page, api: h
     expect(page.locator("#messages li")).to_have_count(0)
     page.click(f"#chat-history li[data-chat-id='{chat_id}'] a")
     page.wait_for_url(f"**/chat/{app_id}/{chat_id}")
-    expect_answer(page, 1, final)
-    expect(answer(page).locator(".feedback-good")).to_have_attribute("aria-pressed", "true")
-    expect(page.locator("#welcome")).to_be_hidden()
-    shoot(page, "chat")
-    fake.reply("Use 18 grams.")
-    ask(page, "And the dose?")
-    wait_answered(page)
-    expect_answer(page, 2, "Use 18 grams.")
-    sent = fake.last_request.json["messages"]
-    assert {"role": "assistant", "content": final} in sent  # the old turn went back to the model
+    continue_the_chat(page, fake, final, lambda: shoot(page, "chat"))
 
     # rename and delete from the history (once it has reloaded after the turn)
     page.wait_for_load_state("networkidle")

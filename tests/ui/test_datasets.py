@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -14,10 +13,9 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests import documents
-from tests.conftest import login, unique
+from tests.conftest import unique
 from tests.integration.helpers import add_text, create_dataset
 from tests.ui.conftest import set_language
-from zhiku.testing.server import ServerThread
 
 pytestmark = pytest.mark.integration
 
@@ -32,13 +30,6 @@ The cheesecake is baked on Fridays. It needs eight eggs and a slow oven.
 """
 HOSTILE = "<img src=x onerror=alert(1)>"
 READY_TIMEOUT_MS = 180_000  # both files parsed and embedded by the server's worker on a busy machine
-
-
-@pytest.fixture
-def api(ui_server: ServerThread) -> Iterator[httpx.Client]:
-    client = login(ui_server.base_url)
-    yield client
-    client.close()
 
 
 def collection_row(page: Page, name: str):

@@ -41,6 +41,11 @@ export function apiFetch(url, options = {}) {
   return fetch(url, { credentials: "same-origin", ...options, headers });
 }
 
+/** 32 random hex digits (crypto.randomUUID exists only in secure contexts; plain http on a LAN is not one). */
+export function randomId() {
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 /** Copy text to the clipboard; falls back to a hidden textarea where the Clipboard API is missing
  *  (plain http on a LAN address is not a secure context). */
 export async function copyText(text) {

@@ -1,22 +1,26 @@
-// The chat page: asks the app's chat API itself (POST /api/v1/chat/completions, stream + detail, the session
-// cookie and the CSRF header) and shows the answer as it streams; citations under each answer with the [n]
-// markers linked to them; stop, copy and good/bad feedback; the conversation stored under the page's chat id.
-// Everything the model or a document wrote is set with textContent only (CSS keeps the line breaks).
+// The chat page: asks the app's chat API itself (POST /api/v1/chat/completions, stream + detail) and shows
+// the answer as it streams; citations under each answer with the [n] markers linked to them; stop, copy and
+// good/bad feedback; the conversation stored under the page's chat id. Everything the model or a document
+// wrote is set with textContent only (CSS keeps the line breaks).
+//
+// Who asks is the page's backend: a login (the session cookie and the CSRF header; history, feedback and the
+// stored chat through the chat pages' own routes, the history list drawn by htmx) or, on a share link's page,
+// the link's visitor (chat_share.js: FastGPT's share-link API, the history list drawn there).
 
 // app.js is imported with this module's own ?v= so the page keeps a single instance of it.
-const { t, apiFetch, copyText } = await import(`./app.js${new URL(import.meta.url).search}`);
+const version = new URL(import.meta.url).search;
+const { t, apiFetch, copyText, randomId } = await import(`./app.js${version}`);
 
 const CHAT_SAVED = "chat-saved";
 const data = JSON.parse(document.getElementById("chat-data").textContent);
-const appId = data.appId;
-const chatId = data.chatId;
+const backend = data.share ? (await import(`./chat_share.js${version}`)).shareBackend(data) : loginBackend();
+const chatId = backend.chatId;
 const messages = document.getElementById("messages");
 const composer = document.getElementById("composer");
 const question = document.getElementById("question");
 const sendButton = document.getElementById("send");
 const stopButton = document.getElementById("stop");
 const welcome = document.getElementById("welcome");
-const chatBase = `/chat/${appId}/${encodeURIComponent(chatId)}`;
 let answerCount = 0;
 let running = null; // the AbortController of the turn in flight
 
@@ -25,6 +29,33 @@ function node(tag, className, text) {
   if (className) element.className = className;
   if (text !== undefined) element.textContent = text;
   return element;
+}
+
+/** A logged-in user's chat: the app's chat API with the session, and the chat page's own routes. */
+function loginBackend() {
+  const chatPath = `/chat/${data.appId}/${encodeURIComponent(data.chatId)}`;
+  return {
+    chatId: data.chatId,
+    chatPath,
+    async load() {
+      return { variables: data.variables, items: data.items };
+    },
+    stream(body, signal) {
+      return apiFetch("/api/v1/chat/completions", { method: "POST", signal,
+                                                    body: JSON.stringify({ appId: data.appId, ...body }) });
+    },
+    async answerId() {
+      const last = await apiFetch(`${chatPath}/last-answer`);
+      return last.ok ? (await last.json()).id : null;
+    },
+    feedback(itemId, value) {
+      return apiFetch(`${chatPath}/feedback`, { method: "POST",
+                                                body: JSON.stringify({ itemId: Number(itemId), feedback: value }) });
+    },
+    saved() {
+      document.body.dispatchEvent(new CustomEvent(CHAT_SAVED));
+    },
+  };
 }
 
 // ---- one message -----------------------------------------------------------------------------------
@@ -156,10 +187,7 @@ function showTools(answer, text, itemId, feedback) {
 async function sendFeedback(answer, tools, button) {
   const pressed = button.getAttribute("aria-pressed") === "true";
   const status = tools.querySelector(".tool-status");
-  const response = await apiFetch(`${chatBase}/feedback`, {
-    method: "POST",
-    body: JSON.stringify({ itemId: Number(answer.item.dataset.itemId), feedback: pressed ? null : button.dataset.feedback }),
-  });
+  const response = await backend.feedback(answer.item.dataset.itemId, pressed ? null : button.dataset.feedback);
   if (!response.ok) {
     status.textContent = t("chat.feedback_failed");
     return;
@@ -210,10 +238,18 @@ async function* serverEvents(body) {
   }
 }
 
+/** Why a call was refused: the page's own words for the error's code where it has them (a share link
+ *  expired, used up, rate limited, revoked), else the server's message. */
+function failureText(body, fallback) {
+  const code = body?.error?.code || body?.statusText;
+  const key = `chat.failure.${code}`;
+  if (code && t(key) !== key) return t(key);
+  return body?.error?.message || body?.message || body?.detail || fallback;
+}
+
 async function errorText(response) {
   try {
-    const body = await response.json();
-    return body.error?.message || body.message || body.detail || response.statusText;
+    return failureText(await response.json(), response.statusText);
   } catch {
     return `${response.status} ${response.statusText}`;
   }
@@ -250,6 +286,7 @@ function setRunning(controller) {
 }
 
 async function ask(text) {
+  await loaded;
   const vars = variables();
   if (vars === null || running) return;
   welcome.hidden = true;
@@ -261,6 +298,7 @@ async function ask(text) {
   answer.body.append(streamed);
   answer.item.scrollIntoView({ block: "end" });
   const controller = new AbortController();
+  const answerId = randomId();
   setRunning(controller);
   let answerText = "";
   let quotes = [];
@@ -268,12 +306,9 @@ async function ask(text) {
   let stopped = false;
   let reached = false; // the server took the turn (it keeps it from here on)
   try {
-    const response = await apiFetch("/api/v1/chat/completions", {
-      method: "POST",
-      signal: controller.signal,
-      body: JSON.stringify({ appId, chatId, stream: true, detail: true, variables: vars,
-                             messages: [{ role: "user", content: text }] }),
-    });
+    const response = await backend.stream({ chatId, responseChatItemId: answerId, stream: true, detail: true,
+                                            variables: vars, messages: [{ role: "user", content: text }] },
+                                          controller.signal);
     if (!response.ok) {
       failure = await errorText(response);
     } else {
@@ -284,7 +319,7 @@ async function ask(text) {
         if (name === "flowNodeStatus") {
           answer.status.textContent = t(NODE_STATUS[event.name] || "chat.thinking");
         } else if (name === "error") {
-          failure = event.message || t("chat.no_answer");
+          failure = failureText(event, event.message || t("chat.no_answer"));
         } else if (name === "flowResponses") {
           quotes = quotesOf(event);
         } else if (name === "answer" || name === null) {
@@ -306,31 +341,47 @@ async function ask(text) {
   showCitations(answer, quotes);
   if (failure) showError(answer, failure);
   else if (!answerText && !stopped) showError(answer, t("chat.no_answer"));
-  let itemId = null;
-  if (answerText && !stopped && reached) {
-    const last = await apiFetch(`${chatBase}/last-answer`);
-    if (last.ok) itemId = (await last.json()).id;
-  }
+  const itemId = answerText && !stopped && reached ? await backend.answerId(answerId) : null;
   if (answerText) showTools(answer, answerText, itemId, null);
   if (reached || stopped) {
-    if (window.location.pathname !== chatBase) window.history.replaceState(null, "", chatBase);
-    document.body.dispatchEvent(new CustomEvent(CHAT_SAVED));
+    const here = window.location.pathname + window.location.search;
+    if (here !== backend.chatPath) window.history.replaceState(null, "", backend.chatPath);
+    backend.saved();
   }
   setRunning(null); // the turn is over once its answer has its tools
 }
 
 // ---- the page --------------------------------------------------------------------------------------
 
-for (const item of data.items) {
-  if (item.role === "user") addQuestion(item.content);
-  else if (item.role === "assistant") showStored(item);
+/** A refusal that concerns the whole page (a share link that expired or was revoked meanwhile). */
+function showPageError(text) {
+  const banner = document.getElementById("chat-error");
+  banner.textContent = text;
+  banner.hidden = false;
 }
-for (const [key, value] of Object.entries(data.variables || {})) {
-  const field = document.querySelector(`[data-variable="${CSS.escape(key)}"]`);
-  if (field) field.value = String(value);
-}
-if (data.items.length) messages.lastElementChild?.scrollIntoView({ block: "end" });
 
+/** The stored chat (a continued one) shown; a question asked meanwhile waits for it. */
+async function showStoredChat() {
+  try {
+    const stored = await backend.load();
+    for (const item of stored.items) {
+      if (item.role === "user") addQuestion(item.content);
+      else if (item.role === "assistant") showStored(item);
+    }
+    for (const [key, value] of Object.entries(stored.variables || {})) {
+      const field = document.querySelector(`[data-variable="${CSS.escape(key)}"]`);
+      if (field) field.value = String(value);
+    }
+    if (stored.items.length) {
+      welcome.hidden = true;
+      messages.lastElementChild?.scrollIntoView({ block: "end" });
+    }
+  } catch (error) {
+    showPageError(error.body ? failureText(error.body, error.message) : t("chat.network_error"));
+  }
+}
+
+const loaded = showStoredChat();
 composer.addEventListener("submit", (event) => {
   event.preventDefault();
   const text = question.value.trim();
@@ -353,4 +404,7 @@ toggle.addEventListener("click", () => {
   const open = document.getElementById("chat-page").classList.toggle("show-history");
   toggle.setAttribute("aria-expanded", String(open));
 });
-document.body.dataset.chatReady = "true";
+loaded.then(() => {
+  sendButton.disabled = false; // disabled in the page until here, so nothing is sent before the chat is shown
+  document.body.dataset.chatReady = "true";
+});
