@@ -1,7 +1,7 @@
-"""Share links in a real browser: made on the app's share page (address and iframe snippet to copy), then
-visited in fresh browser contexts without cookies: the visitor streams answers, keeps their own history
-(continue, rename, delete) in this browser, gives feedback, and sees only what the link allows; another
-visitor sees none of it; an expired, revoked, used-up or rate-limited link says so in the page."""
+"""Share links in a real browser: made and changed on the app's share page (address and iframe snippet to
+copy), then visited in fresh browser contexts without cookies: the visitor streams answers, stops one, keeps
+their own history (continue, rename, delete) in this browser, gives feedback, and sees only what the link
+allows; another visitor sees none of it; an expired, revoked, used-up or rate-limited link says so."""
 
 from __future__ import annotations
 
@@ -56,6 +56,11 @@ def share_link(api: httpx.Client, app_id: int, **fields: object) -> str:
     r = api.post("/api/support/outLink/create", json={"appId": app_id, "name": unique("link"), **fields})
     assert r.status_code == 200, r.text
     return f"/chat/share/{r.json()['data']}"
+
+
+def share_card(page: Page, path: str):  # noqa: ANN201 - a Playwright locator
+    """The link's card on the app's share page."""
+    return page.locator(f".share-link[data-share-id='{path.rsplit('/', 1)[1]}']")
 
 
 def history_entry(page: Page, chat_id: str):  # noqa: ANN201 - a Playwright locator
@@ -163,7 +168,7 @@ def test_a_visitor_chats_through_a_share_link(logged_in: Page, api: httpx.Client
         assert chat_id_of(page) is None
 
 
-def test_a_link_without_details_shows_no_quotes(api: httpx.Client, manual: dict, browser: Browser,
+def test_a_link_without_details_shows_no_quotes_and_stops(api: httpx.Client, manual: dict, browser: Browser,
                                                 ui_server: ServerThread, fake: FakeUpstream) -> None:
     path = share_link(api, new_app(api, manual["id"]), responseDetail=False, showNodeStatus=False)
     with visitor(browser, ui_server) as page:
@@ -177,6 +182,17 @@ def test_a_link_without_details_shows_no_quotes(api: httpx.Client, manual: dict,
         page.reload()
         expect(answer(page).locator(".answer-text")).to_contain_text("Descale every 200 cups")
         expect(answer(page).locator(".citations")).to_have_count(0)
+
+        # stop: what came so far stays
+        fake.reply("Descale every two hundred cups with citric acid, then run the program twice.",
+                   chunk_size=4, chunk_delay_s=0.3)
+        ask(page, "Tell me more?")
+        page.wait_for_function("() => document.querySelector(\"#messages li[data-answer='2'] .answer-text\")"
+                               "?.textContent.length >= 4")
+        page.click("#stop")
+        wait_answered(page)
+        expect(answer(page, 2).locator(".answer-status")).to_have_text("Stopped.")
+        assert answer(page, 2).locator(".answer-text").text_content().startswith("Desc")
 
 
 @pytest.mark.parametrize("lang", ["en", "zh-CN"])
@@ -206,6 +222,21 @@ def test_revoked_used_up_and_rate_limited_links_say_so(logged_in: Page, api: htt
         wait_answered(page)
         expect(answer(page).locator(".answer-error")).to_contain_text("has used up its allowance")
 
+        # the app's share page raises the limit; the same visitor is answered now
+        logged_in.goto(f"/apps/{app_id}/share")
+        card = share_card(logged_in, used_up)
+        expect(card).to_contain_text("0 of 0 points used")
+        card.locator(".share-link-edit summary").click()
+        expect(card.locator("input[name=max_usage_points]")).to_have_value("0")
+        card.locator("input[name=max_usage_points]").fill("-1")
+        card.locator(".save-share-link").click()
+        expect(share_card(logged_in, used_up)).to_contain_text("0 points used")
+        expect(share_card(logged_in, used_up)).not_to_contain_text("of 0 points")
+        fake.reply("Every 200 cups.")
+        ask(page, "How often should I descale, now?")
+        wait_answered(page)
+        expect_answer(page, 2, "Every 200 cups.")
+
         page.goto(limited)
         if datetime.now().second > 50:  # both questions in one clock minute, the QPM's window
             time.sleep(61 - datetime.now().second)
@@ -219,7 +250,7 @@ def test_revoked_used_up_and_rate_limited_links_say_so(logged_in: Page, api: htt
 
         # revoked on the app's share page while the visitor has the page open
         logged_in.goto(f"/apps/{app_id}/share")
-        card = logged_in.locator(f".share-link[data-share-id='{limited.rsplit('/', 1)[1]}']")
+        card = share_card(logged_in, limited)
         card.locator(".revoke-share-link").click()
         expect(card).to_have_count(0)
         assert any("Revoke the link" in d for d in dialogs)
