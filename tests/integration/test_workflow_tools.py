@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.conftest import unique
@@ -153,6 +154,18 @@ def test_a_model_that_never_stops_calling_tools_hits_the_round_limit(private_ser
     assert last[-1] == {"role": "tool", "tool_call_id": "call_again", "content": "Hello, Bo! (warm)"}
 
 
+def test_a_tool_branch_that_asks_the_user_is_refused(private_server, private_client, fake) -> None:
+    graph = fixture("tools_agent.json")
+    graph["nodes"].append(next(n for n in fixture("interactive_order.json")["nodes"] if n["flowNodeType"] == "userSelect"))
+    stop = next(e for e in graph["edges"] if e["target"] == "stop")
+    stop.update(target="sel", targetHandle="sel-target-left")
+    key = app_key(private_client, "tools_agent", graph)
+    fake.tool_call("finish", {"reason": "ask"}, call_id="call_ask")
+    r = post(private_server, key, "ask me")
+    assert r.status_code == 422 and r.json()["error"]["code"] == "tools_interactive", r.text
+    assert 'tool node "Say goodbye" (toolParams, id finish) asks the user a question' in r.json()["error"]["message"]
+
+
 def test_the_official_openai_client_streams_a_tools_app(private_server, private_client, target, fake) -> None:
     key = app_key(private_client, "tools_agent")
     script_weather_and_greeting(fake)
@@ -176,6 +189,23 @@ def test_a_tools_node_without_a_model_or_with_a_bad_tool_is_refused_naming_it(pr
     problems = [p["message"] for p in r.json()["detail"]["problems"]]
     assert 'node "工具调用" (tools, id agent): it has no model' in problems
     assert any("its tool handle is connected to node \"流程开始\" (workflowStart, id 448745)" in p for p in problems)
+
+
+def test_a_share_link_shows_tool_events_only_with_node_status(private_server, private_client, fake) -> None:
+    r = private_client.post("/api/apps/import", params={"name": unique("tools-share")}, json=fixture("tools_agent.json"))
+    assert r.status_code == 201, r.text
+    for show, expected in ((False, set()), (True, {"flowNodeStatus", "toolCall", "toolParams", "toolResponse"})):
+        link = private_client.post("/api/support/outLink/create", json={
+            "appId": str(r.json()["id"]), "type": "share", "name": unique("tools"), "showNodeStatus": show})
+        assert link.status_code == 200, link.text
+        fake.tool_call("finish", {"reason": "bye"}, call_id="call_f")
+        with httpx.stream("POST", private_server.base_url + "/api/v1/chat/completions", timeout=60, json={
+                "shareId": link.json()["data"], "outLinkUid": "visitor-t", "stream": True, "detail": True,
+                "messages": [{"role": "user", "content": "bye"}]}) as streamed:  # a visitor: no credentials
+            assert streamed.status_code == 200
+            names = {line[7:] for line in streamed.iter_lines() if line.startswith("event: ")}
+        assert names & {"flowNodeStatus", "toolCall", "toolParams", "toolResponse"} == expected
+        assert "answer" in names
 
 
 def test_tool_events_only_with_detail(private_server, private_client, target, fake) -> None:

@@ -1,5 +1,6 @@
 """A node's nested run (a loop's body, a tool's branch): its answer text reaches the user, its node
-responses are collected for the node's own responseData, every other event passes on to the caller."""
+responses are collected for the node's own responseData, every other event passes on to the caller but
+a pause for the user (a nested run cannot be resumed: the caller refuses it, from ``interactive``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Sequence
 from contextlib import aclosing
 from typing import Any
 
-from zhiku.apps.workflow.events import AnswerText, NodeResponse, WorkflowFinished
+from zhiku.apps.workflow.events import AnswerText, InteractionRequested, NodeResponse, WorkflowFinished
 from zhiku.apps.workflow.executor import run_workflow
 from zhiku.apps.workflow.graph import Workflow
 from zhiku.apps.workflow.node import NodeContext, RunEnv
@@ -27,6 +28,6 @@ async def run_nested(ctx: NodeContext, workflow: Workflow, env: RunEnv,
                 (ctx.fast_answer if event.fast else ctx.stream_answer)(event.text)
             elif isinstance(event, NodeResponse):
                 responses.append(event.item)
-            else:
+            elif not isinstance(event, InteractionRequested):
                 ctx.emit(event)
     return finished, responses
