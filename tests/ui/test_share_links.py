@@ -197,13 +197,15 @@ def test_a_link_without_details_shows_no_quotes_and_stops(api: httpx.Client, man
 
 @pytest.mark.parametrize("lang", ["en", "zh-CN"])
 def test_a_closed_link_says_so(api: httpx.Client, manual: dict, browser: Browser, ui_server: ServerThread,
-                               lang: str) -> None:
+                               lang: str, shoot) -> None:
     path = share_link(api, new_app(api, manual["id"]), limit={"expiredTime": "2001-01-01T00:00:00Z"})
     expected = {"en": "This share link has expired.", "zh-CN": "此分享链接已过期"}[lang]
     with visitor(browser, ui_server, lang) as page:
         response = page.goto(path)
         assert response is not None and response.status == 403
         expect(page.locator("#share-closed .alert-error")).to_contain_text(expected)
+        if lang == "en":
+            shoot(page, "share-closed")
         response = page.goto("/chat/share/nosuchlinknosuchlinknosu")
         assert response is not None and response.status == 401
         expect(page.locator("#share-closed .alert-error")).to_contain_text(
