@@ -3,6 +3,7 @@ index), the typed stream of the gateway's meter, and the fake upstream's OpenAI 
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 
 import openai
@@ -21,7 +22,9 @@ from zhiku.chat_model import (
     tool_calls_of,
 )
 from zhiku.gateway.chat_model import ChannelChatModel, completion_result
+from zhiku.gateway.domain import ENDPOINT_CHAT
 from zhiku.gateway.relay.meter import StreamMeter
+from zhiku.gateway.relay.usage_count import completion_text
 from zhiku.testing.fake_upstream import FakeUpstream
 
 LOOKUP = ToolDefinition("lookup", "Finds a word", {"type": "object", "properties": {"q": {"type": "string"}}})
@@ -81,6 +84,10 @@ def test_typed_meter_hands_on_tool_call_pieces() -> None:
                       ChatDelta(tool_calls=(ToolCallDelta(0, None, "", '{"q":'),)),
                       ChatDelta(tool_calls=(ToolCallDelta(0, None, "", ' "x"}'),))]
     assert meter.finish_reason == "tool_calls" and meter.done
+    assert meter.completion_text() == 'lookup{"q": "x"}'  # counted when the upstream sends no usage
+    bytes_meter = StreamMeter(strip_usage_chunk=True)  # a client's stream: the events go on as they came
+    assert b"".join(bytes_meter.feed(stream)) == stream.removesuffix(sse.DONE_EVENT)
+    assert bytes_meter.completion_text() == 'lookup{"q": "x"}'
     assembler = ToolCallAssembler()
     for delta in deltas:
         assembler.feed(delta.tool_calls)
@@ -94,6 +101,7 @@ def test_a_whole_answer_keeps_its_tool_calls() -> None:
     result = completion_result(data, ChatParams(model="m"), "test")
     assert result.content == "" and result.finish_reason == "tool_calls"
     assert result.tool_calls == (ToolCall("c", "lookup", "{}"),)
+    assert completion_text(ENDPOINT_CHAT, json.dumps(data).encode()) == "lookup{}"
 
 
 def test_fake_upstream_tool_calls_read_by_the_official_client(fake: FakeUpstream) -> None:

@@ -120,13 +120,15 @@ class StreamMeter:
                     if type(text) is str:
                         self._text.append(text)
                         content = text
-                    if self.typed and type(delta) is dict and delta.get("tool_calls"):
+                    if type(delta) is dict and delta.get("tool_calls"):
                         tool_calls = tool_call_deltas_of(delta["tool_calls"])
+                        self._text.extend(piece.name + piece.arguments for piece in tool_calls)
         self.forwarded += 1
         if self.typed:
             return ChatDelta(content=content, tool_calls=tool_calls) if content or tool_calls else None
         return block + b"\n\n"
 
     def completion_text(self) -> str:
-        """The text streamed so far (choice 0), for counting tokens when no usage came."""
+        """The text streamed so far (choice 0, its tool calls' names and arguments included), for counting
+        tokens when no usage came."""
         return "".join(self._text)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from zhiku.chat_model import Usage
+from zhiku.chat_model import Usage, tool_calls_of
 from zhiku.gateway.domain import ENDPOINT_CHAT, ENDPOINT_COMPLETIONS, ENDPOINT_EMBEDDINGS, ENDPOINT_RERANK
 from zhiku.tokencount import count_message_tokens, count_tokens
 
@@ -35,7 +35,8 @@ def _joined(value: Any) -> str:
 
 
 def completion_text(endpoint: str, raw: bytes) -> str:
-    """The generated text of a whole (non-stream) OpenAI-format answer."""
+    """The generated text of a whole (non-stream) OpenAI-format answer, its tool calls' names and arguments
+    included."""
     if endpoint not in (ENDPOINT_CHAT, ENDPOINT_COMPLETIONS):
         return ""
     try:
@@ -47,8 +48,10 @@ def completion_text(endpoint: str, raw: bytes) -> str:
         if not isinstance(choice, dict):
             continue
         message = choice.get("message")
-        if isinstance(message, dict) and isinstance(message.get("content"), str):
-            parts.append(message["content"])
+        if isinstance(message, dict):
+            if isinstance(message.get("content"), str):
+                parts.append(message["content"])
+            parts.extend(call.name + call.arguments for call in tool_calls_of(message.get("tool_calls")))
         elif isinstance(choice.get("text"), str):
             parts.append(choice["text"])
     return "".join(parts)
