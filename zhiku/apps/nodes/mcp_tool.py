@@ -49,13 +49,6 @@ def toolset_data(node: Node) -> dict[str, Any] | None:
     return None
 
 
-def input_schema(node: Node) -> dict[str, Any] | None:
-    """The JSON schema an MCP tool declares for its arguments."""
-    data = tool_data(node)
-    schema = data.get("inputSchema") if data is not None else None
-    return schema if isinstance(schema, dict) else None
-
-
 def expand_toolset(node: Node) -> list[Node]:
     """The ``tool`` nodes a toolSet stands for, one per tool of its list."""
     data = toolset_data(node)

@@ -30,7 +30,7 @@ from typing import Any
 
 from zhiku.apps.nodes._llm import history_items, history_messages, model_name, temperature
 from zhiku.apps.nodes._nested import run_nested
-from zhiku.apps.nodes.mcp_tool import expand_toolset, input_schema
+from zhiku.apps.nodes.mcp_tool import expand_toolset, tool_data
 from zhiku.apps.workflow.events import ToolActivity
 from zhiku.apps.workflow.graph import Input, Node, Workflow
 from zhiku.apps.workflow.node import NodeContext, NodeResult, NodeSpec
@@ -85,12 +85,10 @@ def tool_nodes(node: Node, workflow: Workflow) -> dict[str, Node]:
 
 
 def tool_definition(node: Node) -> ToolDefinition:
-    schema = input_schema(node)
-    if schema is not None:  # an MCP tool: the schema its server declared
-        data_description = next((i.value.get("description") for i in node.inputs
-                                 if isinstance(i.value, dict) and i.value.get("description")), "")
-        return ToolDefinition(name=node.node_id, description=node.intro or str(data_description) or node.name,
-                              parameters={"type": "object", "properties": {}, **schema})
+    data = tool_data(node)
+    if data is not None and isinstance(data.get("inputSchema"), dict):  # an MCP tool: its server's schema
+        return ToolDefinition(name=node.node_id, description=node.intro or str(data.get("description") or "")
+                              or node.name, parameters={"type": "object", "properties": {}, **data["inputSchema"]})
     properties: dict[str, Any] = {}
     required = []
     for item in node.inputs:
