@@ -54,7 +54,8 @@ class Platform:
 
         return ChatDeps(sessions=self.db.sessions, embedders=self.embedders, chat_model=self.chat_model,
                         default_model=self.settings.chat_model, reranker=self.reranker,
-                        vector_store=self.vector_store, fetch_policy=FetchPolicy.from_settings(self.settings))
+                        vector_store=self.vector_store, fetch_policy=FetchPolicy.from_settings(self.settings),
+                        blobs=self.blobs)
 
     def job_context(self) -> JobContext:
         from zhiku.worker.runner import JobContext

@@ -29,6 +29,11 @@ def refused(r: httpx.Response, status: int, code: str) -> None:
 
 @pytest.fixture
 def app(client: httpx.Client) -> dict:
+    return kettle_app(client)
+
+
+def kettle_app(client: httpx.Client) -> dict:
+    """A simple app over a kettle manual, with an app key and a team key."""
     dataset_id = create_dataset(client, unique("kettle"))
     add_text(client, dataset_id, "kettle.md", MANUAL)
     r = client.post("/api/apps", json={"name": unique("kettle-app"), "datasetIds": [dataset_id]})

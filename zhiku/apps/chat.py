@@ -6,11 +6,18 @@ executor: a simple app compiles to workflowStart → datasetSearchNode → chatN
 (:func:`zhiku.apps.workflow_apps.simple_workflow`). The turn is stored when it ends, also when the
 consumer goes away before the end (a client that hangs up keeps its question and the answer received
 so far).
+
+Which turns are stored follows FastGPT's completions: a turn without a chat id is stored under a fresh
+random one (its context is the request's messages; the v1 API answers with that id), a turn with the id
+``NO_RECORD_HISTORIES`` is not stored, and a message that answers a paused run is merged into the answer
+that paused (:mod:`zhiku.apps.chat_values`) instead of being stored as a new question and answer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import secrets
+import string
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import aclosing
@@ -18,10 +25,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from zhiku.apps.chat_access import may_continue
+from zhiku.apps.chat_values import answer_value, resumed_value, stored_value
 from zhiku.apps.extractive import MODEL_NAME as EXTRACTIVE_MODEL
 from zhiku.apps.nodes import REGISTRY
 from zhiku.apps.prompt import message_files, parse_messages
@@ -56,6 +65,14 @@ __all__ = ["AnswerText", "ChatDeps", "ChatEvent", "ChatRequest", "InteractionReq
 # Stored messages loaded for a turn: FastGPT loads twice the largest history setting, at least 20.
 MIN_HISTORY_MESSAGES = 20
 MAX_HISTORY_MESSAGES = 200
+# FastGPT's chat id for a turn that is run but never stored.
+NO_RECORD_CHAT_ID = "NO_RECORD_HISTORIES"
+_ID_ALPHABET = string.ascii_letters + string.digits
+
+
+def new_chat_id() -> str:
+    """A chat id for a turn sent without one (24 characters, as FastGPT's nanoid)."""
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(24))
 
 
 @dataclass(frozen=True)
@@ -68,6 +85,8 @@ class ChatRequest:
     source: str = "api"
     response_chat_item_id: str | None = None
     custom_uid: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)  # kept with the chat (FastGPT's chat metadata)
+    origin_ip: str | None = None  # the caller's address, kept in the metadata as ``originIp``
     limits: Limits = Limits()
 
 
@@ -75,9 +94,11 @@ class ChatRequest:
 
 @dataclass(frozen=True)
 class TurnStarted:
-    """Always first: the model that will answer."""
+    """Always first: the model that will answer, and the chat the turn belongs to (a fresh id when the
+    request named none)."""
 
     model: str
+    chat_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -111,7 +132,7 @@ ChatEvent = (TurnStarted | NodeStatus | QuotesFound | AnswerText | NodeResponse 
 @dataclass
 class _Turn:
     app_id: int
-    chat_id: str | None
+    chat_id: str
     question: str
     model: str
     workflow: Workflow
@@ -119,6 +140,8 @@ class _Turn:
     data_id: str | None = None  # the answer's FastGPT dataId (responseChatItemId)
     out_link_uid: str | None = None  # FastGPT's outLinkUid: a share visitor's id, or an API call's customUid
     resume: dict[str, Any] | None = None  # the interactive state this turn's message answers
+    record: bool = True  # False: FastGPT's NO_RECORD_HISTORIES, the turn is not stored
+    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 async def run_chat_turn(deps: ChatDeps, principal: Principal,
@@ -129,7 +152,7 @@ async def run_chat_turn(deps: ChatDeps, principal: Principal,
     before the first event; everything after is reported as events.
     """
     turn = await _prepare(deps, principal, request)
-    yield TurnStarted(turn.model)
+    yield TurnStarted(turn.model, turn.chat_id)
     parts: list[str] = []
     quotes: list[Candidate] = []
     finished: WorkflowFinished | None = None
@@ -231,12 +254,15 @@ async def _prepare(deps: ChatDeps, principal: Principal, request: ChatRequest) -
     messages = parse_messages(list(request.messages))
     check_query_length(messages[-1].content.strip())  # before any database or model work
     app_pk = _resolve_app_id(principal, request.app_id)
-    chat_id = request.chat_id
+    stored = bool(request.chat_id) and request.chat_id != NO_RECORD_CHAT_ID
+    chat_id = request.chat_id or new_chat_id()
     async with deps.sessions() as session:
         app = await load_app(session, principal, app_pk)
         workflow = parse_workflow(await app_graph(session, app))
         # With a chatId the server keeps the history and only the last message counts (FastGPT behaviour).
-        if chat_id:
+        if stored:
+            if not await may_continue(session, principal, app.id, chat_id):
+                raise Forbidden(f"chat {chat_id!r} belongs to someone else", code="chat_forbidden")
             history, stored_variables = await _stored_chat(session, app.id, chat_id, _history_limit(workflow))
             resume = await _pending_interaction(session, app.id, chat_id)
         else:
@@ -246,7 +272,7 @@ async def _prepare(deps: ChatDeps, principal: Principal, request: ChatRequest) -
         history = history[:-2]
     variables = initial_variables(workflow, {**stored_variables, **request.variables})
     variables.update(userId=request.custom_uid or (str(principal.user_id) if principal.user_id else ""),
-                     appId=str(app.id), chatId=chat_id or "", responseChatItemId=request.response_chat_item_id or "",
+                     appId=str(app.id), chatId=chat_id, responseChatItemId=request.response_chat_item_id or "",
                      histories=[{"role": m.role, "content": m.content} for m in history],
                      cTime=datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S %A"))
     env = RunEnv(deps=deps, principal=principal, query=question, histories=history, variables=variables,
@@ -254,7 +280,8 @@ async def _prepare(deps: ChatDeps, principal: Principal, request: ChatRequest) -
                  resume_reply=question if resume is not None else None, files=message_files(request.messages[-1]))
     return _Turn(app_id=app.id, chat_id=chat_id, question=question, model=_first_model(workflow, deps),
                  workflow=workflow, env=env, data_id=request.response_chat_item_id, out_link_uid=request.custom_uid,
-                 resume=resume)
+                 resume=resume, record=request.chat_id != NO_RECORD_CHAT_ID,
+                 metadata={**request.metadata, **({"originIp": request.origin_ip} if request.origin_ip else {})})
 
 
 # Stores still running after their turn's consumer left (a strong reference until they finish).
@@ -264,7 +291,7 @@ _pending_stores: set[asyncio.Task[None]] = set()
 async def _store_even_if_cancelled(deps: ChatDeps, turn: _Turn, answer: str, quotes: list[Candidate],
                                    usage: Usage | None, model: str, source: str,
                                    finished: WorkflowFinished | None = None) -> None:
-    if not turn.chat_id:
+    if not turn.record:
         return
     task = asyncio.ensure_future(_store_turn(deps.sessions, turn, answer, quotes, usage, model, source, finished))
     _pending_stores.add(task)
@@ -276,25 +303,63 @@ async def _store_turn(sessions: async_sessionmaker[AsyncSession], turn: _Turn, a
                       quotes: list[Candidate], usage: Usage | None, model: str, source: str,
                       finished: WorkflowFinished | None = None) -> None:
     """Keep the question and answer (with quotes, the run's responseData and custom feedbacks) under the
-    chat id, creating the chat on first use (with the share link and visitor it belongs to); the chat
-    keeps the run's variables for later turns."""
+    chat id, creating the chat on first use (with the share link and visitor, or the user, it belongs to);
+    the chat keeps the run's variables for later turns and the requests' metadata merged. A message that
+    answered a paused run is merged into the answer that paused instead (FastGPT's updateInteractiveChat)."""
     variables = {k: v for k, v in turn.env.variables.items() if k not in SYSTEM_VARIABLES}
+    interactive = finished.interactive if finished is not None else None
+    response_data = finished.response_data if finished is not None else []
+    custom_feedbacks = finished.custom_feedbacks if finished is not None else []
+    quoted = [quote_dict(q) for q in quotes]
     share = turn.env.principal.share
     async with sessions() as session:
+        if turn.resume is not None and await _merge_resumed(session, turn, answer, quoted, usage, model, interactive,
+                                                            response_data, custom_feedbacks, variables):
+            await session.commit()
+            return
+        statement = pg_insert(Chat).values(
+            app_id=turn.app_id, chat_id=turn.chat_id, title=turn.question[:100], source=source, variables=variables,
+            share_id=share.share_id if share else None, out_link_uid=turn.out_link_uid,
+            user_id=turn.env.principal.user_id if share is None else None, meta=turn.metadata)
         chat_pk = (await session.execute(
-            pg_insert(Chat).values(app_id=turn.app_id, chat_id=turn.chat_id, title=turn.question[:100],
-                                   source=source, variables=variables, share_id=share.share_id if share else None,
-                                   out_link_uid=turn.out_link_uid)
-            .on_conflict_do_update(constraint="uq_chats_app_chat",
-                                   set_={"updated_at": func.now(), "variables": variables})
+            statement.on_conflict_do_update(constraint="uq_chats_app_chat",
+                                            set_={"updated_at": func.now(), "variables": variables,
+                                                  "metadata": Chat.meta.op("||")(statement.excluded["metadata"])})
             .returning(Chat.id))).scalar_one()
         session.add(ChatItem(chat_pk=chat_pk, role="user", content=turn.question, data_id=uuid.uuid4().hex))
         session.add(ChatItem(chat_pk=chat_pk, role="assistant", content=answer, model=model,
-                             data_id=turn.data_id or uuid.uuid4().hex,
-                             response_data=finished.response_data if finished is not None else [],
-                             custom_feedbacks=finished.custom_feedbacks if finished is not None else [],
-                             interactive=finished.interactive if finished is not None else None,
-                             quotes=[quote_dict(q) for q in quotes],
-                             usage={"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens}
-                             if usage else {}))
+                             data_id=turn.data_id or uuid.uuid4().hex, response_data=response_data,
+                             custom_feedbacks=custom_feedbacks, interactive=interactive,
+                             value=answer_value(answer, interactive), quotes=quoted, usage=_usage_json(usage)))
         await session.commit()
+
+
+def _usage_json(usage: Usage | None) -> dict[str, int]:
+    return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens} if usage else {}
+
+
+async def _merge_resumed(session: AsyncSession, turn: _Turn, answer: str, quotes: list[dict[str, Any]],
+                         usage: Usage | None, model: str, interactive: dict[str, Any] | None,
+                         response_data: list[Any], custom_feedbacks: list[Any], variables: dict[str, Any]) -> bool:
+    """Append a resumed run to the chat's paused answer; False when there is none any more (deleted
+    meanwhile: the turn is then stored as a new question and answer)."""
+    paused = (await session.execute(
+        select(ChatItem).join(Chat, Chat.id == ChatItem.chat_pk)
+        .where(Chat.app_id == turn.app_id, Chat.chat_id == turn.chat_id, ChatItem.role == "assistant")
+        .order_by(ChatItem.id.desc()).limit(1).with_for_update(of=ChatItem))).scalar_one_or_none()
+    if paused is None or paused.interactive is None:
+        return False
+    before = stored_value(paused.content, paused.interactive, paused.value)
+    paused.value = resumed_value(before, turn.question, answer, interactive)
+    paused.content = "\n".join(part for part in (paused.content, answer) if part)
+    paused.interactive = interactive  # the run's new pause, if it paused again; else nothing is pending
+    paused.response_data = [*(paused.response_data or []), *response_data]
+    paused.custom_feedbacks = [*(paused.custom_feedbacks or []), *custom_feedbacks]
+    paused.quotes = [*(paused.quotes or []), *quotes]
+    earlier = paused.usage or {}
+    added = _usage_json(usage)
+    paused.usage = {k: int(earlier.get(k, 0)) + added.get(k, 0) for k in ("prompt_tokens", "completion_tokens")}
+    paused.model = model
+    await session.execute(update(Chat).where(Chat.id == paused.chat_pk)
+                          .values(updated_at=func.now(), variables=variables))
+    return True

@@ -4,10 +4,11 @@ and an admin's correction saved as a chunk.
 The turns themselves are written by :mod:`zhiku.apps.chat`; this module only reads and edits them. The web
 UI's chat page and FastGPT's ``/api/core/chat/…`` routes both call these functions.
 
-Whose chats a caller sees: a login or a team-wide key, every chat of the team's app; an app key, every
-chat of its own app (clearing them removes only the chats the API made, as FastGPT does); a share-link
-visitor, only the chats of that link and visitor id, and in lists only those used within the last month
-(FastGPT's rule).
+Whose chats a caller sees: an admin's login or a team-wide key, every chat of the team's app; a plain
+member's login, only the chats that member started; an app key, every chat of its own app (clearing them
+removes only the chats the API made, as FastGPT does); a share-link visitor, only the chats of that link
+and visitor id, and in lists only those used within the last month (FastGPT's rule). Every function here
+takes the caller and applies that rule.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from zhiku.apps.chat_access import owned
+from zhiku.apps.chat_values import stored_value, text_item
 from zhiku.apps.service import load_app
 from zhiku.apps.share_links import public_response_data
 from zhiku.auth.service import Principal
@@ -43,6 +46,7 @@ class ChatSummary:
     top: bool = False
     app_id: int = 0
     source: str = "api"
+    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,7 @@ class StoredChat:
     title: str
     variables: dict[str, Any]
     items: list[StoredItem]
+    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,7 @@ class ChatRecord:
     response_data: list[dict[str, Any]] = field(default_factory=list)
     custom_feedbacks: list[Any] = field(default_factory=list)
     admin_feedback: dict[str, Any] | None = None
+    value: list[Any] = field(default_factory=list)  # an answer's FastGPT value items (text, interactive)
 
 
 @dataclass(frozen=True)
@@ -90,30 +96,13 @@ class TimeRange:
 
 # ---- whose chats -------------------------------------------------------------------------------
 
-def _owned(principal: Principal, app_id: int) -> list[ColumnElement[bool]]:
-    """The chats of ``app_id`` the caller may touch."""
-    clauses: list[ColumnElement[bool]] = [Chat.app_id == app_id]
-    if principal.share is not None:
-        clauses += [Chat.share_id == principal.share.share_id, Chat.out_link_uid == principal.share.uid]
-    return clauses
-
-
 async def _chat(session: AsyncSession, principal: Principal, app_id: int, chat_id: str) -> Chat:
     await load_app(session, principal, app_id)
-    chat = (await session.execute(select(Chat).where(Chat.chat_id == chat_id, *_owned(principal, app_id)))
+    chat = (await session.execute(select(Chat).where(Chat.chat_id == chat_id, *owned(principal, app_id)))
             ).scalar_one_or_none()
     if chat is None:
         raise NotFound(f"chat {chat_id!r} does not exist", code="chat_not_found")
     return chat
-
-
-async def chat_belongs_to_caller(session: AsyncSession, principal: Principal, app_id: int, chat_id: str) -> bool:
-    """Whether a chat id is free or the caller's own (a share visitor may not continue another's chat)."""
-    owner = (await session.execute(select(Chat.share_id, Chat.out_link_uid)
-                                   .where(Chat.app_id == app_id, Chat.chat_id == chat_id))).first()
-    if owner is None or principal.share is None:
-        return True
-    return tuple(owner) == (principal.share.share_id, principal.share.uid)
 
 
 # ---- histories ---------------------------------------------------------------------------------
@@ -123,7 +112,7 @@ async def list_chats(session: AsyncSession, principal: Principal, app_id: int, *
                      updated: TimeRange = TimeRange()) -> tuple[list[ChatSummary], int]:
     """A page of the caller's chats of the app, pinned first, then the latest, and how many there are."""
     await load_app(session, principal, app_id)
-    where = _owned(principal, app_id) + created.clauses(Chat.created_at) + updated.clauses(Chat.updated_at)
+    where = owned(principal, app_id) + created.clauses(Chat.created_at) + updated.clauses(Chat.updated_at)
     if principal.share is not None:
         where.append(Chat.updated_at >= func.now() - SHARE_HISTORY_WINDOW)
     if source:
@@ -134,13 +123,13 @@ async def list_chats(session: AsyncSession, principal: Principal, app_id: int, *
                                  .offset(offset).limit(limit))
     return [ChatSummary(chat_id=c.chat_id, title=c.custom_title or c.title, updated_at=c.updated_at,
                         auto_title=c.title, custom_title=c.custom_title, top=c.top, app_id=c.app_id,
-                        source=c.source) for c in rows.scalars()], total
+                        source=c.source, metadata=dict(c.meta or {})) for c in rows.scalars()], total
 
 
 async def load_chat(session: AsyncSession, principal: Principal, app_id: int, chat_id: str) -> StoredChat:
     """The chat's variables and its questions and answers in order (an unknown chat id is a new chat)."""
     await load_app(session, principal, app_id)
-    chat = (await session.execute(select(Chat).where(Chat.chat_id == chat_id, *_owned(principal, app_id)))
+    chat = (await session.execute(select(Chat).where(Chat.chat_id == chat_id, *owned(principal, app_id)))
             ).scalar_one_or_none()
     if chat is None:
         return StoredChat(title="", variables={}, items=[])
@@ -148,7 +137,7 @@ async def load_chat(session: AsyncSession, principal: Principal, app_id: int, ch
                                         ChatItem.feedback).where(ChatItem.chat_pk == chat.id).order_by(ChatItem.id))
     return StoredChat(title=chat.custom_title or chat.title, variables=dict(chat.variables or {}),
                       items=[StoredItem(id=i, role=r, content=c, quotes=q or [], feedback=f)
-                             for i, r, c, q, f in rows.all()])
+                             for i, r, c, q, f in rows.all()], metadata=dict(chat.meta or {}))
 
 
 async def update_chat(session: AsyncSession, principal: Principal, app_id: int, chat_id: str, *,
@@ -180,7 +169,7 @@ async def delete_chat(session: AsyncSession, principal: Principal, app_id: int, 
 async def clear_chats(session: AsyncSession, principal: Principal, app_id: int) -> int:
     """Delete the caller's chats of the app (an app key's: only those the API made); how many went."""
     await load_app(session, principal, app_id)
-    where = _owned(principal, app_id)
+    where = owned(principal, app_id)
     if principal.kind == "api_key" and principal.app_id is not None:
         where.append(Chat.source == "api")
     result = await session.execute(delete(Chat).where(*where))
@@ -201,7 +190,9 @@ def _record(item: ChatItem, share_view: Principal) -> ChatRecord:
     return ChatRecord(id=item.id, data_id=item.data_id or str(item.id), role=item.role, content=item.content,
                       created_at=item.created_at, quotes=quotes, feedback=item.feedback,
                       feedback_text=item.feedback_text, response_data=response_data,
-                      custom_feedbacks=list(item.custom_feedbacks or []), admin_feedback=admin_feedback)
+                      custom_feedbacks=list(item.custom_feedbacks or []), admin_feedback=admin_feedback,
+                      value=stored_value(item.content, item.interactive, item.value) if item.role == "assistant"
+                      else [text_item(item.content)])
 
 
 async def list_records(session: AsyncSession, principal: Principal, app_id: int, chat_id: str, *,

@@ -124,6 +124,24 @@ class StoredFile(Base):
     created_at: Mapped[datetime] = _now()
 
 
+class ChatFile(Base):
+    """A file uploaded for a chat message (FastGPT's chat bucket), kept as a blob like imported files; a
+    message's ``file_url`` part names it by ``file_key``, and only its team (and app, when set) reads it."""
+
+    __tablename__ = "chat_files"
+    __table_args__ = (UniqueConstraint("file_key", name="uq_chat_files_key"),)
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    file_key: Mapped[str] = mapped_column(String(64))  # random, unguessable; the id in its URL
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
+    app_id: Mapped[int | None] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), nullable=True)
+    blob_id: Mapped[str] = mapped_column(ForeignKey("files.id", ondelete="RESTRICT"))
+    name: Mapped[str] = mapped_column(String(500))
+    content_type: Mapped[str] = mapped_column(String(200))
+    size: Mapped[int] = mapped_column(BigInteger)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    created_at: Mapped[datetime] = _now()
+
+
 class Collection(Base):
     __tablename__ = "collections"
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -277,7 +295,8 @@ class Chat(Base):
     __tablename__ = "chats"
     __table_args__ = (UniqueConstraint("app_id", "chat_id", name="uq_chats_app_chat"),
                       Index("ix_chats_app_updated", "app_id", "updated_at"),
-                      Index("ix_chats_share_user", "share_id", "out_link_uid", "updated_at"))
+                      Index("ix_chats_share_user", "share_id", "out_link_uid", "updated_at"),
+                      Index("ix_chats_app_user", "app_id", "user_id", "updated_at"))
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
     chat_id: Mapped[str] = mapped_column(String(200))
@@ -290,6 +309,11 @@ class Chat(Base):
     # A share-link chat: the link's shareId and its user (FastGPT's outLinkUid; an API call's customUid too).
     share_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     out_link_uid: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    # The user who started the chat (a login, or the creator of the API key used); a plain member's
+    # histories list only their own. None: a share visitor's chat, or the user was deleted.
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    # FastGPT's chat metadata: the request's ``metadata`` object merged over earlier turns', with ``originIp``.
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, default=dict, server_default="{}")
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _updated()
 
@@ -317,6 +341,9 @@ class ChatItem(Base):
     # A run paused by an interactive node (FastGPT's interactive value item: type, params, entryNodeIds,
     # memoryEdges, nodeOutputs); the next message in the chat resumes from the last answer's.
     interactive: Mapped[dict[str, Any] | None] = mapped_column(JSONB, nullable=True)
+    # An answer's FastGPT value list (text and interactive items in order); a resumed run appends to it.
+    # None: stored before the list was kept (``content`` and ``interactive`` then stand for it).
+    value: Mapped[list[Any] | None] = mapped_column(JSONB, nullable=True)
     created_at: Mapped[datetime] = _now()
 
 

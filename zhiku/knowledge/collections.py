@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from zhiku.auth.service import Principal
-from zhiku.db.models import Chunk, Collection, Dataset, Job, StoredFile
+from zhiku.db.models import ChatFile, Chunk, Collection, Dataset, Job, StoredFile
 from zhiku.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 from zhiku.knowledge.datasets import load_dataset
 from zhiku.knowledge.files import BlobStore, register_file
@@ -308,13 +308,14 @@ async def delete_collection(session: AsyncSession, principal: Principal, collect
 
 
 async def _drop_file_if_unused(session: AsyncSession, blobs: BlobStore, file_id: str) -> Path | None:
-    """Remove the file row when no collection refers to it any more, and move its blob aside (unlinked after
-    the commit). The row is locked first, so a concurrent upload of the same bytes either finishes first
+    """Remove the file row when no collection (nor a file uploaded for a chat) refers to it any more, and move
+    its blob aside (unlinked after the commit). The row is locked first, so a concurrent upload of the same bytes either finishes first
     (and the file stays) or writes the row and the blob again after this commits."""
     locked = (await session.execute(
         select(StoredFile.id).where(StoredFile.id == file_id).with_for_update())).scalar_one_or_none()
     used = (await session.execute(select(Collection.id).where(Collection.file_id == file_id).limit(1))).first()
-    if locked is None or used is not None:
+    chat_file = (await session.execute(select(ChatFile.id).where(ChatFile.blob_id == file_id).limit(1))).first()
+    if locked is None or used is not None or chat_file is not None:
         return None
     await session.execute(delete(StoredFile).where(StoredFile.id == file_id))
     return blobs.trash(file_id)

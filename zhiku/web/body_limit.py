@@ -19,7 +19,8 @@ from zhiku.web.errors import error_response, platform_style
 
 # The routes whose bodies are documents, held to ZHIKU_UPLOAD_MAX_BYTES rather than the request limit.
 DOCUMENT_ROUTES = re.compile(r"^/api/datasets/[^/]+/collections/(?:file|text|qa-table)$"
-                             r"|^/api/core/dataset/collection/create/(?:localFile|text)$")
+                             r"|^/api/core/dataset/collection/create/(?:localFile|text)$"
+                             r"|^/api/common/file/upload$")
 # The gateway's OpenAI-compatible relay: ZHIKU_GATEWAY_MAX_REQUEST_BYTES.
 RELAY_ROUTES = re.compile(r"^/v1/")
 

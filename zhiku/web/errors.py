@@ -26,8 +26,9 @@ log = logging.getLogger(__name__)
 # Routes that speak the OpenAI wire format, so OpenAI clients can read our errors.
 OPENAI_STYLE_PREFIXES = ("/api/v1/chat/", "/api/v2/chat/", "/v1/")
 # FastGPT-shaped routes answering in its envelope besides the dataset API (workflow apps, chat histories and
-# records, share links).
-FASTGPT_PREFIXES = (fastgpt_envelope.PATH_PREFIX, "/api/core/app/", "/api/core/chat/", "/api/support/outLink/")
+# records, share links, chat files).
+FASTGPT_PREFIXES = (fastgpt_envelope.PATH_PREFIX, "/api/core/app/", "/api/core/chat/", "/api/support/outLink/",
+                    "/api/common/file/")
 _HTTP_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
                413: "payload_too_large", 415: "unsupported_media_type"}
 

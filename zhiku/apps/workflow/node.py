@@ -17,6 +17,7 @@ from zhiku.chat_model import ChatMessage, ChatModel, Usage
 from zhiku.embedding.base import Reranker
 from zhiku.embedding.registry import EmbedderRegistry
 from zhiku.knowledge.fetch import FetchPolicy
+from zhiku.knowledge.files import BlobStore
 from zhiku.retrieval.pgvector_store import PGVECTOR_STORE
 from zhiku.retrieval.vector_store import VectorStore
 
@@ -35,6 +36,7 @@ class ChatDeps:
     reranker: Reranker | None = None
     vector_store: VectorStore = PGVECTOR_STORE
     fetch_policy: FetchPolicy = FetchPolicy()  # HTTP nodes and attached files: the one safe fetcher's limits
+    blobs: BlobStore | None = None  # the files uploaded to Zhiku (chat files readFiles reads from storage)
 
 
 @dataclass

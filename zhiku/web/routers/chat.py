@@ -13,14 +13,13 @@ import asyncio
 import json
 import re
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from zhiku import sse
 from zhiku.apps.chat import (
@@ -38,7 +37,7 @@ from zhiku.apps.chat import (
     run_chat_turn,
 )
 from zhiku.chat_model import Usage
-from zhiku.errors import PayloadTooLarge, openai_body
+from zhiku.errors import InvalidInput, PayloadTooLarge, openai_body
 from zhiku.safetext import Name, clean_json
 from zhiku.apps import share_links
 from zhiku.web.deps import ChatDepsDep, ChatPrincipal, SettingsDep, hook_policy
@@ -62,6 +61,16 @@ def _bounded(limit: int, what: str) -> Any:
     return AfterValidator(check)
 
 
+def _object(what: str) -> Any:
+    def check(value: Any) -> Any:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise InvalidInput(f"{what} must be a JSON object", code=f"invalid_{what}")
+        return value
+    return check
+
+
 class ChatCompletionRequest(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
     messages: list[dict[str, Any]] = Field(min_length=1)
@@ -73,7 +82,9 @@ class ChatCompletionRequest(BaseModel):
     response_chat_item_id: Name | None = Field(None, alias="responseChatItemId", max_length=200)
     retain_dataset_cite: bool = Field(False, alias="retainDatasetCite")
     custom_uid: Name | None = Field(None, alias="customUid", max_length=200)
-    metadata: Annotated[dict[str, Any], _bounded(MAX_METADATA_CHARS, "metadata")] = Field(default_factory=dict)
+    # FastGPT's chat metadata: a JSON object kept with the chat (merged over earlier turns', with originIp).
+    metadata: Annotated[dict[str, Any], BeforeValidator(_object("metadata")),
+                        _bounded(MAX_METADATA_CHARS, "metadata")] = Field(default_factory=dict)
 
 
 def _usage_dict(usage: Usage | None) -> dict[str, int]:
@@ -106,25 +117,27 @@ class CiteFilter:
 
 
 @router.post("/api/v1/chat/completions", response_model=None)
-async def chat_completions(body: ChatCompletionRequest, principal: ChatPrincipal, deps: ChatDepsDep,
+async def chat_completions(body: ChatCompletionRequest, http: Request, principal: ChatPrincipal, deps: ChatDepsDep,
                            settings: SettingsDep) -> dict | StreamingResponse:
-    return await _complete(body, principal, deps, settings, version=1)
+    return await _complete(body, http, principal, deps, settings, version=1)
 
 
 @router.post("/api/v2/chat/completions", response_model=None)
-async def chat_completions_v2(body: ChatCompletionRequest, principal: ChatPrincipal, deps: ChatDepsDep,
-                              settings: SettingsDep) -> dict | StreamingResponse:
-    return await _complete(body, principal, deps, settings, version=2)
+async def chat_completions_v2(body: ChatCompletionRequest, http: Request, principal: ChatPrincipal,
+                              deps: ChatDepsDep, settings: SettingsDep) -> dict | StreamingResponse:
+    return await _complete(body, http, principal, deps, settings, version=2)
 
 
-async def _complete(body: ChatCompletionRequest, principal: Any, deps: Any, settings: Any, *,
+async def _complete(body: ChatCompletionRequest, http: Request, principal: Any, deps: Any, settings: Any, *,
                     version: int) -> dict | StreamingResponse:
     share = principal.share  # a share link's visitor: source "share", the visitor's id as the uid
     request = ChatRequest(messages=body.messages, app_id=body.app_id, chat_id=body.chat_id,
                           variables=body.variables, stream=body.stream, source="share" if share else "api",
                           response_chat_item_id=body.response_chat_item_id,
-                          custom_uid=share.uid if share else body.custom_uid)
-    completion_id = body.chat_id or ("" if version == 2 else f"chatcmpl-{uuid.uuid4().hex}")
+                          custom_uid=share.uid if share else body.custom_uid, metadata=body.metadata,
+                          origin_ip=http.client.host if http.client else None)
+    # FastGPT's id: the chat's (v1: the one made for a request without chatId; v2: the request's, or "").
+    completion_id = body.chat_id or ""
     created = int(time.time())
     events = run_chat_turn(deps, principal, request)
     if share is not None:  # filtered as the link shows it; its usage counted (zhiku.apps.share_links)
@@ -137,6 +150,8 @@ async def _complete(body: ChatCompletionRequest, principal: Any, deps: Any, sett
         if isinstance(event, TurnFailed) and not event.answered:
             await events.aclose()
             raise event.error
+        if isinstance(event, TurnStarted) and version == 1:
+            completion_id = event.chat_id
         head.append(event)
         if isinstance(event, (AnswerText, TurnDone, TurnFailed)):
             break

@@ -91,7 +91,7 @@ class HistoriesBody(Caller):
 
 def history_item(chat: ChatSummary) -> dict[str, Any]:
     return {"chatId": chat.chat_id, "updateTime": _time(chat.updated_at), "appId": str(chat.app_id),
-            "customTitle": chat.custom_title, "title": chat.auto_title, "top": chat.top}
+            "customTitle": chat.custom_title, "title": chat.auto_title, "top": chat.top, "metadata": chat.metadata}
 
 
 @router.post(f"{CHAT}/getHistories")
@@ -150,7 +150,7 @@ async def _init(session: Any, principal: Principal, app_id: int, chat_id: str | 
     stored = await history.load_chat(session, principal, app_id, chat_id) if chat_id else None
     graph = await app_graph(session, app)
     return {"chatId": chat_id or "", "appId": str(app.id), "title": stored.title if stored else "",
-            "variables": stored.variables if stored else {},
+            "variables": stored.variables if stored else {}, "metadata": stored.metadata if stored else {},
             "app": {"chatConfig": graph.get("chatConfig") or dict(app.chat_config or {}), "chatModels": [],
                     "name": app.name, "avatar": "", "intro": "", "type": app.type, "pluginInputs": []}}
 
@@ -192,7 +192,7 @@ def record_item(record: ChatRecord, *, custom_feedbacks: bool = False) -> dict[s
     """A stored message in FastGPT's record shape (an answer with the summary of its run)."""
     item: dict[str, Any] = {"_id": str(record.id), "dataId": record.data_id,
                             "obj": "Human" if record.role == "user" else "AI",
-                            "value": [{"type": "text", "text": {"content": record.content}}],
+                            "value": record.value,
                             "time": _time(record.created_at)}
     if record.role != "user":
         if record.feedback == "good":
