@@ -11,6 +11,7 @@ from zhiku.auth.service import Principal
 from zhiku.db.models import App, Dataset, app_datasets
 from zhiku.errors import Conflict, NotFound
 from zhiku.knowledge.datasets import load_dataset
+from zhiku.knowledge.schemas import Page
 from zhiku.retrieval.settings import SearchSettings
 
 
@@ -99,6 +100,14 @@ async def update_app(session: AsyncSession, principal: Principal, app_id: int, d
 async def list_apps(session: AsyncSession, principal: Principal) -> list[AppPublic]:
     rows = await session.execute(select(App).where(App.team_id == principal.team_id).order_by(App.id))
     return [await _public(session, a) for a in rows.scalars()]
+
+
+async def list_apps_page(session: AsyncSession, principal: Principal, *, offset: int = 0, limit: int = 20) -> Page:
+    """A page of the team's apps, newest first, with the total (the web UI's list)."""
+    where = App.team_id == principal.team_id
+    total = (await session.execute(select(func.count()).select_from(App).where(where))).scalar_one()
+    rows = await session.execute(select(App).where(where).order_by(App.id.desc()).offset(offset).limit(limit))
+    return Page(total=total, items=[await _public(session, a) for a in rows.scalars()])
 
 
 async def get_app(session: AsyncSession, principal: Principal, app_id: int) -> AppPublic:

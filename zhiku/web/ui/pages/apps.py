@@ -24,7 +24,7 @@ from zhiku.retrieval.settings import SearchSettings
 from zhiku.web.deps import PlatformDep, SessionDep
 from zhiku.web.errors import as_domain_error
 from zhiku.web.ui.deps import UiPrincipal
-from zhiku.web.ui.pages.datasets import PAGE_SIZE, Pager, chat_models
+from zhiku.web.ui.pages.datasets import chat_models, paged
 from zhiku.web.ui.templating import render
 from zhiku.wiring import Platform
 
@@ -121,12 +121,11 @@ async def _editor(request: Request, session: AsyncSession, principal: Principal,
 
 @router.get("/apps")
 async def list_page(request: Request, session: SessionDep, principal: UiPrincipal, page: int = 1) -> HTMLResponse:
-    """The apps a page at a time, the newest first as the datasets list (the service lists a team's apps
-    whole, oldest first, as FastGPT's app list does)."""
-    apps = list(reversed(await service.list_apps(session, principal)))
-    pager = Pager.of(page, len(apps))
+    """The apps a page at a time, the newest first as the datasets list."""
+    listed, pager = await paged(lambda offset, limit: service.list_apps_page(
+        session, principal, offset=offset, limit=limit), page)
     names = {d.id: d.name for d in await list_datasets(session, principal)}
-    return render(request, "apps/list.html", apps=apps[pager.offset:pager.offset + PAGE_SIZE], pager=pager,
+    return render(request, "apps/list.html", apps=listed.items, pager=pager,
                   dataset_names=names)
 
 
