@@ -217,6 +217,66 @@ def test_tool_events_only_with_detail(private_server, private_client, target, fa
     assert not any(isinstance(d, dict) and "tool" in d for _, d in frames)
 
 
+# ---- the calls stored with the answer (fact sheet §3.5) ------------------------------------------------
+
+def records(server, key: str | None, chat_id: str, **caller: Any) -> list[dict[str, Any]]:
+    r = httpx.post(server.base_url + "/api/core/chat/getPaginationRecords", timeout=30,
+                   headers={"Authorization": f"Bearer {key}"} if key else {},
+                   json={"chatId": chat_id, "offset": 0, "pageSize": 20, **caller})
+    assert r.status_code == 200 and r.json()["code"] == 200, r.text
+    return r.json()["data"]["list"]
+
+
+def test_the_tool_calls_are_stored_between_the_answers_text_as_fastgpt_stores_them(private_server, private_client,
+                                                                                  target, fake) -> None:
+    key = app_key(private_client, "tools_agent")
+    chat_id = unique("tools-chat")
+    fake.set_default(chunk_size=4)
+    script_weather_and_greeting(fake)  # both calls in one model answer, no text before them
+    frames = sse(private_server, key, "Weather in Lisbon, and greet Ana", detail=True, chatId=chat_id,
+                 variables={"base": target})
+    assert streamed_text(frames) == ANSWER + AFTER
+    fake.tool_call("finish", {"reason": "user left"}, call_id="call_f", content="Goodbye! ")  # text, then a call
+    body = chat(private_server, key, "bye", chatId=chat_id)
+    assert body["choices"][0]["message"]["content"] == "Goodbye! (city checked: )"
+
+    first_q, first, second_q, second = records(private_server, key, chat_id)
+    assert [first_q["obj"], first["obj"], second_q["obj"], second["obj"]] == ["Human", "AI", "Human", "AI"]
+    assert [v["type"] for v in first["value"]] == ["tool", "text"]
+    weather, greet = first["value"][0]["tools"]
+    assert weather == {"id": "call_w", "toolName": "Weather lookup", "toolAvatar": "core/workflow/template/httpRequest468",
+                       "functionName": "weather", "params": '{"city": "Lisbon"}', "response": weather["response"]}
+    assert json.loads(weather["response"]) == {"$.query.city": "Lisbon", "$.method": "GET"}  # the real result
+    assert greet["toolName"] == "Greeting writer" and greet["params"] == '{"name": "Ana"}'
+    assert greet["response"] == "Hello, Ana! (warm)"
+    assert first["value"][1] == {"type": "text", "text": {"content": ANSWER + AFTER}}
+    # without stream: the text before the call, the call, the text after it
+    assert [v["type"] for v in second["value"]] == ["text", "tool", "text"]
+    assert second["value"][0]["text"]["content"] == "Goodbye! "
+    [stop] = second["value"][1]["tools"]
+    assert stop["id"] == "call_f" and stop["functionName"] == "finish" and stop["toolName"] == "Say goodbye"
+    assert stop["params"] == '{"reason": "user left"}' and json.loads(stop["response"]) == {"reason": "user left"}
+    assert second["value"][2]["text"]["content"] == "(city checked: )"
+
+
+def test_a_share_link_that_hides_node_status_hides_the_stored_calls_too(private_server, private_client, fake) -> None:
+    r = private_client.post("/api/apps/import", params={"name": unique("tools-share")}, json=fixture("tools_agent.json"))
+    assert r.status_code == 201, r.text
+    for show in (False, True):
+        link = private_client.post("/api/support/outLink/create", json={
+            "appId": str(r.json()["id"]), "type": "share", "name": unique("tools"), "showNodeStatus": show})
+        assert link.status_code == 200, link.text
+        visitor = {"shareId": link.json()["data"], "outLinkUid": "visitor-r"}
+        chat_id = unique("share-tools")
+        fake.tool_call("finish", {"reason": "bye"}, call_id="call_f", content="Bye. ")
+        answered = httpx.post(private_server.base_url + "/api/v1/chat/completions", timeout=60, json={
+            **visitor, "chatId": chat_id, "messages": [{"role": "user", "content": "bye"}]})
+        assert answered.status_code == 200, answered.text
+        answer = records(private_server, None, chat_id, **visitor)[-1]
+        assert [v["type"] for v in answer["value"]] == (["text", "tool", "text"] if show else ["text", "text"])
+        assert "".join(v["text"]["content"] for v in answer["value"] if v["type"] == "text") == "Bye. (city checked: )"
+
+
 # ---- MCP tools (tool / toolSet) ----------------------------------------------------------------------
 
 class _Mcp(BaseHTTPRequestHandler):

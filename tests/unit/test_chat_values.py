@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from zhiku.apps.chat_files import parse_url
-from zhiku.apps.chat_values import answer_value, answered, resumed_value, stored_value
+from zhiku.apps.chat_values import AnswerItems, answer_value, answered, resumed_value, stored_value, without_tools
+from zhiku.apps.workflow.events import ToolActivity
 
 SELECT = {"type": "userSelect", "params": {"description": "Hot or cold?",
                                           "userSelectOptions": [{"key": "hot", "value": "Hot"}]},
@@ -31,13 +32,41 @@ def test_the_reply_is_recorded_in_the_interaction_without_changing_the_stored_on
 
 def test_a_resumed_run_appends_to_the_answer_that_paused() -> None:
     paused = answer_value("Welcome!", SELECT)
-    merged = resumed_value(paused, "Hot", "Brewing.", FORM)
+    merged = resumed_value(paused, "Hot", answer_value("Brewing.", FORM))
     assert [v["type"] for v in merged] == ["text", "interactive", "text", "interactive"]
     assert merged[1]["interactive"]["params"]["userSelectedVal"] == "Hot"
     assert merged[3]["interactive"] == FORM and "userSelectedVal" not in paused[1]["interactive"]["params"]
-    done = resumed_value(merged, '{"size": "s", "cups": 1}', "Done.", None)
+    done = resumed_value(merged, '{"size": "s", "cups": 1}', answer_value("Done.", None))
     assert done[3]["interactive"]["params"]["submitted"] is True and done[-1]["text"]["content"] == "Done."
     assert done[1]["interactive"]["params"]["userSelectedVal"] == "Hot"  # only the last interaction answered
+
+
+def test_tool_calls_sit_between_the_text_before_and_after_them_one_item_per_model_answer() -> None:
+    items = AnswerItems()
+    items.add_text("Let me ")
+    items.add_text("check. ")
+    items.add_tool(ToolActivity("toolCall", "c1", tool_name="Weather", tool_avatar="w.svg", function_name="weather",
+                                params='{"ci'))
+    items.add_tool(ToolActivity("toolParams", "c1", params='ty": "Lisbon"}'))
+    items.add_tool(ToolActivity("toolCall", "c2", tool_name="Greeter", function_name="greet", params='{}'))
+    items.add_tool(ToolActivity("toolResponse", "c1", response="sunny"))
+    items.add_tool(ToolActivity("toolResponse", "c2", response="hello"))
+    items.add_tool(ToolActivity("toolCall", "c3", tool_name="Weather", function_name="weather"))  # next answer
+    items.add_tool(ToolActivity("toolResponse", "c3", response="rainy"))
+    items.add_tool(ToolActivity("toolResponse", "unknown", response="ignored"))
+    items.add_text("Sunny.")
+    value = items.value(SELECT)
+    assert [v["type"] for v in value] == ["text", "tool", "tool", "text", "interactive"]
+    assert value[0]["text"]["content"] == "Let me check. " and value[3]["text"]["content"] == "Sunny."
+    assert value[1]["tools"] == [
+        {"id": "c1", "toolName": "Weather", "toolAvatar": "w.svg", "functionName": "weather",
+         "params": '{"city": "Lisbon"}', "response": "sunny"},
+        {"id": "c2", "toolName": "Greeter", "toolAvatar": "", "functionName": "greet", "params": "{}",
+         "response": "hello"}]
+    assert [t["response"] for t in value[2]["tools"]] == ["rainy"]
+    assert without_tools(value) == [value[0], value[3], value[4]]
+    items.add_text(" More.")  # value() handed out a copy: later text does not change it
+    assert value[3]["text"]["content"] == "Sunny." and items.value(None)[-1]["text"]["content"] == "Sunny. More."
 
 
 def test_chat_file_urls_are_recognised_relative_or_full() -> None:

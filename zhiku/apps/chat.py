@@ -30,7 +30,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from zhiku.apps.chat_access import may_continue
-from zhiku.apps.chat_values import answer_value, resumed_value, stored_value
+from zhiku.apps.chat_values import AnswerItems, resumed_value, stored_value
 from zhiku.apps.extractive import MODEL_NAME as EXTRACTIVE_MODEL
 from zhiku.apps.nodes import REGISTRY
 from zhiku.apps.prompt import message_files, parse_messages
@@ -154,6 +154,7 @@ async def run_chat_turn(deps: ChatDeps, principal: Principal,
     turn = await _prepare(deps, principal, request)
     yield TurnStarted(turn.model, turn.chat_id)
     parts: list[str] = []
+    items = AnswerItems()  # the answer as FastGPT stores it: its text and tool calls in order
     quotes: list[Candidate] = []
     finished: WorkflowFinished | None = None
     try:
@@ -165,6 +166,9 @@ async def run_chat_turn(deps: ChatDeps, principal: Principal,
                     continue
                 if isinstance(event, AnswerText):
                     parts.append(event.text)
+                    items.add_text(event.text)
+                elif isinstance(event, ToolActivity):
+                    items.add_tool(event)
                 elif isinstance(event, QuotesFound):
                     quotes.extend(event.quotes)
                 yield event
@@ -182,8 +186,8 @@ async def run_chat_turn(deps: ChatDeps, principal: Principal,
         if parts or (finished is not None and finished.error is None):  # a turn failed before any answer: not kept
             model = (finished.model if finished is not None else None) or turn.model
             usage = finished.usage if finished is not None else None
-            await _store_even_if_cancelled(deps, turn, "".join(parts), quotes, usage, model, request.source,
-                                           finished)
+            await _store_even_if_cancelled(deps, turn, "".join(parts), items, quotes, usage, model,
+                                           request.source, finished)
 
 
 def _resolve_app_id(principal: Principal, app_id: int | None) -> int:
@@ -288,33 +292,35 @@ async def _prepare(deps: ChatDeps, principal: Principal, request: ChatRequest) -
 _pending_stores: set[asyncio.Task[None]] = set()
 
 
-async def _store_even_if_cancelled(deps: ChatDeps, turn: _Turn, answer: str, quotes: list[Candidate],
-                                   usage: Usage | None, model: str, source: str,
+async def _store_even_if_cancelled(deps: ChatDeps, turn: _Turn, answer: str, items: AnswerItems,
+                                   quotes: list[Candidate], usage: Usage | None, model: str, source: str,
                                    finished: WorkflowFinished | None = None) -> None:
     if not turn.record:
         return
-    task = asyncio.ensure_future(_store_turn(deps.sessions, turn, answer, quotes, usage, model, source, finished))
+    task = asyncio.ensure_future(_store_turn(deps.sessions, turn, answer, items, quotes, usage, model, source,
+                                             finished))
     _pending_stores.add(task)
     task.add_done_callback(_pending_stores.discard)
     await asyncio.shield(task)  # a cancelled consumer stops waiting; the store goes on
 
 
-async def _store_turn(sessions: async_sessionmaker[AsyncSession], turn: _Turn, answer: str,
+async def _store_turn(sessions: async_sessionmaker[AsyncSession], turn: _Turn, answer: str, items: AnswerItems,
                       quotes: list[Candidate], usage: Usage | None, model: str, source: str,
                       finished: WorkflowFinished | None = None) -> None:
-    """Keep the question and answer (with quotes, the run's responseData and custom feedbacks) under the
+    """Keep the question and answer (its text, its value items with the tool calls in order, with quotes, the run's responseData and custom feedbacks) under the
     chat id, creating the chat on first use (with the share link and visitor, or the user, it belongs to);
     the chat keeps the run's variables for later turns and the requests' metadata merged. A message that
     answered a paused run is merged into the answer that paused instead (FastGPT's updateInteractiveChat)."""
     variables = {k: v for k, v in turn.env.variables.items() if k not in SYSTEM_VARIABLES}
     interactive = finished.interactive if finished is not None else None
+    value = items.value(interactive)
     response_data = finished.response_data if finished is not None else []
     custom_feedbacks = finished.custom_feedbacks if finished is not None else []
     quoted = [quote_dict(q) for q in quotes]
     share = turn.env.principal.share
     async with sessions() as session:
-        if turn.resume is not None and await _merge_resumed(session, turn, answer, quoted, usage, model, interactive,
-                                                            response_data, custom_feedbacks, variables):
+        if turn.resume is not None and await _merge_resumed(session, turn, answer, value, quoted, usage, model,
+                                                            interactive, response_data, custom_feedbacks, variables):
             await session.commit()
             return
         statement = pg_insert(Chat).values(
@@ -330,7 +336,7 @@ async def _store_turn(sessions: async_sessionmaker[AsyncSession], turn: _Turn, a
         session.add(ChatItem(chat_pk=chat_pk, role="assistant", content=answer, model=model,
                              data_id=turn.data_id or uuid.uuid4().hex, response_data=response_data,
                              custom_feedbacks=custom_feedbacks, interactive=interactive,
-                             value=answer_value(answer, interactive), quotes=quoted, usage=_usage_json(usage)))
+                             value=value, quotes=quoted, usage=_usage_json(usage)))
         await session.commit()
 
 
@@ -338,8 +344,9 @@ def _usage_json(usage: Usage | None) -> dict[str, int]:
     return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens} if usage else {}
 
 
-async def _merge_resumed(session: AsyncSession, turn: _Turn, answer: str, quotes: list[dict[str, Any]],
-                         usage: Usage | None, model: str, interactive: dict[str, Any] | None,
+async def _merge_resumed(session: AsyncSession, turn: _Turn, answer: str, value: list[Any],
+                         quotes: list[dict[str, Any]], usage: Usage | None, model: str,
+                         interactive: dict[str, Any] | None,
                          response_data: list[Any], custom_feedbacks: list[Any], variables: dict[str, Any]) -> bool:
     """Append a resumed run to the chat's paused answer; False when there is none any more (deleted
     meanwhile: the turn is then stored as a new question and answer)."""
@@ -350,7 +357,7 @@ async def _merge_resumed(session: AsyncSession, turn: _Turn, answer: str, quotes
     if paused is None or paused.interactive is None:
         return False
     before = stored_value(paused.content, paused.interactive, paused.value)
-    paused.value = resumed_value(before, turn.question, answer, interactive)
+    paused.value = resumed_value(before, turn.question, value)
     paused.content = "\n".join(part for part in (paused.content, answer) if part)
     paused.interactive = interactive  # the run's new pause, if it paused again; else nothing is pending
     paused.response_data = [*(paused.response_data or []), *response_data]

@@ -1,4 +1,8 @@
-"""An answer as FastGPT stores it: a list of value items (``text``, ``interactive``) in order.
+"""An answer as FastGPT stores it: a list of value items (``text``, ``tool``, ``interactive``) in order.
+
+A tools node's calls sit between the answer's text items where they happened: the calls one model answer
+made form one ``tool`` item whose ``tools`` list each call (``id``, ``toolName``, ``toolAvatar``,
+``functionName``, ``params``, ``response``), as FastGPT's GPTMessages2Chats builds them.
 
 A run that pauses for the user (userSelect, formInput) ends its answer with an ``interactive`` item; the
 message that answers it resumes the run, and FastGPT merges the resumed run into the same answer: the
@@ -11,6 +15,8 @@ from __future__ import annotations
 import copy
 import json
 from typing import Any
+
+from zhiku.apps.workflow.events import ToolActivity
 
 
 def text_item(content: str) -> dict[str, Any]:
@@ -25,10 +31,67 @@ def answer_value(text: str, interactive: dict[str, Any] | None) -> list[dict[str
     return items
 
 
+class AnswerItems:
+    """The value items of one run's answer, built from its events as they arrive: adjacent answer text
+    in one ``text`` item, each model answer's tool calls in one ``tool`` item (a call's arguments and
+    response filled in as they stream), in the order they happened."""
+
+    def __init__(self) -> None:
+        self._items: list[dict[str, Any]] = []
+        self._calls: dict[str, dict[str, Any]] = {}
+        self._open_round = False  # the last item holds calls of a model answer whose tools have not run yet
+
+    def add_text(self, text: str) -> None:
+        if not text:
+            return
+        self._open_round = False
+        last = self._items[-1] if self._items else None
+        if last is not None and last["type"] == "text":
+            last["text"]["content"] += text
+        else:
+            self._items.append(text_item(text))
+
+    def add_tool(self, activity: ToolActivity) -> None:
+        if activity.event == "toolCall":
+            call = {"id": activity.call_id, "toolName": activity.tool_name, "toolAvatar": activity.tool_avatar,
+                    "functionName": activity.function_name, "params": activity.params, "response": ""}
+            self._calls[activity.call_id] = call
+            if not self._open_round:
+                self._items.append({"type": "tool", "tools": []})
+                self._open_round = True
+            self._items[-1]["tools"].append(call)
+            return
+        call = self._calls.get(activity.call_id)
+        if call is None:
+            return
+        if activity.event == "toolParams":
+            call["params"] += activity.params
+        elif activity.event == "toolResponse":
+            call["response"] = activity.response
+            self._open_round = False  # the answer's tools run: a later call belongs to the next answer
+
+    def value(self, interactive: dict[str, Any] | None) -> list[dict[str, Any]]:
+        """The items so far, then the interaction the run paused on."""
+        items = copy.deepcopy(self._items)
+        if interactive is not None:
+            items.append({"type": "interactive", "interactive": interactive})
+        return items
+
+
+def without_tools(value: list[Any]) -> list[Any]:
+    """An answer's items without its tool calls (what a share link that hides node status shows)."""
+    return [item for item in value if not (isinstance(item, dict) and item.get("type") == "tool")]
+
+
 def stored_value(content: str, interactive: dict[str, Any] | None, value: list[Any] | None) -> list[Any]:
     """An answer's value items; answers stored before the list was kept are rebuilt from their text and
     pending interaction."""
     return list(value) if value is not None else answer_value(content, interactive)
+
+
+def message_value(role: str, content: str, interactive: dict[str, Any] | None, value: list[Any] | None) -> list[Any]:
+    """A stored message's value items: an answer's as stored, a question as its one text item."""
+    return stored_value(content, interactive, value) if role == "assistant" else [text_item(content)]
 
 
 def answered(interactive: dict[str, Any], reply: str) -> dict[str, Any]:
@@ -56,14 +119,13 @@ def answered(interactive: dict[str, Any], reply: str) -> dict[str, Any]:
     return done
 
 
-def resumed_value(value: list[Any], reply: str, text: str,
-                  interactive: dict[str, Any] | None) -> list[Any]:
+def resumed_value(value: list[Any], reply: str, added: list[Any]) -> list[Any]:
     """``value`` (an answer that paused) with the reply recorded in its last interaction and the resumed
-    run's items appended."""
+    run's items (``added``) appended."""
     merged = list(value)
     for i in range(len(merged) - 1, -1, -1):
         item = merged[i]
         if isinstance(item, dict) and item.get("type") == "interactive" and isinstance(item.get("interactive"), dict):
             merged[i] = {**item, "interactive": answered(item["interactive"], reply)}
             break
-    return merged + answer_value(text, interactive)
+    return merged + added

@@ -20,8 +20,8 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from zhiku.apps.chat_access import owned
-from zhiku.apps.chat_values import stored_value, text_item
+from zhiku.apps.chat_access import may_continue, owned
+from zhiku.apps.chat_values import message_value, without_tools
 from zhiku.apps.service import load_app
 from zhiku.apps.share_links import public_response_data
 from zhiku.auth.service import Principal
@@ -56,6 +56,7 @@ class StoredItem:
     content: str
     quotes: list[dict[str, Any]]
     feedback: str | None
+    value: list[Any] = field(default_factory=list)  # an answer's FastGPT value items (text, tool calls)
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class StoredChat:
     variables: dict[str, Any]
     items: list[StoredItem]
     metadata: dict[str, Any] = field(default_factory=dict)
+    someone_elses: bool = False  # the chat id is another member's chat (shown empty; not to be continued)
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,7 @@ class ChatRecord:
     response_data: list[dict[str, Any]] = field(default_factory=list)
     custom_feedbacks: list[Any] = field(default_factory=list)
     admin_feedback: dict[str, Any] | None = None
-    value: list[Any] = field(default_factory=list)  # an answer's FastGPT value items (text, interactive)
+    value: list[Any] = field(default_factory=list)  # an answer's FastGPT value items (text, tool, interactive)
 
 
 @dataclass(frozen=True)
@@ -127,17 +129,21 @@ async def list_chats(session: AsyncSession, principal: Principal, app_id: int, *
 
 
 async def load_chat(session: AsyncSession, principal: Principal, app_id: int, chat_id: str) -> StoredChat:
-    """The chat's variables and its questions and answers in order (an unknown chat id is a new chat)."""
+    """The chat's variables and its questions and answers in order (an unknown chat id is a new chat; a
+    chat the caller may not see is empty and says it is someone else's)."""
     await load_app(session, principal, app_id)
     chat = (await session.execute(select(Chat).where(Chat.chat_id == chat_id, *owned(principal, app_id)))
             ).scalar_one_or_none()
     if chat is None:
-        return StoredChat(title="", variables={}, items=[])
+        return StoredChat(title="", variables={}, items=[],
+                          someone_elses=not await may_continue(session, principal, app_id, chat_id))
     rows = await session.execute(select(ChatItem.id, ChatItem.role, ChatItem.content, ChatItem.quotes,
-                                        ChatItem.feedback).where(ChatItem.chat_pk == chat.id).order_by(ChatItem.id))
+                                        ChatItem.feedback, ChatItem.interactive, ChatItem.value)
+                                 .where(ChatItem.chat_pk == chat.id).order_by(ChatItem.id))
     return StoredChat(title=chat.custom_title or chat.title, variables=dict(chat.variables or {}),
-                      items=[StoredItem(id=i, role=r, content=c, quotes=q or [], feedback=f)
-                             for i, r, c, q, f in rows.all()], metadata=dict(chat.meta or {}))
+                      items=[StoredItem(id=i, role=r, content=c, quotes=q or [], feedback=f,
+                                        value=message_value(r, c, pending, value))
+                             for i, r, c, q, f, pending, value in rows.all()], metadata=dict(chat.meta or {}))
 
 
 async def update_chat(session: AsyncSession, principal: Principal, app_id: int, chat_id: str, *,
@@ -183,16 +189,18 @@ def _record(item: ChatItem, share_view: Principal) -> ChatRecord:
     response_data = list(item.response_data or [])
     quotes = list(item.quotes or [])
     admin_feedback = item.admin_feedback
+    value = message_value(item.role, item.content, item.interactive, item.value)
     if share_view.share is not None:  # what the link shows (FastGPT's filterPublicNodeResponseData)
         response_data = public_response_data(response_data, response_detail=share_view.share.response_detail)
         if not share_view.share.response_detail:
             quotes, admin_feedback = [], None
+        if not share_view.share.show_node_status:  # the link withholds tool events: and the stored calls
+            value = without_tools(value)
     return ChatRecord(id=item.id, data_id=item.data_id or str(item.id), role=item.role, content=item.content,
                       created_at=item.created_at, quotes=quotes, feedback=item.feedback,
                       feedback_text=item.feedback_text, response_data=response_data,
                       custom_feedbacks=list(item.custom_feedbacks or []), admin_feedback=admin_feedback,
-                      value=stored_value(item.content, item.interactive, item.value) if item.role == "assistant"
-                      else [text_item(item.content)])
+                      value=value)
 
 
 async def list_records(session: AsyncSession, principal: Principal, app_id: int, chat_id: str, *,
