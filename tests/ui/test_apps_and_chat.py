@@ -13,9 +13,9 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.conftest import unique
+from tests.conftest import login, unique
 from tests.integration.helpers import add_text, create_dataset
-from tests.ui.conftest import PageProblems, log_in
+from tests.ui.conftest import PageProblems, log_in, new_context, set_language
 from zhiku.testing.fake_upstream import FakeUpstream
 from zhiku.testing.server import ServerThread
 
@@ -432,3 +432,95 @@ def test_the_apps_list_is_paged(logged_in: Page, api: httpx.Client) -> None:
     expect(page.locator(".pager-position")).to_have_text(f"Page {pages} of {pages} ({len(every)} in all)")
     for app_id in made:
         assert api.delete(f"/api/apps/{app_id}").status_code == 204
+
+
+def tools_app(api: httpx.Client) -> int:
+    """The tools workflow app of the integration tests (tools: an HTTP lookup, a greeting text template,
+    a stop tool)."""
+    graph = json.loads((WORKFLOWS / "tools_agent.json").read_text(encoding="utf-8"))
+    r = api.post("/api/apps/import", params={"name": unique("tools")}, json=graph)
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+def expect_greeting_call(page: Page, name: str) -> None:
+    """Answer 1: text, the greeting tool's call with its arguments and its real output as text, text."""
+    body = answer(page).locator(".answer-body")
+    expect(body.locator("> *")).to_have_count(3)
+    assert body.evaluate("e => [...e.children].map(c => c.className)") == ["answer-text", "tool-call", "answer-text"]
+    expect(body.locator(".answer-text").first).to_have_text("Let me greet them. ")
+    expect(body.locator(".answer-text").last).to_have_text("Done: greeted them.(city checked: )")
+    call = body.locator(".tool-call")
+    expect(call.locator("summary")).to_contain_text("Greeting writer")
+    expect(call.locator(".tool-call-response")).to_be_hidden()  # closed until opened
+    call.locator("summary").click()
+    expect(call.locator(".tool-call-params")).to_have_text(json.dumps({"name": name}))
+    expect(call.locator(".tool-call-response")).to_have_text(f"Hello, {name}! (warm)")  # the text template's output
+    expect(call.locator(".tool-call-running")).to_be_hidden()
+    assert call.locator("b, img").count() == 0  # the model's arguments and the tool's output stay text
+
+
+def test_tool_calls_show_in_the_answer_while_streaming_and_after_reload(logged_in: Page, api: httpx.Client,
+                                                                       fake: FakeUpstream, dialogs: list[str],
+                                                                       shoot) -> None:
+    page = logged_in
+    app_id = tools_app(api)
+    name = f"<b>Ana</b> {HOSTILE}"
+    page.goto(f"/chat/{app_id}")
+    fake.tool_call("greet", {"name": name}, call_id="call_g", content="Let me greet them. ")
+    fake.reply("Done: greeted them.", chunk_size=2, chunk_delay_s=0.3)
+    ask(page, "Greet Ana")
+    # the call is shown while the answer still streams, its output already there
+    response = answer(page).locator(".tool-call .tool-call-response")
+    expect(response).to_have_text(f"Hello, {name}! (warm)", use_inner_text=False)
+    assert page.locator("#stop").is_visible()
+    wait_answered(page)
+    expect_greeting_call(page, name)
+    second = fake.requests[-1].json["messages"][-1]
+    assert second == {"role": "tool", "tool_call_id": "call_g", "content": f"Hello, {name}! (warm)"}
+    chat_id = page.url.rsplit("/", 1)[1]
+    [stored] = answers_stored(api, app_id, chat_id)
+    assert [v["type"] for v in stored["value"]] == ["text", "tool", "text"]
+
+    page.reload()  # the stored answer: the same blocks, from the chat record
+    expect_greeting_call(page, name)
+    shoot(page, "chat-tools")
+    assert dialogs == []
+
+
+def test_another_members_chat_says_it_is_someone_elses(browser: Browser, ui_server: ServerThread,
+                                                       api: httpx.Client, fake: FakeUpstream) -> None:
+    app_id = new_app_named(api, unique("shared-app"))
+    members = []
+    for _ in range(2):
+        username = unique("member")
+        r = api.post("/api/users", json={"username": username, "password": "member-password-1", "role": "member"})
+        assert r.status_code == 201, r.text
+        members.append(username)
+    owner = login(ui_server.base_url, members[0], "member-password-1")
+    chat_id = unique("bobs-chat")
+    fake.reply("Monthly.")
+    r = owner.post("/api/v1/chat/completions", json={"appId": app_id, "chatId": chat_id,
+                                                     "messages": [{"role": "user", "content": "How often?"}]})
+    assert r.status_code == 200, r.text
+    owner.close()
+    problems = PageProblems()
+    context = new_context(browser, ui_server.base_url)
+    problems.watch(context)
+    try:
+        page = context.new_page()
+        log_in(page, members[1], "member-password-1")
+        page.goto(f"/chat/{app_id}/{chat_id}")
+        expect(page.locator("body")).to_have_attribute("data-chat-ready", "true")
+        said = "This chat belongs to someone else. Start a new chat."
+        expect(answer(page).locator(".answer-error")).to_have_text(f"Error: {said}")
+        expect(page.locator("#messages")).not_to_contain_text("How often?")
+        ask(page, "What did they ask?")  # the server refuses it (403 chat_forbidden): the same words
+        wait_answered(page)
+        expect(answer(page, 2).locator(".answer-error")).to_have_text(f"Error: {said}")
+        set_language(page, "zh-CN")
+        expect(answer(page).locator(".answer-error")).to_have_text("出错了： 此对话属于其他人，请新建对话。")
+    finally:
+        context.close()
+    assert not problems.csp_violations, problems.csp_violations
+    assert "What did they ask?" not in json.dumps(fake.last_request.json)

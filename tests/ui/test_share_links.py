@@ -23,6 +23,7 @@ from tests.ui.test_apps_and_chat import (
     continue_the_chat,
     expect_answer,
     new_app,
+    tools_app,
     wait_answered,
 )
 from zhiku.auth.service import SESSION_COOKIE
@@ -193,6 +194,31 @@ def test_a_link_without_details_shows_no_quotes_and_stops(api: httpx.Client, man
         wait_answered(page)
         expect(answer(page, 2).locator(".answer-status")).to_have_text("Stopped.")
         assert answer(page, 2).locator(".answer-text").text_content().startswith("Desc")
+
+
+def test_a_link_shows_tool_calls_only_with_node_status(api: httpx.Client, browser: Browser,
+                                                      ui_server: ServerThread, fake: FakeUpstream) -> None:
+    app_id = tools_app(api)
+    for show in (True, False):
+        path = share_link(api, app_id, showNodeStatus=show)
+        with visitor(browser, ui_server) as page:
+            page.goto(path)
+            fake.tool_call("greet", {"name": "Ana"}, call_id="call_g")
+            fake.reply("Greeted.")
+            ask(page, "Greet Ana")
+            wait_answered(page)
+            page.wait_for_url(f"**{path}?chatId=*")
+            for shown in ("streamed", "reopened"):
+                expect(answer(page).locator(".answer-text").last).to_have_text("Greeted.(city checked: )")
+                calls = answer(page).locator(".tool-call")
+                if show:
+                    expect(calls).to_have_count(1)
+                    expect(calls.locator(".tool-call-response")).to_have_text("Hello, Ana! (warm)",
+                                                                              use_inner_text=False)
+                else:  # the link withholds the events and the stored calls
+                    expect(calls).to_have_count(0)
+                if shown == "streamed":
+                    page.reload()
 
 
 @pytest.mark.parametrize("lang", ["en", "zh-CN"])

@@ -53,7 +53,7 @@ async def _page(request: Request, session: AsyncSession, principal: Principal, a
     stored = await history.load_chat(session, principal, app_id, chat_id)
     chats, total = await history.list_chats(session, principal, app_id, limit=HISTORY_PAGE)
     data = {"appId": app.id, "chatId": chat_id, "variables": stored.variables,
-            "items": [dataclasses.asdict(item) for item in stored.items]}
+            "items": [dataclasses.asdict(item) for item in stored.items], "someoneElses": stored.someone_elses}
     return render(request, "chat/chat.html", app=app, chat_id=chat_id, items=stored.items, chat_data=data,
                   chats=chats, total=total, offset=0, page_size=HISTORY_PAGE, saved_event=CHAT_SAVED)
 

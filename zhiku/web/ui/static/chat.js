@@ -1,7 +1,9 @@
 // The chat page: asks the app's chat API itself (POST /api/v1/chat/completions, stream + detail) and shows
-// the answer as it streams; citations under each answer with the [n] markers linked to them; stop, copy and
-// good/bad feedback; the conversation stored under the page's chat id. Everything the model or a document
-// wrote is set with textContent only (CSS keeps the line breaks).
+// the answer as it streams, with each tool call (the toolCall / toolParams / toolResponse events, or the
+// stored answer's `tool` value items) as a collapsible block where it happened in the answer; citations under
+// each answer with the [n] markers linked to them; stop, copy and good/bad feedback; the conversation stored
+// under the page's chat id. Everything the model, a tool or a document wrote is set with textContent only
+// (CSS keeps the line breaks).
 //
 // Who asks is the page's backend: a login (the session cookie and the CSRF header; history, feedback and the
 // stored chat through the chat pages' own routes, the history list drawn by htmx) or, on a share link's page,
@@ -67,22 +69,74 @@ function addQuestion(text) {
   return item;
 }
 
-/** An empty answer: its text, its status line, and a place for citations and tools. */
+/** An empty answer: its status line, its body (text parts with the tool calls between them), and a place
+ *  for citations and tools. */
 function addAnswer() {
   answerCount += 1;
   const item = node("li", "message message-assistant");
   item.dataset.answer = String(answerCount);
   const bubble = node("div", "bubble");
   const status = node("div", "answer-status muted");
-  const body = node("div", "answer-text");
+  const body = node("div", "answer-body");
   bubble.append(status, body);
   item.append(node("div", "message-role offscreen", t("chat.assistant")), bubble);
   messages.append(item);
-  return { item, bubble, status, body, number: answerCount };
+  return { item, bubble, status, body, number: answerCount, calls: new Map() };
 }
 
-/** The answer's text with each [n] that names a quote made a link to that citation. */
-function showAnswerText(answer, text, quotes) {
+/** Text at the end of the answer: its last text part grows, or a new part starts after a tool call. */
+function appendText(answer, text) {
+  let part = answer.body.lastElementChild;
+  if (!part?.classList.contains("answer-text")) {
+    part = node("div", "answer-text");
+    answer.body.append(part);
+  }
+  if (part.lastChild?.nodeType === Node.TEXT_NODE) part.lastChild.appendData(text);
+  else part.append(document.createTextNode(text));
+}
+
+/** A tool call as a closed block: the tool's name, then its arguments and its response (text only). */
+function addToolCall(answer, tool) {
+  const block = node("details", "tool-call");
+  const summary = node("summary");
+  summary.append(node("span", "tool-call-label", t("chat.tool_call")),
+                 node("span", "tool-call-name", tool.toolName || tool.functionName || ""),
+                 node("span", "tool-call-running muted", t("chat.tool_running")));
+  const params = node("pre", "tool-call-params", tool.params || "");
+  const response = node("pre", "tool-call-response", tool.response || "");
+  block.append(summary, node("div", "tool-call-heading", t("chat.tool_arguments")), params,
+               node("div", "tool-call-heading", t("chat.tool_response")), response);
+  const last = answer.body.lastElementChild; // an empty text part (the streaming cursor) stays last
+  if (last?.classList.contains("answer-text") && !last.textContent) last.before(block);
+  else answer.body.append(block);
+  answer.calls.set(tool.id, { block, params, response });
+  return block;
+}
+
+/** A toolCall / toolParams / toolResponse event: a new block, more of its arguments, or its response. */
+function showToolEvent(answer, name, tool) {
+  if (!tool) return;
+  if (name === "toolCall") {
+    addToolCall(answer, tool).classList.add("running");
+    return;
+  }
+  const call = answer.calls.get(tool.id);
+  if (!call) return;
+  if (name === "toolParams") {
+    call.params.append(document.createTextNode(tool.params || ""));
+  } else {
+    call.response.textContent = tool.response || "";
+    call.block.classList.remove("running");
+  }
+}
+
+/** The answer's text parts with each [n] that names a quote made a link to that citation. */
+function linkCitations(answer, quotes) {
+  for (const part of answer.body.querySelectorAll(".answer-text")) linkPart(answer, part, quotes);
+}
+
+function linkPart(answer, part, quotes) {
+  const text = part.textContent;
   const parts = [];
   let last = 0;
   for (const match of text.matchAll(/\[(\d{1,3})\]/g)) {
@@ -100,7 +154,7 @@ function showAnswerText(answer, text, quotes) {
     last = match.index + match[0].length;
   }
   parts.push(document.createTextNode(text.slice(last)));
-  answer.body.replaceChildren(...parts);
+  part.replaceChildren(...parts);
 }
 
 function openCitation(number, index) {
@@ -198,15 +252,20 @@ async function sendFeedback(answer, tools, button) {
   status.textContent = t("chat.feedback_saved");
 }
 
-/** A stored answer (a continued chat), shown like a finished streamed one. */
+/** A stored answer (a continued chat), shown like a finished streamed one: its value items in order (text
+ *  and tool calls; an answer stored before it had them, its text). */
 function showStored(item) {
   const answer = addAnswer();
   const quotes = item.quotes || [];
+  const value = item.value?.length ? item.value : [{ type: "text", text: { content: item.content || "" } }];
+  for (const entry of value) {
+    if (entry.type === "text" && entry.text?.content) appendText(answer, entry.text.content);
+    else if (entry.type === "tool") for (const tool of entry.tools || []) addToolCall(answer, tool);
+  }
   if (item.content) {
-    showAnswerText(answer, item.content, quotes);
-  } else {
-    answer.body.textContent = t("chat.no_answer");
-    answer.body.classList.add("muted");
+    linkCitations(answer, quotes);
+  } else if (!answer.calls.size) {
+    answer.body.append(node("div", "answer-text muted", t("chat.no_answer")));
   }
   showCitations(answer, quotes);
   showTools(answer, item.content, item.id, item.feedback);
@@ -294,8 +353,7 @@ async function ask(text) {
   const answer = addAnswer();
   answer.item.classList.add("streaming");
   answer.status.textContent = t("chat.thinking");
-  const streamed = document.createTextNode("");
-  answer.body.append(streamed);
+  appendText(answer, ""); // the part the text streams into (the cursor shows there)
   answer.item.scrollIntoView({ block: "end" });
   const controller = new AbortController();
   const answerId = randomId();
@@ -320,13 +378,15 @@ async function ask(text) {
           answer.status.textContent = t(NODE_STATUS[event.name] || "chat.thinking");
         } else if (name === "error") {
           failure = failureText(event, event.message || t("chat.no_answer"));
+        } else if (name === "toolCall" || name === "toolParams" || name === "toolResponse") {
+          showToolEvent(answer, name, event.tool);
         } else if (name === "flowResponses") {
           quotes = quotesOf(event);
-        } else if (name === "answer" || name === null) {
+        } else if (name === "answer" || name === "fastAnswer" || name === null) { // fastAnswer: a fixed reply
           const delta = event.choices?.[0]?.delta?.content;
           if (delta) {
             answerText += delta;
-            streamed.appendData(delta);
+            appendText(answer, delta);
           }
         }
       }
@@ -337,7 +397,8 @@ async function ask(text) {
   }
   answer.item.classList.remove("streaming");
   answer.status.textContent = stopped ? t("chat.stopped") : "";
-  if (answerText) showAnswerText(answer, answerText, quotes);
+  for (const call of answer.calls.values()) call.block.classList.remove("running"); // stopped or failed meanwhile
+  if (answerText) linkCitations(answer, quotes);
   showCitations(answer, quotes);
   if (failure) showError(answer, failure);
   else if (!answerText && !stopped) showError(answer, t("chat.no_answer"));
@@ -375,6 +436,10 @@ async function showStoredChat() {
     if (stored.items.length) {
       welcome.hidden = true;
       messages.lastElementChild?.scrollIntoView({ block: "end" });
+    }
+    if (data.someoneElses) { // another member's chat: shown empty by the server, and not to be continued
+      welcome.hidden = true;
+      showError(addAnswer(), t("chat.failure.chat_forbidden"));
     }
   } catch (error) {
     showPageError(error.body ? failureText(error.body, error.message) : t("chat.network_error"));

@@ -168,6 +168,7 @@ export function shareBackend(data) {
         id: record.dataId,
         role: record.obj === "Human" ? "user" : "assistant",
         content: (record.value || []).filter((v) => v.type === "text").map((v) => v.text.content).join(""),
+        value: record.value || [], // text and tool calls in order (none when the link hides node status)
         quotes: record.totalQuoteList || [],
         feedback: record.userGoodFeedback ? "good" : record.userBadFeedback ? "bad" : null,
       }));
