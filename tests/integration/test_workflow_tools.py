@@ -41,6 +41,14 @@ def script_weather_and_greeting(fake) -> None:
     fake.reply(ANSWER)
 
 
+def text_of(body: dict[str, Any]) -> str:
+    """A whole answer's text: with detail an answer with tool calls is FastGPT's item list."""
+    content = body["choices"][0]["message"]["content"]
+    if isinstance(content, str):
+        return content
+    return "".join(item["text"]["content"] for item in content if item["type"] == "text")
+
+
 def tools_item(response_data: list[dict[str, Any]]) -> dict[str, Any]:
     return next(r for r in response_data if r["moduleType"] == "tools")
 
@@ -110,7 +118,11 @@ def test_tools_without_stream_return_response_data_with_the_calls(private_server
     key = app_key(private_client, "tools_agent")
     script_weather_and_greeting(fake)
     body = chat(private_server, key, "Weather in Lisbon, and greet Ana", detail=True, variables={"base": target})
-    assert body["choices"][0]["message"]["content"] == ANSWER + AFTER
+    # with detail an answer of several items is FastGPT's item list: the calls, then the text
+    content = body["choices"][0]["message"]["content"]
+    assert [item["type"] for item in content] == ["tool", "text"], content
+    assert [c["functionName"] for c in content[0]["tools"]] == ["weather", "greet"]
+    assert content[1] == {"type": "text", "text": {"content": ANSWER + AFTER}}
     assert_model_saw_the_tools_and_their_results(fake)
     assert all(r.json["stream"] is False for r in fake.requests)
     agent = tools_item(body["responseData"])
@@ -343,7 +355,7 @@ def test_mcp_tools_of_a_tool_set_and_a_single_tool_are_called(private_server, pr
                      {"name": "shouter", "arguments": {"text": "hi there"}, "id": "call_shout"}])
     fake.reply("2 + 3 = 5, and HI THERE")
     body = chat(private_server, key, "Add 2 and 3, then shout hi there", detail=True)
-    assert body["choices"][0]["message"]["content"] == "2 + 3 = 5, and HI THERE"
+    assert text_of(body) == "2 + 3 = 5, and HI THERE"
     first, second = (r.json for r in fake.requests)
     offered = {t["function"]["name"]: t["function"] for t in first["tools"]}
     assert list(offered) == ["calc0", "calc1", "shouter"]
@@ -374,7 +386,7 @@ def test_an_mcp_error_reaches_the_model_as_the_tool_result(private_server, priva
     fake.tool_call("shouter", {"text": "x"}, call_id="call_bad")
     fake.reply("The shouter is broken.")
     body = chat(private_server, key, "shout x", detail=True)
-    assert body["choices"][0]["message"]["content"] == "The shouter is broken."
+    assert text_of(body) == "The shouter is broken."
     message = next(m for m in fake.requests[1].json["messages"] if m["role"] == "tool")
     assert message["tool_call_id"] == "call_bad" and message["content"].startswith("error: ")
     assert "401" in message["content"]

@@ -112,6 +112,8 @@ class TurnDone:
     duration_s: float = 0.0
     interactive: dict[str, Any] | None = None
     custom_feedbacks: list[str] = field(default_factory=list)
+    # FastGPT's value items of the answer, as stored: text, tool calls and the pending interaction in order.
+    value: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -181,7 +183,7 @@ async def run_chat_turn(deps: ChatDeps, principal: Principal,
                        finish_reason=finished.finish_reason, usage=finished.usage,
                        response_data=finished.response_data, new_variables=finished.new_variables,
                        duration_s=finished.duration_s, interactive=finished.interactive,
-                       custom_feedbacks=finished.custom_feedbacks)
+                       custom_feedbacks=finished.custom_feedbacks, value=items.value(finished.interactive))
     finally:
         if parts or (finished is not None and finished.error is None):  # a turn failed before any answer: not kept
             model = (finished.model if finished is not None else None) or turn.model

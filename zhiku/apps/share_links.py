@@ -43,6 +43,7 @@ from sqlalchemy import case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from zhiku.apps.chat import ChatEvent, TurnDone, TurnFailed
+from zhiku.apps.chat_values import without_tools
 from zhiku.apps.service import load_app
 from zhiku.apps.workflow.events import NodeResponse, NodeStatus, ToolActivity
 from zhiku.auth.service import Principal, ShareGrant
@@ -380,6 +381,8 @@ async def shared_turn(sessions: async_sessionmaker[AsyncSession], grant: ShareGr
                     _pending_reports.add(task)
                     task.add_done_callback(_pending_reports.discard)
                 event = replace(event, response_data=public_response_data(full, response_detail=grant.response_detail))
+                if isinstance(event, TurnDone) and not grant.show_node_status:
+                    event = replace(event, value=without_tools(event.value))
             yield event
 
 

@@ -186,14 +186,22 @@ async def _whole(head: list[ChatEvent], events: AsyncIterator[ChatEvent], body: 
     }
     if isinstance(end, TurnFailed):
         response["error"] = openai_body(end.error)["error"]
-    if isinstance(end, TurnDone) and end.interactive is not None and body.detail:
-        response["choices"][0]["message"]["content"] = (
-            [{"type": "text", "text": {"content": content}}] if content else []) + \
-            [{"type": "interactive", "interactive": end.interactive}]
+    if isinstance(end, TurnDone) and body.detail and end.value and [i.get("type") for i in end.value] != ["text"]:
+        # FastGPT: with detail, an answer that is more than one text item (tool calls, an interaction) is
+        # its item list.
+        response["choices"][0]["message"]["content"] = [_cited_item(item, body.retain_dataset_cite)
+                                                        for item in end.value]
     if body.detail:
         response["responseData"] = end.response_data
         response["newVariables"] = end.new_variables
     return response
+
+
+def _cited_item(item: dict[str, Any], retain_cite: bool) -> dict[str, Any]:
+    if item.get("type") != "text":
+        return item
+    cites = CiteFilter(retain_cite)
+    return {**item, "text": {**item["text"], "content": cites.feed(item["text"]["content"]) + cites.flush()}}
 
 
 async def _encode(head: list[ChatEvent], rest: AsyncIterator[ChatEvent], body: ChatCompletionRequest,
