@@ -6,7 +6,9 @@ A real ``zhiku serve`` (embedded PostgreSQL, the bundled embedding model) in a t
 with 10,000 chunks made fast, not by embedding them: SciFact sentences copied into ``chunks`` with
 clustered unit vectors at the model's dimension and full-text postings written by the product's own
 indexer. The chunks sit in one large collection (9,000 chunks, so the chunk browser has a late page) and
-100 small ones (so the collections list is paged); 40 more knowledge bases page the datasets list.
+100 small ones (so the collections list is paged); 40 more knowledge bases page the datasets list, 40
+more apps the apps list. One app on the big dataset has 30 stored chats (answered by the extractive
+answerer) and a share link, for the chat pages; the gateway pages and users complete the set.
 
 Pages are a list (``PAGES``): another area adds its own entries, each a name and a function of the
 fixture (``Fixture``) that gives the request. Rounds are interleaved (every page once per round, after
@@ -51,6 +53,8 @@ CHUNKS = 10_000
 BIG_COLLECTION = 9_000
 SMALL_COLLECTIONS = 100
 EXTRA_DATASETS = 40
+EXTRA_APPS = 40
+CHATS = 30
 PASSWORD = "bench-ui-root-password"
 SEARCH_QUESTION = "What do T cells do in the immune response?"
 
@@ -64,6 +68,8 @@ class Fixture:
     big_collection_id: int
     late_page: int
     csrf: str
+    app_id: int
+    share_id: str
 
 
 @dataclass(frozen=True)
@@ -100,6 +106,15 @@ PAGES: list[Page] = [
         "POST", f"/datasets/{f.dataset_id}/search", htmx=True,
         form={"text": SEARCH_QUESTION, "mode": "mixed", "limit": "5000", "similarity": "0.4",
               "embedding_weight": "0.5", "csrf_token": f.csrf})),
+    Page("apps list", lambda f: Request("GET", "/apps")),
+    Page("app editor", lambda f: Request("GET", f"/apps/{f.app_id}")),
+    Page("app share links", lambda f: Request("GET", f"/apps/{f.app_id}/share")),
+    Page("chat page (30 chats)", lambda f: Request("GET", f"/chat/{f.app_id}")),
+    Page("share-link chat page", lambda f: Request("GET", f"/chat/share/{f.share_id}")),
+    Page("gateway dashboard", lambda f: Request("GET", "/gateway")),
+    Page("gateway logs", lambda f: Request("GET", "/gateway/logs")),
+    Page("gateway tokens", lambda f: Request("GET", "/gateway/tokens")),
+    Page("users", lambda f: Request("GET", "/users")),
 ]
 
 
@@ -221,10 +236,20 @@ def run(server: ServerThread, settings: Settings, rounds: int, seed: int) -> Non
         for n in range(EXTRA_DATASETS):
             api.post("/api/datasets", json={"name": f"other-{n:02d}"}).raise_for_status()
         dataset = api.post("/api/datasets", json={"name": "handbooks", "description": "10k chunks"}).json()
+        for n in range(EXTRA_APPS):
+            api.post("/api/apps", json={"name": f"app-{n:02d}"}).raise_for_status()
+        app = api.post("/api/apps", json={"name": "helpdesk", "datasetIds": [dataset["id"]]}).json()
+        r = api.post("/api/support/outLink/create", json={"appId": str(app["id"]), "name": "public"})
+        r.raise_for_status()
+        share_id = r.json()["data"]
     print(f"loading {CHUNKS} chunks…", flush=True)
     started = time.perf_counter()
     big = asyncio.run(load_chunks(settings, dataset["id"], seed))
     print(f"loaded in {time.perf_counter() - started:.1f}s", flush=True)
+    with httpx.Client(base_url=server.base_url, timeout=120, headers=api.headers) as api:
+        for n in range(CHATS):  # the extractive answerer (no chat model here): a search over the 10k chunks each
+            api.post("/api/v1/chat/completions", json={"appId": app["id"], "chatId": f"bench-{n:02d}", "messages": [
+                {"role": "user", "content": SEARCH_QUESTION}]}).raise_for_status()
     with httpx.Client(base_url=server.base_url, timeout=60, cookies={"zhiku_session": token}) as client:
         page = client.get(f"/datasets/{dataset['id']}/search")
         found = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page.text) or re.search(
@@ -232,7 +257,8 @@ def run(server: ServerThread, settings: Settings, rounds: int, seed: int) -> Non
         if found is None:
             raise SystemExit("no CSRF token in the dataset page: is the UI installed?")
         fixture = Fixture(base_url=server.base_url, dataset_id=dataset["id"], big_collection_id=big,
-                          late_page=-(-BIG_COLLECTION // 20), csrf=found.group(1))
+                          late_page=-(-BIG_COLLECTION // 20), csrf=found.group(1), app_id=app["id"],
+                          share_id=share_id)
         requests = [(p, p.request(fixture)) for p in PAGES]
         for _ in range(3):  # warm-up: templates compiled, connections pooled, the model's first call done
             for _, request in requests:
