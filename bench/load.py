@@ -44,6 +44,7 @@ from zhiku.testing.server import free_port  # noqa: E402
 
 EVAL = ROOT.parent / "shared" / "data" / "eval" / "scifact"
 PASSWORD = "bench-load-password"
+SERVER_LOG = Path(tempfile.gettempdir()) / "zhiku-load-serve.log"
 HANZI = "的一是不了人我在有他这中大来上国个到说们为子和你地出道也时年得就那要下以生会自着去之过家学对可她里后小么心多天"
 
 
@@ -108,7 +109,7 @@ class Server:
         env.update(ZHIKU_DATA_DIR=str(data), DEFAULT_ROOT_PSW=PASSWORD, ZHIKU_LOG_LEVEL="warning",
                    OPENAI_BASE_URL=model_url, CHAT_API_KEY="sk-fake", ZHIKU_CHAT_MODEL="fake-chat")
         self.pg_dir = data / "pg"
-        self.log = (data.parent / "serve.log").open("w")
+        self.log = SERVER_LOG.open("w")  # outside the run's temporary folder, so it outlives the run
         self.proc = subprocess.Popen([sys.executable, "-m", "zhiku", "serve", "--port", str(self.port)],
                                      env=env, stdout=self.log, stderr=subprocess.STDOUT)
 
@@ -335,7 +336,7 @@ async def main_async(args: argparse.Namespace) -> int:
         finally:
             server.stop()
     failed = sum(sum(p.errors.values()) for p in phases)
-    print(f"\nerrors in total: {failed} (the goal: 0)")
+    print(f"\nerrors in total: {failed} (the goal: 0); the server's log: {SERVER_LOG}")
     return 1 if failed else 0
 
 

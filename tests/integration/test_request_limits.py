@@ -110,6 +110,18 @@ def test_a_burst_of_long_questions_beyond_the_lane_queue_is_refused_at_once(serv
     assert max(took for *_, took in refused) < max(answered), results
 
 
+@pytest.mark.parametrize("text", [
+    "Does vitamin D supplementation reduce the risk of respiratory infections in elderly adults? " * 3,
+    "绿茶用八十度的水泡两分钟，红茶要用沸水。" * 12,
+    "Zhiku 知库 imports PDF, Word 和 Excel 文件 and answers with citations. " * 6,
+])
+def test_the_lane_s_token_estimate_is_near_the_model_s_own_count(embedders, text: str) -> None:
+    """Which lane a question takes is decided without the tokenizer; the estimate stays within a factor
+    of two of the bundled model's count for English, Chinese and mixed text."""
+    real = embedders.get().count_tokens(text)
+    assert real / 2 <= search.estimated_tokens(text) <= real * 2, (search.estimated_tokens(text), real)
+
+
 def _timed(call) -> float:
     started = time.perf_counter()
     response = call()

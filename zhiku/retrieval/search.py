@@ -77,10 +77,13 @@ async def _load_candidates(session: AsyncSession, ranked: Sequence[tuple[int, fl
             for rank, r in enumerate(result.all())]
 
 
-# A question longer than this embeds in the long-question lane: one at a time per server, so a burst of
-# maximal questions (each a 512-token forward pass, the better part of a second of both cores) queues
-# behind itself instead of in front of everyone's short questions, which share the model's run lock.
-LONG_QUERY_CHARS = 200
+# A question whose embedding costs more than this many tokens (estimated without the tokenizer, which
+# takes milliseconds on a long text: each non-ASCII character about one token, four ASCII characters
+# about one) embeds in the long-question lane: one at a time per server, so a burst of maximal
+# questions (each a 512-token forward pass, the better part of a second of both cores) queues behind
+# itself instead of in front of everyone's short questions, which share the model's run lock. A
+# 200-character English question (about 50 tokens) is short; 200 Chinese characters are long.
+LONG_QUERY_TOKENS = 128
 # At most this many long questions wait for the lane; one more is refused at once with 503
 # ``long_questions_busy`` and ``Retry-After`` instead of joining a queue that grows faster than it drains
 # (3 maximal questions a second on two busy cores) until its clients time out.
@@ -113,9 +116,14 @@ _long_query_lanes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LongQue
     weakref.WeakKeyDictionary()
 
 
+def estimated_tokens(text: str) -> int:
+    ascii_chars = len(text.encode("ascii", "ignore"))
+    return len(text) - ascii_chars + ascii_chars // 4
+
+
 async def _embed_query(embedders: EmbedderRegistry, model: str, query: str) -> Any:
     embed = embedders.get(model).embed
-    if len(query) <= LONG_QUERY_CHARS:
+    if estimated_tokens(query) <= LONG_QUERY_TOKENS:
         return (await asyncio.to_thread(embed, [query], "query"))[0]
     lane = _long_query_lanes.setdefault(asyncio.get_running_loop(), _LongQueryLane())
     return await lane.embed(embed, query)
