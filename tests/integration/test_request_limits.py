@@ -80,6 +80,13 @@ def test_a_burst_of_long_questions_beyond_the_lane_queue_is_refused_at_once(serv
     """Long questions embed one at a time; past the queue's bound one more gets a prompt 503 with
     Retry-After instead of waiting behind a queue that grows faster than it drains."""
     monkeypatch.setattr(search, "LONG_QUERY_QUEUE", 1)
+    cut = search.leading_tokens
+
+    def slow_cut(text: str, tokens: int) -> str:  # runs in the lane's thread: the lane stays busy a second
+        time.sleep(1.0)
+        return cut(text, tokens)
+
+    monkeypatch.setattr(search, "leading_tokens", slow_cut)
     rng = random.Random(11)
     questions = ["".join(rng.choice(HANZI) for _ in range(3000)) for _ in range(8)]
     fake.reply("答")
@@ -111,15 +118,18 @@ def test_a_burst_of_long_questions_beyond_the_lane_queue_is_refused_at_once(serv
 
 
 @pytest.mark.parametrize("text", [
-    "Does vitamin D supplementation reduce the risk of respiratory infections in elderly adults? " * 3,
+    "Does vitamin D supplementation reduce the risk of respiratory infections in elderly adults? " * 8,
     "绿茶用八十度的水泡两分钟，红茶要用沸水。" * 12,
-    "Zhiku 知库 imports PDF, Word 和 Excel 文件 and answers with citations. " * 6,
+    "Zhiku 知库 imports PDF, Word 和 Excel 文件 and answers with citations. " * 10,
 ])
 def test_the_lane_s_token_estimate_is_near_the_model_s_own_count(embedders, text: str) -> None:
     """Which lane a question takes is decided without the tokenizer; the estimate stays within a factor
     of two of the bundled model's count for English, Chinese and mixed text."""
     real = embedders.get().count_tokens(text)
     assert real / 2 <= search.estimated_tokens(text) <= real * 2, (search.estimated_tokens(text), real)
+    lead = search.leading_tokens(text, search.LONG_QUERY_TOKENS)
+    assert text.startswith(lead) and len(lead) < len(text)
+    assert search.LONG_QUERY_TOKENS - 4 <= search.estimated_tokens(lead) <= search.LONG_QUERY_TOKENS
 
 
 def _timed(call) -> float:
