@@ -115,6 +115,12 @@ class CiteFilter:
         held, self._held = self._held, ""
         return held if self.keep else CITE.sub("", held)
 
+    @classmethod
+    def whole(cls, text: str, keep: bool) -> str:
+        """A whole text at once, its markers removed unless ``keep``."""
+        cites = cls(keep)
+        return cites.feed(text) + cites.flush()
+
 
 @router.post("/api/v1/chat/completions", response_model=None)
 async def chat_completions(body: ChatCompletionRequest, http: Request, principal: ChatPrincipal, deps: ChatDepsDep,
@@ -175,8 +181,7 @@ async def _whole(head: list[ChatEvent], events: AsyncIterator[ChatEvent], body: 
     assert end is not None
     if isinstance(end, TurnFailed) and not end.answered:
         raise end.error
-    cites = CiteFilter(body.retain_dataset_cite)
-    content = cites.feed("".join(parts)) + cites.flush()
+    content = CiteFilter.whole("".join(parts), body.retain_dataset_cite)
     model = end.model if isinstance(end, TurnDone) else ""
     response: dict[str, Any] = {
         "id": completion_id, "object": "chat.completion", "created": created, "model": model,
@@ -200,8 +205,7 @@ async def _whole(head: list[ChatEvent], events: AsyncIterator[ChatEvent], body: 
 def _cited_item(item: dict[str, Any], retain_cite: bool) -> dict[str, Any]:
     if item.get("type") != "text":
         return item
-    cites = CiteFilter(retain_cite)
-    return {**item, "text": {**item["text"], "content": cites.feed(item["text"]["content"]) + cites.flush()}}
+    return {**item, "text": {**item["text"], "content": CiteFilter.whole(item["text"]["content"], retain_cite)}}
 
 
 async def _encode(head: list[ChatEvent], rest: AsyncIterator[ChatEvent], body: ChatCompletionRequest,
