@@ -23,6 +23,16 @@ def fixture(name: str) -> dict:
     return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
 
 
+def without_error_branch(name: str) -> dict:
+    """A fixture whose first three nodes are start → a node with an error branch → its answer, cut to
+    those three with the error branch off: the node's failure ends the run."""
+    graph = fixture(name)
+    graph["nodes"][1]["catchError"] = False
+    graph["edges"] = graph["edges"][:2]
+    graph["nodes"] = graph["nodes"][:3]
+    return graph
+
+
 def app_key(client: httpx.Client, name: str, graph: dict | None = None) -> str:
     r = client.post("/api/apps/import", params={"name": unique(name)}, json=graph or fixture(f"{name}.json"))
     assert r.status_code == 201, r.text
@@ -145,11 +155,7 @@ def test_a_failing_model_takes_the_error_branch(server, fake, client) -> None:
 
 
 def test_a_failure_without_an_error_branch_is_an_error_response(server, fake, client) -> None:
-    graph = fixture("catch_error.json")
-    graph["nodes"][1]["catchError"] = False
-    graph["edges"] = graph["edges"][:2]
-    graph["nodes"] = graph["nodes"][:3]
-    key = app_key(client, "no_catch", graph)
+    key = app_key(client, "no_catch", without_error_branch("catch_error.json"))
     fake.fail(429, headers={"Retry-After": "1"})
     with pytest.raises(openai.RateLimitError):
         oa(server, key).chat.completions.create(model="x", messages=[{"role": "user", "content": "hi"}])

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.conftest import login, make_settings, unique
-from tests.integration.test_workflow_chat import app_key, chat, fixture, sse, streamed_text
+from tests.integration.test_workflow_chat import app_key, chat, fixture, sse, streamed_text, without_error_branch
 from zhiku.testing.server import ServerThread
 
 pytestmark = pytest.mark.integration
@@ -143,11 +143,7 @@ def test_http_redirects_keep_method_and_body_across_307(private_server, private_
 
 
 def test_http_to_a_private_address_is_refused_with_the_fetchers_code(server, client, target) -> None:
-    graph = fixture("http_request.json")
-    graph["nodes"][1]["catchError"] = False
-    graph["edges"] = graph["edges"][:2]
-    graph["nodes"] = graph["nodes"][:3]
-    key = app_key(client, "http_private", graph)
+    key = app_key(client, "http_private", without_error_branch("http_request.json"))
     _Echo.seen.clear()
     r = post(server, key, "q", variables={"base": target})
     assert r.status_code == 403, r.text
