@@ -64,6 +64,12 @@ class PayloadTooLarge(ZhikuError):
     code = "file_too_large"
 
 
+def request_too_large(limit: int, setting: str) -> PayloadTooLarge:
+    """The 413 for a request body over ``limit`` bytes; ``setting`` names what sets the limit."""
+    return PayloadTooLarge(f"the request body is larger than {limit} bytes ({setting})", code="request_too_large",
+                           detail={"limit": limit})
+
+
 class UnsupportedFile(ZhikuError):
     """The bytes cannot be turned into text: wrong format, binary, undecodable, empty."""
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from zhiku.errors import PayloadTooLarge
+from zhiku.errors import PayloadTooLarge, request_too_large
 from zhiku.web.errors import error_response, platform_style
 
 # The routes whose bodies are documents, held to ZHIKU_UPLOAD_MAX_BYTES rather than the request limit.
@@ -26,9 +26,8 @@ RELAY_ROUTES = re.compile(r"^/v1/")
 
 
 def too_large(limit: int) -> PayloadTooLarge:
-    return PayloadTooLarge(f"the request body is larger than {limit} bytes (ZHIKU_MAX_REQUEST_BYTES; documents: "
-                           "ZHIKU_UPLOAD_MAX_BYTES and the room multipart needs)", code="request_too_large",
-                           detail={"limit": limit})
+    return request_too_large(limit, "ZHIKU_MAX_REQUEST_BYTES; documents: ZHIKU_UPLOAD_MAX_BYTES and the room "
+                                    "multipart needs")
 
 
 class BodySizeLimit:

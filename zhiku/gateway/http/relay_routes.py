@@ -22,7 +22,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from zhiku.errors import InvalidInput, PayloadTooLarge, Unauthorized, ZhikuError, error_headers, openai_body
+from zhiku.errors import (InvalidInput, PayloadTooLarge, Unauthorized, ZhikuError, error_headers, openai_body,
+                          request_too_large)
 from zhiku.gateway.domain import ENDPOINT_EMBEDDINGS, ENDPOINT_RERANK, ENDPOINTS, TokenInfo
 from zhiku.gateway.http.event_stream import SSE_HEADERS, EventStreamResponse, StreamGate
 from zhiku.gateway.providers.base import json_loads
@@ -124,13 +125,8 @@ class _ClientGone(Exception):
     """The client hung up before its request body arrived: nobody to answer."""
 
 
-def request_too_large(limit: int) -> PayloadTooLarge:
-    return PayloadTooLarge(f"the request body is larger than this gateway takes ({limit} bytes; "
-                           "ZHIKU_GATEWAY_MAX_REQUEST_BYTES)", code="request_too_large")
-
-
 async def _read_body(receive: Receive, limit: int) -> bytes:
-    """The whole body, or :func:`request_too_large` once it passes ``limit`` bytes."""
+    """The whole body, or a 413 once it passes ``limit`` bytes."""
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -140,7 +136,7 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise request_too_large(limit)
+            raise request_too_large(limit, "ZHIKU_GATEWAY_MAX_REQUEST_BYTES")
         chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
