@@ -107,7 +107,7 @@ def test_failover_follows_priority_and_never_repicks(gateway_server, admin, fake
 
 def test_client_errors_are_not_retried(gateway_server, admin, fakes) -> None:
     model = unique("m")
-    admin.add_channel(fakes[0], [model], priority=10)
+    first = admin.add_channel(fakes[0], [model], priority=10)
     admin.add_channel(fakes[1], [model])
     key = admin.add_token()
     fakes[0].fail(400, {"error": {"message": "bad temperature", "type": "invalid_request_error", "code": None}})
@@ -116,6 +116,8 @@ def test_client_errors_are_not_retried(gateway_server, admin, fakes) -> None:
     assert "bad temperature" in err.value.body["message"]
     assert err.value.body["detail"]["body"]["error"]["message"] == "bad temperature"  # upstream body kept
     assert fakes[1].requests == []
+    [row] = flushed_logs(gateway_server, admin, model=model)  # the failed request's row names its channel
+    assert row["status"] == 400 and row["channel_id"] == first["id"] and row["quota"] == 0, row
 
 
 def test_401_auto_disables_and_channel_test_reenables(gateway_server, admin, fakes) -> None:

@@ -98,6 +98,7 @@ class _Attempt:
     attempts: int = 0
     quota: int = 0
     errors: list[str] = field(default_factory=list)
+    channel: ChannelInfo | None = None  # the last channel tried: a failed request's log row names it
 
 
 class Relay:
@@ -135,7 +136,8 @@ class Relay:
             host.ledger.refund(reservation)
             host.limiter.settle(token, time.monotonic(), estimate, 0)
             if not isinstance(exc, asyncio.CancelledError):
-                self._log(state, None, None, status=getattr(exc, "status", 500),
+                state.quota = 0  # refunded above
+                self._log(state, state.channel, None, status=getattr(exc, "status", 500),
                           error=None if state.errors else str(exc))
             raise
 
@@ -149,6 +151,7 @@ class Relay:
             if channel is None:
                 break
             state.attempts += 1
+            state.channel = channel
             request = self._upstream_request(state.call, channel)
             provider = host.providers[channel.type]
             try:
