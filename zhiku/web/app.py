@@ -8,8 +8,8 @@ from zhiku import __version__
 from zhiku.auth.service import authenticate
 from zhiku.web.body_limit import DOCUMENT_ROUTES, RELAY_ROUTES, BodySizeLimit
 from zhiku.web.errors import install_error_handlers
-from zhiku.web.routers import (apps, auth, chat, chat_files, chunks, collections, datasets, fastgpt_chat,
-                                fastgpt_dataset, health, keys, users, workflow_apps)
+from zhiku.web.routers import (apps, auth, chat, chat_files, chunks, collection_sources, collections, datasets,
+                                fastgpt_chat, fastgpt_dataset, health, keys, users, workflow_apps)
 from zhiku.web.routers.collections import MULTIPART_OVERHEAD
 from zhiku.web.routers.models import install_models
 from zhiku.web.security_headers import SecurityHeaders
@@ -29,8 +29,8 @@ def create_app(platform: Platform) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes, limits=limits)
     app.add_middleware(SecurityHeaders)
     install_error_handlers(app)
-    for module in (health, auth, keys, users, datasets, collections, chunks, apps, chat, chat_files,
-                   fastgpt_dataset, workflow_apps, fastgpt_chat):
+    for module in (health, auth, keys, users, datasets, collections, collection_sources, chunks, apps, chat,
+                   chat_files, fastgpt_dataset, workflow_apps, fastgpt_chat):
         app.include_router(module.router)
     if platform.gateway is not None:
         from zhiku.gateway.http.app import install_gateway

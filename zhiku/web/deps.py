@@ -14,6 +14,7 @@ from zhiku.auth.csrf import CSRF_HEADER, cookie_request_allowed
 from zhiku.auth.service import SESSION_COOKIE, Principal, authenticate, bearer_or_cookie
 from zhiku.config import Settings
 from zhiku.errors import Forbidden
+from zhiku.gateway.store.keybox import KeyBox, open_keybox
 from zhiku.knowledge.fetch import FetchPolicy
 from zhiku.wiring import Platform
 
@@ -30,6 +31,20 @@ def get_settings(platform: PlatformDep) -> Settings:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_sealer(request: Request, platform: PlatformDep) -> KeyBox:
+    """What seals short-lived links (a collection's source file): the gateway's key box, or, with the gateway
+    off, one opened once from the same secret (``ZHIKU_SECRET_KEY`` or the data dir's ``secret.key``)."""
+    if platform.gateway is not None:
+        return platform.gateway.keybox
+    sealer = getattr(request.app.state, "sealer", None)
+    if sealer is None:
+        sealer = request.app.state.sealer = open_keybox(platform.settings)
+    return sealer
+
+
+SealerDep = Annotated[KeyBox, Depends(get_sealer)]
 
 
 def get_chat_deps(platform: PlatformDep) -> ChatDeps:
