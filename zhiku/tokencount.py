@@ -24,9 +24,10 @@ import json
 import threading
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import tiktoken
+if TYPE_CHECKING:  # loaded with the first encoding: importing this module stays cheap (CLI start-up)
+    import tiktoken
 
 DEFAULT_ENCODING = "cl100k_base"
 
@@ -116,6 +117,8 @@ def get_encoding(name: str = DEFAULT_ENCODING) -> tiktoken.Encoding:
         # Another thread may have built it while we waited; loading costs ~0.5 s.
         encoding = _encodings.get(name)
         if encoding is None:
+            import tiktoken
+
             encoding = tiktoken.Encoding(
                 name,
                 pat_str=spec.pat_str,

@@ -62,7 +62,9 @@ def test_help_imports_no_runtime_database_or_settings_library(args: list[str], t
 
 
 @pytest.mark.parametrize("args", [["apps", "create", "helper", "--dataset", "docs"], ["keys", "create", "--name", "ci"],
-                                  ["gateway", "channels", "list"]], ids=" ".join)
+                                  ["gateway", "channels", "list"],
+                                  ["apps", "import", "tests/fixtures/workflows/tools_mcp.json"],
+                                  ["apps", "export", "helper"]], ids=" ".join)
 def test_database_commands_import_no_model_runtime_parser_or_web_stack(args: list[str], tmp_path: Path) -> None:
     env = clean_env(tmp_path, ZHIKU_DATABASE_URL="postgresql://zhiku:unused@127.0.0.1:9/none")
     packages, result = imported_by(args, env)

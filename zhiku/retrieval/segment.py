@@ -40,8 +40,10 @@ import threading
 import unicodedata
 from functools import cache
 from importlib import resources
+from typing import TYPE_CHECKING
 
-import jieba  # type: ignore[import-untyped]
+if TYPE_CHECKING:  # loaded with the tokenizer on first use: importing this module stays cheap (CLI start-up)
+    import jieba  # type: ignore[import-untyped]
 
 MAX_TERM_CHARS = 64
 
@@ -76,6 +78,8 @@ def _jieba() -> jieba.Tokenizer:
     if _jieba_tokenizer is None:
         with _jieba_lock:
             if _jieba_tokenizer is None:
+                import jieba  # type: ignore[import-untyped]
+
                 tokenizer = jieba.Tokenizer()
                 # jieba announces every dictionary load on stderr at DEBUG level
                 # through its own handler; hush it for this load only.

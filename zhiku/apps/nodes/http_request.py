@@ -25,14 +25,11 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import urlencode
 
-import httpx
-
 from zhiku.apps.nodes._jsonpath import query
 from zhiku.apps.workflow.graph import Node, Workflow
 from zhiku.apps.workflow.node import NodeContext, NodeResult, NodeSpec
 from zhiku.apps.workflow.refs import NODE_TEMPLATE, VARIABLE_TEMPLATE, Lookup, render, to_text
 from zhiku.errors import InvalidInput
-from zhiku.knowledge.fetch import FetchRequest, fetch
 
 DEFAULT_TIMEOUT_S = 30
 MAX_TIMEOUT_S = 600
@@ -171,6 +168,10 @@ def parse_response(body: bytes, charset: str | None) -> Any:
 
 
 async def run(ctx: NodeContext) -> NodeResult:
+    import httpx  # the HTTP stack loads with the first request, not the node registry (``zhiku apps import``)
+
+    from zhiku.knowledge.fetch import FetchRequest, fetch
+
     variables = {**ctx.env.variables, **ctx.dynamic_inputs()}
     method = to_text(ctx.get("system_httpMethod") or "POST").upper()
     if method not in METHODS:

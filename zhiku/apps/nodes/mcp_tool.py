@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from zhiku.apps.nodes._mcp import call_tool
 from zhiku.apps.workflow.graph import Input, Node, Workflow, as_list
 from zhiku.apps.workflow.node import NodeContext, NodeResult, NodeSpec
 from zhiku.errors import InvalidInput
@@ -81,6 +80,8 @@ def headers_of(data: dict[str, Any], label: str) -> dict[str, str]:
 
 
 async def run_tool(ctx: NodeContext) -> NodeResult:
+    from zhiku.apps.nodes._mcp import call_tool  # the HTTP stack loads with the first call, not the registry
+
     data = tool_data(ctx.node)
     if data is None:
         raise InvalidInput(f"{ctx.node.label}: it names no MCP server (toolData with url and name)",

@@ -23,8 +23,6 @@ from zhiku.apps import chat_files
 from zhiku.apps.workflow.node import NodeContext, NodeResult, NodeSpec
 from zhiku.apps.workflow.refs import to_text
 from zhiku.errors import NotFound, ZhikuError
-from zhiku.knowledge.fetch import fetch
-from zhiku.knowledge.parsers import extension_of, parser_for
 
 MAX_FILES = 20
 MAX_TEXT_CHARS = 200_000
@@ -39,6 +37,8 @@ def file_name(url: str, media_type: str = "") -> str:
 
 
 def with_extension(name: str, media_type: str = "") -> str:
+    from zhiku.knowledge.parsers import extension_of  # the parsers load with the first file, not the registry
+
     if not extension_of(name):
         name += _TYPES.get(media_type) or mimetypes.guess_extension(media_type or "") or ".txt"
     return name
@@ -67,6 +67,9 @@ async def _uploaded(ctx: NodeContext, url: str) -> tuple[str, bytes] | None:
 
 
 async def read_one(ctx: NodeContext, url: str) -> tuple[str, str]:
+    from zhiku.knowledge.fetch import fetch  # loaded with the first file, not the node registry
+    from zhiku.knowledge.parsers import parser_for
+
     try:
         uploaded = await _uploaded(ctx, url)
         if uploaded is not None:

@@ -14,15 +14,21 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from zhiku.apps.workflow.graph import Node, Workflow
 from zhiku.auth.service import Principal
 from zhiku.chat_model import ChatMessage, ChatModel, Usage
-from zhiku.embedding.base import Reranker
-from zhiku.embedding.registry import EmbedderRegistry
-from zhiku.knowledge.fetch import FetchPolicy
 from zhiku.knowledge.files import BlobStore
 from zhiku.retrieval.pgvector_store import PGVECTOR_STORE
 from zhiku.retrieval.vector_store import VectorStore
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the graph and its validation (``zhiku apps import``) need none of these at run time
     from zhiku.apps.workflow.events import WorkflowEvent
+    from zhiku.embedding.base import Reranker
+    from zhiku.embedding.registry import EmbedderRegistry
+    from zhiku.knowledge.fetch import FetchPolicy
+
+
+def _default_fetch_policy() -> FetchPolicy:
+    from zhiku.knowledge.fetch import FetchPolicy
+
+    return FetchPolicy()
 
 
 @dataclass(frozen=True)
@@ -35,7 +41,7 @@ class ChatDeps:
     default_model: str
     reranker: Reranker | None = None
     vector_store: VectorStore = PGVECTOR_STORE
-    fetch_policy: FetchPolicy = FetchPolicy()  # HTTP nodes and attached files: the one safe fetcher's limits
+    fetch_policy: FetchPolicy = field(default_factory=_default_fetch_policy)  # HTTP nodes and attached files: the one safe fetcher's limits
     blobs: BlobStore | None = None  # the files uploaded to Zhiku (chat files readFiles reads from storage)
 
 
