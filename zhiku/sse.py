@@ -27,6 +27,10 @@ class EventSplitter:
         self._buffer = events.pop()
         return [e for e in events if e.strip()]
 
+    def pending(self) -> int:
+        """How many bytes wait for the end of their event (what a caller bounds an event's size by)."""
+        return len(self._buffer)
+
     def rest(self) -> bytes:
         """What was fed after the last complete event (a stream that ended without a blank line)."""
         rest, self._buffer = self._buffer, b""

@@ -21,10 +21,15 @@ headers and a body). A 303, or a 301/302 after a POST, continues as a GET withou
 do; 307 and 308 repeat the method and body. The caller cannot set ``Host``: the request goes to the
 checked address under the URL's own host name.
 
+:func:`open_event_stream` is the same fetch for an answer that stays open (a server-sent event stream):
+the same checks and redirects, then the events one at a time, each at most a bounded size, for at most
+``deadline_seconds`` in all.
+
 Failures are domain errors (``zhiku.errors``) with a stable code: ``url_invalid``, ``url_private_address``,
 ``url_timeout``, ``url_too_large``, ``url_too_many_redirects``, ``url_http_error`` (``detail.status``),
-``url_unreachable``. Those that may pass on their own (timeouts, a server error, a refused connection)
-carry a 5xx status, so the job queue retries them; the rest are 4xx.
+``url_unreachable``, and for an event stream ``url_not_event_stream``. Those that may pass on their own
+(timeouts, a server error, a refused connection) carry a 5xx status, so the job queue retries them; the
+rest are 4xx.
 """
 
 from __future__ import annotations
@@ -32,14 +37,16 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from collections.abc import Awaitable, Callable
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field, replace
 from email.message import Message
 from typing import Any
 
 import httpx
 
-from zhiku import __version__
+from zhiku import __version__, sse
 from zhiku.config import Settings
 from zhiku.errors import Forbidden, InvalidInput, PayloadTooLarge, UpstreamError, UpstreamUnavailable
 
@@ -186,31 +193,37 @@ async def fetch(url: str, policy: FetchPolicy, *, resolver: Resolver = system_re
     first = parse_url(url)
     try:
         async with asyncio.timeout(policy.deadline_seconds):
-            return await _follow(first, policy, resolver, transport, request)
+            async with _followed(first, policy, resolver, transport, request) as (final, response):
+                return replace(await _read(final, response, policy), url=str(first))
     except TimeoutError:
         raise UpstreamUnavailable(f"{url} did not finish loading within {policy.deadline_seconds:g} seconds",
                                   code="url_timeout", status=504) from None
 
 
-async def _follow(url: httpx.URL, policy: FetchPolicy, resolver: Resolver,
-                  transport: httpx.AsyncBaseTransport | None, request: FetchRequest) -> FetchedPage:
+@asynccontextmanager
+async def _followed(url: httpx.URL, policy: FetchPolicy, resolver: Resolver,
+                    transport: httpx.AsyncBaseTransport | None,
+                    request: FetchRequest) -> AsyncIterator[tuple[httpx.URL, httpx.Response]]:
+    """The answer that is not a redirect, open for reading, and its URL; every hop is checked like the first."""
     asked = str(url)
     for _hop in range(policy.max_redirects + 1):
         addresses = await checked_addresses(url, policy, resolver)
-        result = await _get(url, addresses, policy, transport, request)
-        if isinstance(result, FetchedPage):
-            return replace(result, url=asked)
-        location, status = result
-        url = parse_url(str(url.join(location)))  # a redirect: every hop is checked like the first
-        if status == 303 or (status in (301, 302) and request.method == "POST"):
+        async with _sent(url, addresses, policy, transport, request) as response:
+            location = response.headers.get("location")
+            if response.status_code not in REDIRECT_STATUSES or not location:
+                yield url, response
+                return
+        url = parse_url(str(url.join(location)))
+        if response.status_code == 303 or (response.status_code in (301, 302) and request.method == "POST"):
             request = replace(request, method="GET", body=None)
     raise InvalidInput(f"{asked} redirects more than {policy.max_redirects} times", code="url_too_many_redirects",
                        status=422, detail={"limit": policy.max_redirects})
 
 
-async def _get(url: httpx.URL, addresses: list[str], policy: FetchPolicy,
-               transport: httpx.AsyncBaseTransport | None, sent: FetchRequest) -> FetchedPage | tuple[str, int]:
-    """One request to the first address that answers; a page, or the Location and status of a redirect."""
+@asynccontextmanager
+async def _sent(url: httpx.URL, addresses: list[str], policy: FetchPolicy,
+                transport: httpx.AsyncBaseTransport | None, sent: FetchRequest) -> AsyncIterator[httpx.Response]:
+    """One request to the first address that answers; its answer, open for reading."""
     headers = {"User-Agent": policy.user_agent, "Accept": "text/html,application/xhtml+xml,text/plain;q=0.9,*/*;q=0.8"}
     lower = {k.lower(): k for k in headers}
     for name, value in sent.headers:
@@ -238,19 +251,22 @@ async def _get(url: httpx.URL, addresses: list[str], policy: FetchPolicy,
             except httpx.HTTPError as exc:
                 raise _transport_error(url, exc) from None
             try:
-                return await _read(url, response, policy)
+                yield response
             finally:
                 await response.aclose()
+            return
     raise UpstreamUnavailable(f"{url} could not be reached ({last_error})", code="url_unreachable")
 
 
-async def _read(url: httpx.URL, response: httpx.Response, policy: FetchPolicy) -> FetchedPage | tuple[str, int]:
-    if response.status_code in REDIRECT_STATUSES and response.headers.get("location"):
-        return response.headers["location"], response.status_code
+def _refuse_error_status(url: httpx.URL, response: httpx.Response) -> None:
     if response.status_code >= 400:
         retryable = response.status_code >= 500 or response.status_code == 429
         raise UpstreamError(f"{url} answered HTTP {response.status_code}", code="url_http_error",
                             status=502 if retryable else 422, detail={"status": response.status_code})
+
+
+async def _read(url: httpx.URL, response: httpx.Response, policy: FetchPolicy) -> FetchedPage:
+    _refuse_error_status(url, response)
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > policy.max_bytes:
         raise _too_large(url, policy)
@@ -268,6 +284,95 @@ async def _read(url: httpx.URL, response: httpx.Response, policy: FetchPolicy) -
     media_type, charset = _content_type(response.headers.get("content-type", ""))
     return FetchedPage(url=str(url), final_url=str(url), status=response.status_code, content_type=media_type,
                        charset=charset, body=bytes(body), headers={k.lower(): v for k, v in response.headers.items()})
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    name: str  # the event's ``event`` field; "message" when it names none, as the SSE standard says
+    data: bytes  # its ``data`` lines, joined
+
+
+class EventStream:
+    """An open ``text/event-stream`` answer: ``async for event in stream`` reads its events as they come
+    (comments and keep-alives without data are skipped). ``url`` is where it was answered from, after
+    redirects: what a relative URL in an event is relative to."""
+
+    def __init__(self, url: httpx.URL, response: httpx.Response, policy: FetchPolicy, max_event_bytes: int,
+                 deadline: float) -> None:
+        self.url = str(url)
+        self._chunks = response.aiter_bytes()
+        self._splitter = sse.EventSplitter()
+        self._ready: deque[bytes] = deque()
+        self._ended = False
+        self._policy = policy
+        self._max_event_bytes = max_event_bytes
+        self._deadline = deadline  # the event loop's clock
+
+    def __aiter__(self) -> EventStream:
+        return self
+
+    async def __anext__(self) -> StreamEvent:
+        while True:
+            while self._ready:
+                block = self._ready.popleft()
+                data = sse.event_data(block)
+                if data is not None:
+                    return StreamEvent(name=sse.event_name(block) or "message", data=data)
+            if self._ended:
+                raise StopAsyncIteration
+            await self._read_more()
+
+    async def _read_more(self) -> None:
+        try:
+            if asyncio.get_running_loop().time() >= self._deadline:
+                raise TimeoutError  # a stream that never pauses never gets cancelled by the timeout below
+            async with asyncio.timeout_at(self._deadline):
+                chunk = await anext(self._chunks, None)
+        except TimeoutError:
+            raise UpstreamUnavailable(f"the event stream {self.url} was open for {self._policy.deadline_seconds:g} "
+                                      "seconds, its limit", code="url_timeout", status=504) from None
+        except httpx.TimeoutException:
+            raise UpstreamUnavailable(f"{self.url} stopped sending for {self._policy.timeout_seconds:g} seconds",
+                                      code="url_timeout", status=504) from None
+        except httpx.HTTPError as exc:
+            raise _transport_error(httpx.URL(self.url), exc) from None
+        if chunk is None:
+            self._ended = True
+            blocks = [rest] if (rest := self._splitter.rest()) else []
+        else:
+            blocks = self._splitter.feed(chunk)
+        if self._splitter.pending() > self._max_event_bytes or any(len(b) > self._max_event_bytes for b in blocks):
+            raise PayloadTooLarge(f"an event from {self.url} is larger than the limit of {self._max_event_bytes} "
+                                  "bytes", code="url_too_large", detail={"limit": self._max_event_bytes})
+        self._ready.extend(blocks)
+
+
+@asynccontextmanager
+async def open_event_stream(url: str, policy: FetchPolicy, *, headers: tuple[tuple[str, str], ...] = (),
+                            max_event_bytes: int | None = None, resolver: Resolver = system_resolver,
+                            transport: httpx.AsyncBaseTransport | None = None) -> AsyncIterator[EventStream]:
+    """GET ``url`` as a server-sent event stream under ``policy``, checked and redirected as :func:`fetch`
+    does, and keep it open for the ``async with`` block. Reading it fails with ``url_timeout`` once it has
+    been open ``policy.deadline_seconds`` (or sent nothing for ``policy.timeout_seconds``), and with
+    ``url_too_large`` at an event over ``max_event_bytes`` (by default ``policy.max_bytes``). An answer
+    that is not ``text/event-stream`` is ``url_not_event_stream``."""
+    first = parse_url(url)
+    deadline = asyncio.get_running_loop().time() + policy.deadline_seconds
+    request = FetchRequest(headers=(*headers, ("Accept", "text/event-stream"), ("Cache-Control", "no-cache")))
+    async with AsyncExitStack() as stack:
+        try:
+            async with asyncio.timeout_at(deadline):
+                final, response = await stack.enter_async_context(
+                    _followed(first, policy, resolver, transport, request))
+        except TimeoutError:
+            raise UpstreamUnavailable(f"{url} did not answer within {policy.deadline_seconds:g} seconds",
+                                      code="url_timeout", status=504) from None
+        _refuse_error_status(final, response)
+        media_type, _charset = _content_type(response.headers.get("content-type", ""))
+        if media_type != "text/event-stream":
+            raise UpstreamError(f"{final} answered {media_type or 'no content type'}, not an event stream",
+                                code="url_not_event_stream", status=502, detail={"content_type": media_type})
+        yield EventStream(final, response, policy, max_event_bytes or policy.max_bytes, deadline)
 
 
 def _content_type(header: str) -> tuple[str, str | None]:
