@@ -29,5 +29,6 @@ async def share_page(request: Request, share_id: str, session: SessionDep) -> HT
         return render(request, "chat/share_closed.html", status_code=exc.status, code=exc.code)
     link = shared.link
     app = {"name": shared.app_name, "chat_config": ChatConfig.model_validate(shared.chat_config)}
-    data = {"share": {"shareId": link.share_id, "responseDetail": link.response_detail}}
+    data = {"share": {"shareId": link.share_id, "responseDetail": link.response_detail,
+                      "showRawSource": link.show_raw_source}}
     return render(request, "chat/chat.html", app=app, share=link, items=[], chat_data=data)

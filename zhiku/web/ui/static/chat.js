@@ -8,6 +8,9 @@
 // Who asks is the page's backend: a login (the session cookie and the CSRF header; history, feedback and the
 // stored chat through the chat pages' own routes, the history list drawn by htmx) or, on a share link's page,
 // the link's visitor (chat_share.js: FastGPT's share-link API, the history list drawn there).
+// A citation whose collection has a source document (an uploaded file, a web page) gets an "open source" link:
+// for a login, the collection's source route itself; for a visitor, only where the link shows raw sources,
+// through FastGPT's collection/read, which answers a short-lived link.
 
 // app.js is imported with this module's own ?v= so the page keeps a single instance of it.
 const version = new URL(import.meta.url).search;
@@ -33,9 +36,27 @@ function node(tag, className, text) {
   return element;
 }
 
+// Collection types with a document to open (zhiku.knowledge.sources: FILE_TYPES and LINK_TYPES).
+const FILE_SOURCES = new Set(["file", "qa_table"]);
+const LINK_SOURCES = new Set(["link", "website"]);
+
+/** How a login opens a collection's source: the file downloads, a page opens in a new tab; null when the
+ *  collection has none (pasted text) or cannot be read. */
+async function collectionSource(collectionId) {
+  const id = encodeURIComponent(collectionId);
+  const response = await apiFetch(`/api/collections/${id}`);
+  if (!response.ok) return null;
+  const { type } = await response.json();
+  const href = `/api/collections/${id}/source`;
+  if (FILE_SOURCES.has(type)) return { href, download: true };
+  if (LINK_SOURCES.has(type)) return { href, newTab: true };
+  return null;
+}
+
 /** A logged-in user's chat: the app's chat API with the session, and the chat page's own routes. */
 function loginBackend() {
   const chatPath = `/chat/${data.appId}/${encodeURIComponent(data.chatId)}`;
+  const sources = new Map(); // collection id → its source, asked once per page
   return {
     chatId: data.chatId,
     chatPath,
@@ -56,6 +77,12 @@ function loginBackend() {
     },
     saved() {
       document.body.dispatchEvent(new CustomEvent(CHAT_SAVED));
+    },
+    sourceLink(quote) {
+      const id = quote.collectionId;
+      if (!id) return Promise.resolve(null);
+      if (!sources.has(id)) sources.set(id, collectionSource(id).catch(() => null));
+      return sources.get(id);
     },
   };
 }
@@ -189,10 +216,48 @@ function showCitations(answer, quotes) {
     const text = quote.a ? `${quote.q}\n${quote.a}` : quote.q;
     details.append(summary, node("div", "quote-text", text || ""));
     entry.append(details);
+    showSourceLink(entry, quote);
     list.append(entry);
   });
   section.append(list);
   answer.bubble.append(section);
+}
+
+/** The citation's "open source" link, once the backend says its collection has a source. */
+async function showSourceLink(entry, quote) {
+  const source = await backend.sourceLink(quote);
+  if (!source) return;
+  const link = node("a", "cite-open", t("chat.open_source"));
+  link.href = source.href || "#";
+  if (source.download) link.setAttribute("download", "");
+  if (source.newTab) {
+    link.target = "_blank";
+    link.rel = "noopener noreferrer";
+  }
+  if (source.open) {
+    const status = node("span", "cite-open-status muted");
+    status.setAttribute("role", "status");
+    link.addEventListener("click", (event) => {
+      event.preventDefault();
+      openSource(source, status);
+    });
+    entry.append(link, status);
+  } else {
+    entry.append(link);
+  }
+}
+
+/** A source the server answers a URL for (a visitor's): opened in a new tab, http(s) only. */
+async function openSource(source, status) {
+  status.textContent = t("chat.opening_source");
+  try {
+    const url = new URL(await source.open(), window.location.href);
+    if (url.protocol !== "https:" && url.protocol !== "http:") throw new Error(url.protocol);
+    status.textContent = "";
+    window.open(url.href, "_blank", "noopener");
+  } catch (error) {
+    status.textContent = error.body ? failureText(error.body, error.message) : t("chat.network_error");
+  }
 }
 
 function showError(answer, text) {
