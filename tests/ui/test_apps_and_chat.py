@@ -524,3 +524,43 @@ def test_another_members_chat_says_it_is_someone_elses(browser: Browser, ui_serv
         context.close()
     assert not problems.csp_violations, problems.csp_violations
     assert "What did they ask?" not in json.dumps(fake.last_request.json)
+
+
+def test_a_refused_app_form_names_each_field_by_its_label_and_marks_its_input(logged_in: Page,
+                                                                                api: httpx.Client) -> None:
+    """Out-of-range numbers (the browser's own checks taken off) come back as the editor with what was typed,
+    each bad field named by the label on the page, its input marked; nothing is created."""
+    page = logged_in
+    name = unique("refused")
+    page.goto("/apps/new")
+    page.fill("input[name=name]", name)
+    page.fill("textarea[name=welcome_text]", "kept")
+    for field, value in (("temperature", "5"), ("max_tokens", "0")):
+        page.locator(f"input[name={field}]").evaluate("e => { e.removeAttribute('min'); e.removeAttribute('max') }")
+        page.fill(f"input[name={field}]", value)
+    page.click("#save-app")
+    banner = page.locator(".form-errors")
+    expect(banner.locator("li[data-field=temperature]")).to_have_text("Temperature: must be at most 2.")
+    expect(banner.locator("li[data-field=max_tokens]")).to_have_text("Max answer tokens: must be at least 1.")
+    expect(banner).not_to_contain_text("maxTokens")
+    for field in ("temperature", "max_tokens"):
+        expect(page.locator(f"input[name={field}]")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("input[name=name]")).not_to_have_attribute("aria-invalid", "true")
+    expect(page.locator("input[name=name]")).to_have_value(name)
+    expect(page.locator("textarea[name=welcome_text]")).to_have_value("kept")
+    expect(page.locator("input[name=temperature]")).to_have_value("5")
+    assert name not in {app["name"] for app in api.get("/api/apps").json()}
+
+    page.fill("input[name=temperature]", "0.5")
+    page.fill("input[name=max_tokens]", "")
+    page.click("#save-app")
+    expect(page.locator(".alert-success")).to_be_visible()
+    expect(page.locator("[aria-invalid]")).to_have_count(0)
+
+    # an API key: created and shown once, and its form empty again
+    app_id = int(page.url.split("/apps/")[1].split("?")[0])
+    page.goto(f"/apps/{app_id}/keys")
+    page.fill("#create-key input[name=name]", "website")
+    page.click("#create-key button[type=submit]")
+    expect(page.locator("#new-key")).to_be_visible()
+    expect(page.locator("#create-key input[name=name]")).to_have_value("")

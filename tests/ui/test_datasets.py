@@ -257,3 +257,39 @@ def test_the_collections_list_pages_in_place_newest_first(logged_in: Page, api: 
     expect(page.locator("#collections tr[data-name='part-02'] input[name=tags]")).to_have_value("manual, v2")
     assert api.get(f"/api/collections/{rows.first.get_attribute('id').split('-')[1]}").json()["tags"] == \
         ["manual", "v2"]
+
+
+def test_a_refused_import_form_names_the_field_by_its_label_and_keeps_what_was_typed(logged_in: Page,
+                                                                                       api: httpx.Client) -> None:
+    """The import forms post their result elsewhere (#import-result); a refused one is shown again in its own
+    place, the bad input marked, in the page's language."""
+    page = logged_in
+    dataset_id = create_dataset(api, unique("refused"))
+    page.goto(f"/datasets/{dataset_id}")
+    page.locator("summary:has-text('Pasted text')").click()
+    form = page.locator("#text-import")
+    form.locator("input[name=name]").evaluate("e => e.removeAttribute('maxlength')")
+    form.locator("input[name=name]").fill("n" * 501)
+    form.locator("textarea[name=text]").fill("kept text")
+    form.locator("input[name=tags]").fill("kept, tags")
+    form.locator("button[type=submit]").click()
+    expect(form.locator(".form-errors")).to_have_text("Name: at most 500 characters.")
+    expect(form.locator("input[name=name]")).to_have_attribute("aria-invalid", "true")
+    expect(form.locator("textarea[name=text]")).not_to_have_attribute("aria-invalid", "true")
+    expect(form.locator("textarea[name=text]")).to_have_value("kept text")
+    expect(form.locator("input[name=tags]")).to_have_value("kept, tags")
+    expect(page.locator("#import-result .alert-success")).to_have_count(0)
+
+    set_language(page, "zh-CN")
+    page.locator("#import details.import-way").nth(1).locator("summary").click()
+    form.locator("input[name=name]").evaluate("e => e.removeAttribute('maxlength')")
+    form.locator("input[name=name]").fill("n" * 501)
+    form.locator("textarea[name=text]").fill("kept text")
+    form.locator("button[type=submit]").click()
+    expect(form.locator(".form-errors")).to_have_text("名称：最多 500 个字符。")
+    form.locator("input[name=name]").fill("fine.md")
+    form.locator("button[type=submit]").click()
+    expect(page.locator("#import-result .alert-success")).to_be_visible()
+    expect(form.locator(".form-errors")).to_have_count(0)  # the form is empty again for the next import
+    expect(form.locator("input[name=name]")).to_have_value("")
+    expect(form.locator("input[name=name]")).not_to_have_attribute("aria-invalid", "true")

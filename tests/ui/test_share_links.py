@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.conftest import unique
-from tests.ui.conftest import PageProblems, new_context
+from tests.ui.conftest import PageProblems, new_context, set_language
 from tests.ui.test_apps_and_chat import (
     answer,
     answers_stored,
@@ -287,3 +287,49 @@ def test_revoked_used_up_and_rate_limited_links_say_so(logged_in: Page, api: htt
         expect(answer(page, 3).locator(".answer-error")).to_contain_text("does not exist or was revoked")
         page.reload()
         expect(page.locator("#share-closed")).to_contain_text("does not exist or was revoked")
+
+
+def test_a_refused_share_link_names_its_field_in_chinese_and_a_create_empties_the_form(
+        logged_in: Page, api: httpx.Client, manual: dict) -> None:
+    app_id = new_app(api, manual["id"])
+    page = logged_in
+    page.goto(f"/apps/{app_id}/share")
+    set_language(page, "zh-CN")
+    form = page.locator("#create-share-link")
+    name = unique("desk")
+    form.locator("input[name=name]").fill(name)
+    form.locator("input[name=show_raw_source]").check()
+    form.locator("input[name=qpm]").evaluate("e => e.removeAttribute('min')")
+    form.locator("input[name=qpm]").fill("0")
+    form.locator("button[type=submit]").click()
+    expect(page.locator("#share-links .form-errors")).to_have_text("每分钟提问数：不能小于 1。")
+    expect(form.locator("input[name=qpm]")).to_have_attribute("aria-invalid", "true")
+    expect(form.locator("input[name=name]")).not_to_have_attribute("aria-invalid", "true")
+    expect(form.locator("input[name=name]")).to_have_value(name)  # what was typed is kept
+    expect(form.locator("input[name=qpm]")).to_have_value("0")
+    expect(form.locator("input[name=show_raw_source]")).to_be_checked()
+    expect(page.locator("#share-links .share-link")).to_have_count(0)
+
+    form.locator("input[name=qpm]").fill("30")
+    form.locator("button[type=submit]").click()
+    link = page.locator("#share-links .share-link")
+    expect(link).to_have_count(1)
+    expect(link.locator("h2")).to_have_text(name)
+    expect(page.locator("#share-links .form-errors")).to_have_count(0)
+    for field in ("name", "qpm", "expired_time", "max_usage_points", "hook_url"):  # empty for the next link
+        expect(form.locator(f"input[name={field}]")).to_have_value("")
+    expect(form.locator("input[name=show_raw_source]")).not_to_be_checked()
+    expect(form.locator("[aria-invalid]")).to_have_count(0)
+
+    # a refused change: that link's editor stays open with what was typed; the create form is not marked
+    link.locator(".share-link-edit summary").click()
+    editor = link.locator(".share-link-edit form")
+    editor.locator("input[name=max_usage_points]").evaluate("e => e.removeAttribute('min')")
+    editor.locator("input[name=max_usage_points]").fill("-5")
+    editor.locator(".save-share-link").click()
+    expect(page.locator("#share-links .form-errors")).to_have_text("用量上限（积分，-1：不限）：不能小于 -1。")
+    expect(editor.locator("input[name=max_usage_points]")).to_have_attribute("aria-invalid", "true")
+    expect(editor.locator("input[name=max_usage_points]")).to_have_value("-5")
+    expect(form.locator("[aria-invalid]")).to_have_count(0)
+    stored = api.get("/api/support/outLink/list", params={"appId": app_id}).json()["data"]
+    assert [link["limit"]["maxUsagePoints"] for link in stored] == [-1]  # nothing of the refused change kept

@@ -24,6 +24,7 @@ from zhiku.errors import ZhikuError, error_headers
 from zhiku.web.errors import as_domain_error
 from zhiku.web.ui import pages
 from zhiku.web.ui.deps import LoginRequired
+from zhiku.web.ui.forms import FormInvalid
 from zhiku.web.ui.templating import page_path, render
 from zhiku.wiring import Platform
 
@@ -69,7 +70,8 @@ def error_page(request: Request, exc: Exception) -> Response:
     if error.status >= 500 and not isinstance(exc, ZhikuError):
         log.exception("unhandled error on %s %s", request.method, request.url.path)
     template = "errors/fragment.html" if request.headers.get("hx-request") else "errors/error.html"
-    return render(request, template, status_code=error.status, headers=error_headers(error), error=error)
+    return render(request, template, status_code=error.status, headers=error_headers(error), error=error,
+                  form_error=exc.form_error if isinstance(exc, FormInvalid) else None)
 
 
 def _install_error_pages(app: FastAPI) -> None:

@@ -3,7 +3,8 @@
 Every template sees ``t`` (the translator of the request's language), ``lang``, ``user`` (a
 :class:`~zhiku.web.ui.deps.UiUser`, or None on pages without a login), ``csrf_token``, ``static(path)``
 (a URL under ``/static`` that changes with the release, so browsers never keep a stale file),
-``path`` (the page's own path and query, for ``next=`` links) and ``languages``.
+``path`` (the page's own path and query, for ``next=`` links), ``languages`` and ``invalid(name)`` (marks
+an input the page's ``form_error`` refused; see :mod:`zhiku.web.ui.forms`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader
 
 from zhiku import __version__
+from zhiku.web.ui.forms import invalid
 from zhiku.web.ui.i18n import LANG_COOKIE, LANGUAGE_NAMES, Translator, pick_language
 
 _env = Environment(loader=PackageLoader("zhiku.web.ui", "templates"), autoescape=True, trim_blocks=True,
@@ -25,7 +27,7 @@ def static(path: str) -> str:
     return f"/static/{path}?v={__version__}"
 
 
-_env.globals.update(static=static, languages=LANGUAGE_NAMES)
+_env.globals.update(static=static, languages=LANGUAGE_NAMES, invalid=invalid)
 
 
 def request_language(request: Request) -> str:

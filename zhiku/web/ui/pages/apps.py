@@ -4,12 +4,10 @@ services as ``/api/apps`` and ``/api/keys``."""
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 
@@ -22,27 +20,18 @@ from zhiku.errors import NotFound, ZhikuError
 from zhiku.knowledge.datasets import list_datasets
 from zhiku.retrieval.settings import SearchSettings
 from zhiku.web.deps import PlatformDep, SessionDep
-from zhiku.web.errors import as_domain_error
 from zhiku.web.ui.deps import UiPrincipal
+from zhiku.web.ui.forms import FormError, FormFields, form_error, validated
 from zhiku.web.ui.pages.datasets import chat_models, paged
 from zhiku.web.ui.templating import render
 from zhiku.wiring import Platform
 
 router = APIRouter(include_in_schema=False)
-M = TypeVar("M", bound=BaseModel)
 
 SEARCH_MODES = ("mixed", "embedding", "fullText")
 VARIABLE_TYPES = ("input", "textarea", "numberInput", "select")
 BLANK_VARIABLE_ROWS = 2  # empty rows under the app's variables, for adding new ones
 MAX_VARIABLE_ROWS = 100  # read no more rows than this from a form
-
-
-def checked(model: type[M], fields: dict[str, Any]) -> M:
-    """The form's fields as the API's schema; refused fields are the API's own validation error."""
-    try:
-        return model.model_validate(fields)
-    except ValidationError as exc:
-        raise as_domain_error(RequestValidationError(exc.errors())) from None
 
 
 def lines(value: str) -> list[str]:
@@ -68,6 +57,22 @@ def _variables(form: FormData) -> list[dict[str, Any]]:
                      "defaultValue": str(form.get(f"var_default_{i}") or ""),
                      "options": [o.strip() for o in str(form.get(f"var_options_{i}") or "").split(",") if o.strip()]})
     return rows
+
+
+# The editor's inputs: the label each shows (apps/edit.html), and the API key paths typed into them.
+APP_FORM = FormFields(
+    labels={"name": "apps.name", "system_prompt": "apps.system_prompt", "model": "apps.model",
+            "temperature": "apps.temperature", "max_tokens": "apps.max_tokens", "dataset_ids": "apps.datasets",
+            "search_mode": "apps.search_mode", "embedding_weight": "apps.embedding_weight",
+            "search_max_tokens": "apps.search_max_tokens", "similarity": "apps.similarity", "rerank": "apps.rerank",
+            "rerank_weight": "apps.rerank_weight", "welcome_text": "apps.welcome_text",
+            "opening_questions": "apps.opening_questions", "variables": "apps.variables"},
+    inputs={"systemPrompt": "system_prompt", "maxTokens": "max_tokens", "datasetIds": "dataset_ids",
+            "search.mode": "search_mode", "search.embedding_weight": "embedding_weight",
+            "search.max_tokens": "search_max_tokens", "search.similarity": "similarity", "search.rerank": "rerank",
+            "search.rerank_weight": "rerank_weight", "chatConfig.welcomeText": "welcome_text",
+            "chatConfig.openingQuestions": "opening_questions", "chatConfig.variables": "variables"},
+    codes={"invalid_search_mode": "search_mode"})
 
 
 def app_fields(form: FormData) -> dict[str, Any]:
@@ -104,15 +109,16 @@ def _as_public(fields: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _editor(request: Request, session: AsyncSession, principal: Principal, platform: Platform, *,
-                  app: AppPublic | dict[str, Any] | None, app_id: int | None, error: ZhikuError | None = None,
-                  status_code: int = 200) -> HTMLResponse:
+                  app: AppPublic | dict[str, Any] | None, app_id: int | None,
+                  error: FormError | None = None) -> HTMLResponse:
     if app is None:
         app = {"name": "", "system_prompt": "", "model": None, "temperature": None, "max_tokens": None,
                "dataset_ids": [], "search": SearchSettings().to_dict(), "chat_config": ChatConfig()}
     elif isinstance(app, AppPublic):
         app = app.model_dump()
         app["chat_config"] = ChatConfig.model_validate(app["chat_config"])
-    return render(request, "apps/edit.html", status_code=status_code, app=app, app_id=app_id, error=error,
+    return render(request, "apps/edit.html", status_code=error.status if error else 200, app=app, app_id=app_id,
+                  form_error=error,
                   datasets=await list_datasets(session, principal), models=chat_models(platform),
                   default_model=platform.settings.chat_model if platform.settings.chat_model_configured else None,
                   search_modes=SEARCH_MODES, variable_types=VARIABLE_TYPES,
@@ -139,10 +145,10 @@ async def new_page(request: Request, session: SessionDep, principal: UiPrincipal
 async def create(request: Request, session: SessionDep, principal: UiPrincipal, platform: PlatformDep) -> Response:
     fields = app_fields(await request.form())
     try:
-        created = await service.create_app(session, principal, checked(AppCreate, fields))
+        created = await service.create_app(session, principal, validated(AppCreate, fields, APP_FORM))
     except ZhikuError as exc:
         return await _editor(request, session, principal, platform, app=_as_public(fields), app_id=None,
-                             error=exc, status_code=exc.status)
+                             error=form_error(exc, APP_FORM))
     return RedirectResponse(f"/apps/{created.id}?saved=1", status_code=303)
 
 
@@ -160,11 +166,11 @@ async def update(request: Request, app_id: int, session: SessionDep, principal: 
                  platform: PlatformDep) -> Response:
     fields = app_fields(await request.form())
     try:
-        await service.update_app(session, principal, app_id, checked(AppUpdate, fields))
+        await service.update_app(session, principal, app_id, validated(AppUpdate, fields, APP_FORM))
     except ZhikuError as exc:
         await service.get_app(session, principal, app_id)  # an unknown app is a 404 page, not a form
         return await _editor(request, session, principal, platform, app=_as_public(fields), app_id=app_id,
-                             error=exc, status_code=exc.status)
+                             error=form_error(exc, APP_FORM))
     return RedirectResponse(f"/apps/{app_id}?saved=1", status_code=303)
 
 
@@ -176,11 +182,15 @@ async def delete(app_id: int, session: SessionDep, principal: UiPrincipal) -> Re
 
 # --- API keys ---------------------------------------------------------------------------------------------
 
+KEY_FORM = FormFields(labels={"name": "apps.key_name"}, codes={"name_required": "name"})
+
+
 async def _keys_fragment(request: Request, session: AsyncSession, principal: Principal, app: AppPublic, *,
-                         created: auth.CreatedKey | None = None, error: ZhikuError | None = None,
-                         template: str = "apps/_keys.html") -> HTMLResponse:
+                         created: auth.CreatedKey | None = None, error: FormError | None = None,
+                         typed_name: str = "", template: str = "apps/_keys.html") -> HTMLResponse:
+    """The keys and their create form: empty, or after a refused create what was typed and why."""
     keys = [k for k in await auth.list_api_keys(session, principal) if k.app_id == app.id]
-    return render(request, template, app=app, keys=keys, created=created, error=error)
+    return render(request, template, app=app, keys=keys, created=created, form_error=error, typed_name=typed_name)
 
 
 @router.get("/apps/{app_id:int}/keys")
@@ -197,7 +207,8 @@ async def create_key(request: Request, app_id: int, session: SessionDep, princip
     try:
         created = await auth.create_api_key(session, principal, name, app.id)
     except ZhikuError as exc:
-        return await _keys_fragment(request, session, principal, app, error=exc)
+        return await _keys_fragment(request, session, principal, app, error=form_error(exc, KEY_FORM),
+                                    typed_name=name)
     return await _keys_fragment(request, session, principal, app, created=created)
 
 

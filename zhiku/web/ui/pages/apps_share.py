@@ -4,6 +4,7 @@ behind ``/api/support/outLink/*``; the page a link opens is ``pages/chat_share.p
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC
 from typing import Any
 
@@ -19,10 +20,22 @@ from zhiku.auth.service import Principal
 from zhiku.errors import NotFound, ZhikuError
 from zhiku.web.deps import SessionDep
 from zhiku.web.ui.deps import UiPrincipal
-from zhiku.web.ui.pages.apps import checked
+from zhiku.web.ui.forms import FormError, FormFields, form_error, validated
 from zhiku.web.ui.templating import render
 
 router = APIRouter(include_in_schema=False)
+
+NEW_LINK = "new"  # the create form's name among the forms of the share links fragment (the others: link ids)
+# A link form's inputs (apps/_share_link_fields.html): the label each shows, the API key path typed into it.
+LINK_FORM = FormFields(
+    labels={"name": "apps.name", "response_detail": "apps.share_response_detail",
+            "show_node_status": "apps.share_node_status", "show_raw_source": "apps.share_raw_source",
+            "expired_time": "apps.share_expires", "qpm": "apps.share_qpm",
+            "max_usage_points": "apps.share_max_points", "hook_url": "apps.share_hook"},
+    inputs={"responseDetail": "response_detail", "showNodeStatus": "show_node_status",
+            "showRawSource": "show_raw_source", "limit.expiredTime": "expired_time", "limit.QPM": "qpm",
+            "limit.maxUsagePoints": "max_usage_points", "limit.hookUrl": "hook_url"},
+    form=NEW_LINK)
 
 
 def link_fields(form: FormData) -> dict[str, Any]:
@@ -34,6 +47,13 @@ def link_fields(form: FormData) -> dict[str, Any]:
     return {"name": str(form.get("name") or "").strip(), "responseDetail": "response_detail" in form,
             "showNodeStatus": "show_node_status" in form, "showRawSource": "show_raw_source" in form,
             "limit": {key: value for key, value in limit.items() if value is not None}}
+
+
+def typed_values(form: FormData) -> dict[str, Any]:
+    """A refused link form's fields as the user left them."""
+    return {**{name: str(form.get(name) or "") for name in ("name", "expired_time", "qpm", "max_usage_points",
+                                                            "hook_url")},
+            **{box: box in form for box in ("response_detail", "show_node_status", "show_raw_source")}}
 
 
 def link_values(link: ShareLinkPublic) -> dict[str, Any]:
@@ -49,10 +69,19 @@ def share_url(request: Request, share_id: str) -> str:
 
 
 async def _links(request: Request, session: AsyncSession, principal: Principal, app: AppPublic, *,
-                 error: ZhikuError | None = None, template: str = "apps/_share_links.html") -> HTMLResponse:
+                 error: FormError | None = None, typed: dict[str, Any] | None = None,
+                 template: str = "apps/_share_links.html") -> HTMLResponse:
+    """The create form and the links with their editors. After a refused create or change, the form that was
+    sent shows what was typed (``typed``) and why; otherwise the create form is empty."""
     links = await share_links.list_links(session, principal, app.id)
-    return render(request, template, app=app, error=error,
-                  links=[(link, share_url(request, link.share_id), link_values(link)) for link in links])
+    refused = error.form if error else None
+
+    def values(link: ShareLinkPublic) -> dict[str, Any]:
+        return typed if typed is not None and refused == str(link.id) else link_values(link)
+
+    return render(request, template, app=app, form_error=error, new_values=typed if refused == NEW_LINK else {},
+                  refused=refused,
+                  links=[(link, share_url(request, link.share_id), values(link)) for link in links])
 
 
 @router.get("/apps/{app_id:int}/share")
@@ -64,12 +93,14 @@ async def share_page(request: Request, app_id: int, session: SessionDep, princip
 @router.post("/apps/{app_id:int}/share")
 async def create_link(request: Request, app_id: int, session: SessionDep, principal: UiPrincipal) -> HTMLResponse:
     app = await service.get_app(session, principal, app_id)
+    form = await request.form()
     try:
         await share_links.create_link(session, principal, app.id,
-                                      checked(ShareLinkCreate, link_fields(await request.form())))
+                                      validated(ShareLinkCreate, link_fields(form), LINK_FORM))
     except ZhikuError as exc:
-        return await _links(request, session, principal, app, error=exc)
-    return await _links(request, session, principal, app)
+        return await _links(request, session, principal, app, error=form_error(exc, LINK_FORM),
+                            typed=typed_values(form))
+    return await _links(request, session, principal, app)  # the create form empty again
 
 
 async def _app_link(session: AsyncSession, principal: Principal, app_id: int, link_id: int) -> AppPublic:
@@ -85,11 +116,12 @@ async def update_link(request: Request, app_id: int, link_id: int, session: Sess
                       principal: UiPrincipal) -> HTMLResponse:
     """Every setting as the editor sent it (a blank limit: its default)."""
     app = await _app_link(session, principal, app_id, link_id)
+    form = await request.form()
+    fields = replace(LINK_FORM, form=str(link_id))
     try:
-        await share_links.update_link(session, principal, link_id,
-                                      checked(ShareLinkUpdate, link_fields(await request.form())))
+        await share_links.update_link(session, principal, link_id, validated(ShareLinkUpdate, link_fields(form), fields))
     except ZhikuError as exc:
-        return await _links(request, session, principal, app, error=exc)
+        return await _links(request, session, principal, app, error=form_error(exc, fields), typed=typed_values(form))
     return await _links(request, session, principal, app)
 
 

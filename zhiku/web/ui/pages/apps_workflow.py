@@ -18,6 +18,7 @@ from zhiku.apps import service, workflow_apps
 from zhiku.errors import InvalidInput, ZhikuError
 from zhiku.web.deps import SessionDep
 from zhiku.web.ui.deps import UiPrincipal
+from zhiku.web.ui.forms import FormError, FormFields
 from zhiku.web.ui.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -150,6 +151,11 @@ def graph_view(graph: dict[str, Any]) -> GraphView:
                      nodes=views, edges=paths)
 
 
+# The import form's inputs (apps/_import_form.html); a missing or unreadable file is about the pasted JSON.
+IMPORT_FORM = FormFields(labels={"name": "apps.import_name", "file": "apps.import_file", "json": "apps.import_paste"},
+                         codes={"workflow_required": "json", "invalid_json": "json"})
+
+
 async def _sent_json(form: FormData) -> Any:
     """The app file of an import form: the uploaded file, else the pasted text."""
     upload = form.get("file")
@@ -168,7 +174,7 @@ async def _sent_json(form: FormData) -> Any:
 
 @router.get("/apps/import")
 async def import_page(request: Request, principal: UiPrincipal) -> HTMLResponse:
-    return render(request, "apps/import.html", error=None, name="")
+    return render(request, "apps/import.html", name="")
 
 
 @router.post("/apps/import")
@@ -178,16 +184,16 @@ async def import_app(request: Request, session: SessionDep, principal: UiPrincip
     try:
         app = await workflow_apps.import_workflow_app(session, principal, await _sent_json(form), name or None)
     except ZhikuError as exc:
-        return render(request, "apps/import.html", status_code=exc.status, error=exc, name=name)
+        return render(request, "apps/import.html", status_code=exc.status, form_error=IMPORT_FORM.error(exc), name=name)
     return RedirectResponse(f"/apps/{app.id}/workflow", status_code=303)
 
 
 async def _workflow_page(request: Request, session: SessionDep, principal: UiPrincipal, app_id: int, *,
-                         error: ZhikuError | None = None) -> HTMLResponse:
+                         error: FormError | None = None) -> HTMLResponse:
     app = await service.get_app(session, principal, app_id)
     graph = await workflow_apps.get_workflow(session, principal, app_id)
     return render(request, "apps/workflow.html", status_code=error.status if error else 200, app=app,
-                  graph=graph_view(graph), error=error, is_workflow=app.type == workflow_apps.WORKFLOW_TYPE,
+                  graph=graph_view(graph), form_error=error, is_workflow=app.type == workflow_apps.WORKFLOW_TYPE,
                   node_size=(NODE_WIDTH, NODE_HEIGHT))
 
 
@@ -202,7 +208,7 @@ async def replace_workflow(request: Request, app_id: int, session: SessionDep, p
     try:
         await workflow_apps.save_workflow(session, principal, app_id, await _sent_json(await request.form()))
     except ZhikuError as exc:
-        return await _workflow_page(request, session, principal, app_id, error=exc)
+        return await _workflow_page(request, session, principal, app_id, error=IMPORT_FORM.error(exc))
     return RedirectResponse(f"/apps/{app_id}/workflow?saved=1", status_code=303)
 
 

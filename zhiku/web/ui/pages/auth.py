@@ -14,12 +14,19 @@ from zhiku.errors import Forbidden, InvalidInput, RateLimited, Unauthorized
 from zhiku.web.deps import SessionDep, SettingsDep
 from zhiku.web.routers.auth import LoginLimitsDep
 from zhiku.web.ui.deps import UiPrincipal, logged_in, reload_account
+from zhiku.web.ui.forms import FormFields
 from zhiku.web.ui.templating import render
 
 router = APIRouter(include_in_schema=False)
 
 HOME = "/datasets"
 TextField = Annotated[str, Form(max_length=10_000)]
+# The password change form (auth/account.html): its inputs' labels, and the input each refusal is about.
+PASSWORD_FORM = FormFields(
+    labels={"current_password": "auth.password.current", "new_password": "auth.password.new",
+            "confirm_password": "auth.password.confirm"},
+    codes={"wrong_password": "current_password", "password_mismatch": "confirm_password",
+           "invalid_password": "new_password", "password_too_common": "new_password"})
 
 
 def safe_next(target: str) -> str:
@@ -88,6 +95,7 @@ async def change_password(request: Request, session: SessionDep, principal: UiPr
                                       keep_session=request.cookies.get(SESSION_COOKIE, ""), limits=limits,
                                       address=client_address(request))
     except (InvalidInput, RateLimited) as error:
-        return render(request, "auth/account.html", status_code=error.status, headers=error.headers, error=error)
+        return render(request, "auth/account.html", status_code=error.status, headers=error.headers,
+                      form_error=PASSWORD_FORM.error(error))
     await reload_account(request, session)  # the banner about root's password goes with the change
     return render(request, "auth/account.html", changed=True)

@@ -6,24 +6,23 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import BaseModel, ValidationError
 
-from zhiku.errors import InvalidInput, NotFound, ZhikuError
+from zhiku.errors import NotFound, ZhikuError
 from zhiku.gateway.domain import DEFAULT_GROUP
 from zhiku.knowledge import collections, datasets, links
 from zhiku.knowledge.links import LinkCollectionCreate, WebsiteCollectionCreate
 from zhiku.knowledge.schemas import CollectionPublic, CollectionUpdate, DatasetCreate, Page, TextCollectionCreate
 from zhiku.web.deps import PlatformDep, SessionDep
 from zhiku.web.ui.deps import UiPrincipal
+from zhiku.web.ui.forms import FormError, FormFields, form_error, validated
 from zhiku.web.ui.templating import render
 from zhiku.wiring import Platform
 
 router = APIRouter(include_in_schema=False)
-M = TypeVar("M", bound=BaseModel)
 
 PAGE_SIZE = 20
 # A collection in one of these states changes no more by itself: the page stops polling.
@@ -48,13 +47,26 @@ class Pager:
         return (self.page - 1) * PAGE_SIZE
 
 
-def validated(model: type[M], data: dict[str, Any]) -> M:
-    """A form's fields as the API's own schema, or one readable ``invalid_input`` naming the bad fields."""
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'form'}: {e['msg']}" for e in exc.errors())
-        raise InvalidInput(problems, code="invalid_input") from None
+# Each form's inputs and the labels they show (datasets/list.html and the import forms of datasets/dataset.html).
+DATASET_FORM = FormFields(labels={"name": "datasets.name", "description": "datasets.intro",
+                                  "embedding_model": "datasets.embedding_model", "chunk_size": "datasets.chunk_size",
+                                  "agent_model": "datasets.agent_model"},
+                            codes={"dataset_exists": "name"})
+TAGS_FORM = FormFields(labels={"tags": "datasets.tags"})
+TEXT_FORM = FormFields(labels={"name": "datasets.name", "text": "datasets.text",
+                               "training_mode": "datasets.training_mode", "tags": "datasets.tags"},
+                       codes={"file_too_large": "text"})
+LINKS_FORM = FormFields(labels={"urls": "datasets.urls", "training_mode": "datasets.training_mode",
+                                "tags": "datasets.tags"})
+WEBSITE_FORM = FormFields(labels={"url": "datasets.start_url", "max_pages": "datasets.max_pages",
+                                  "max_depth": "datasets.max_depth", "tags": "datasets.tags"})
+
+
+def refused_form(request: Request, template: str, form_id: str, error: FormError, **context: Any) -> HTMLResponse:
+    """A form htmx posted with its result going elsewhere, shown again in its own place (``#form_id``) with
+    what was typed and why."""
+    return render(request, template, status_code=error.status, form_error=error,
+                  headers={"HX-Retarget": f"#{form_id}", "HX-Reswap": "outerHTML"}, **context)
 
 
 def words(value: str) -> list[str]:
@@ -72,6 +84,12 @@ def done(request: Request, key: str, **params: Any) -> HTMLResponse:
     the collections table reloads. (A domain error is the foundation's error fragment, in the same place.)"""
     return render(request, "datasets/_done.html", key=key, params=params,
                   headers={"HX-Trigger": COLLECTIONS_CHANGED})
+
+
+def imported(request: Request, form_template: str, dataset_id: int, **params: Any) -> HTMLResponse:
+    """An import's outcome, like :func:`done`, with its form (``form_template``) empty again."""
+    return render(request, "datasets/_imported.html", key="datasets.imported", params=params,
+                  form_template=form_template, dataset={"id": dataset_id}, headers={"HX-Trigger": COLLECTIONS_CHANGED})
 
 
 def chat_models(platform: Platform) -> list[str]:
@@ -99,10 +117,10 @@ async def paged(fetch: Callable[[int, int], Awaitable[Page]], page: int) -> tupl
 
 
 async def _list_page(request: Request, session: SessionDep, principal: UiPrincipal, platform: Platform,
-                     page: int, *, error: ZhikuError | None = None, form: dict[str, Any] | None = None) -> HTMLResponse:
+                     page: int, *, error: FormError | None = None, form: dict[str, Any] | None = None) -> HTMLResponse:
     listed, pager = await paged(lambda offset, limit: datasets.list_datasets_page(
         session, principal, offset=offset, limit=limit), page)
-    return render(request, "datasets/list.html", datasets=listed.items, pager=pager, error=error,
+    return render(request, "datasets/list.html", datasets=listed.items, pager=pager, form_error=error,
                   form=form or {}, embedding_models=platform.embedders.names(),
                   default_embedding_model=platform.embedders.default, agent_models=chat_models(platform),
                   default_agent_model=platform.settings.chat_model, status_code=error.status if error else 200)
@@ -122,9 +140,10 @@ async def create(request: Request, session: SessionDep, principal: UiPrincipal, 
             "name": form.get("name", ""), "description": form.get("description", ""),
             "embedding_model": form.get("embedding_model") or None,
             "chunk_size": optional_int(form.get("chunk_size")) or 1000,
-            "agent_model": form.get("agent_model") or None}), vector_store=platform.vector_store)
+            "agent_model": form.get("agent_model") or None}, DATASET_FORM), vector_store=platform.vector_store)
     except ZhikuError as exc:
-        return await _list_page(request, session, principal, platform, 1, error=exc, form=form)
+        return await _list_page(request, session, principal, platform, 1, error=form_error(exc, DATASET_FORM),
+                                form=form)
     return RedirectResponse(f"/datasets/{created.id}", status_code=303)
 
 
@@ -209,9 +228,14 @@ async def delete(request: Request, dataset_id: int, collection_id: int, session:
 async def set_tags(request: Request, dataset_id: int, collection_id: int, session: SessionDep,
                    principal: UiPrincipal) -> HTMLResponse:
     form = await request.form()
-    await own_collection(session, principal, dataset_id, collection_id)
-    tagged = await collections.update_collection(session, principal, collection_id, validated(
-        CollectionUpdate, {"tags": words(str(form.get("tags", "")))}))
+    collection = await own_collection(session, principal, dataset_id, collection_id)
+    typed = str(form.get("tags", ""))
+    try:
+        tagged = await collections.update_collection(session, principal, collection_id, validated(
+            CollectionUpdate, {"tags": words(typed)}, TAGS_FORM))
+    except ZhikuError as exc:
+        return refused_form(request, "datasets/_tags_form.html", f"tags-{collection_id}", form_error(exc, TAGS_FORM),
+                            dataset={"id": dataset_id}, c=collection, typed_tags=typed)
     return done(request, "datasets.tags_saved", name=tagged.name)
 
 
@@ -221,35 +245,50 @@ async def set_tags(request: Request, dataset_id: int, collection_id: int, sessio
 async def import_text(request: Request, dataset_id: int, session: SessionDep, principal: UiPrincipal,
                       platform: PlatformDep) -> HTMLResponse:
     form = await request.form()
-    body = validated(TextCollectionCreate, {
-        "name": form.get("name", ""), "text": form.get("text", ""),
-        "chunk_size": optional_int(form.get("chunk_size")), "training_mode": form.get("training_mode", "chunk"),
-        "tags": words(str(form.get("tags", "")))})
-    added = await collections.create_text_collection(session, principal, platform.blobs, dataset_id, body,
-                                                     max_bytes=platform.settings.upload_max_bytes,
-                                                     max_attempts=platform.settings.job_max_attempts)
-    return done(request, "datasets.imported", count=1, name=added.name)
+    try:
+        body = validated(TextCollectionCreate, {
+            "name": form.get("name", ""), "text": form.get("text", ""),
+            "chunk_size": optional_int(form.get("chunk_size")), "training_mode": form.get("training_mode", "chunk"),
+            "tags": words(str(form.get("tags", "")))}, TEXT_FORM)
+        added = await collections.create_text_collection(session, principal, platform.blobs, dataset_id, body,
+                                                         max_bytes=platform.settings.upload_max_bytes,
+                                                         max_attempts=platform.settings.job_max_attempts)
+    except ZhikuError as exc:
+        return refused_form(request, "datasets/_import_text.html", "text-import", form_error(exc, TEXT_FORM),
+                            dataset={"id": dataset_id}, values=dict(form))
+    return imported(request, "datasets/_import_text.html", dataset_id, count=1, name=added.name)
 
 
 @router.post("/datasets/{dataset_id}/import/links")
 async def import_links(request: Request, dataset_id: int, session: SessionDep, principal: UiPrincipal,
                        platform: PlatformDep) -> HTMLResponse:
     form = await request.form()
-    body = validated(LinkCollectionCreate, {
-        "urls": words(str(form.get("urls", ""))), "training_mode": form.get("training_mode", "chunk"),
-        "tags": words(str(form.get("tags", "")))})
-    added = await links.create_link_collections(session, principal, dataset_id, body,
-                                                allow_private=platform.settings.allow_private_urls,
-                                                max_attempts=platform.settings.job_max_attempts)
-    return done(request, "datasets.imported", count=len(added), name=", ".join(c.name for c in added))
+    try:
+        body = validated(LinkCollectionCreate, {
+            "urls": words(str(form.get("urls", ""))), "training_mode": form.get("training_mode", "chunk"),
+            "tags": words(str(form.get("tags", "")))}, LINKS_FORM)
+        added = await links.create_link_collections(session, principal, dataset_id, body,
+                                                    allow_private=platform.settings.allow_private_urls,
+                                                    max_attempts=platform.settings.job_max_attempts)
+    except ZhikuError as exc:
+        return refused_form(request, "datasets/_import_links.html", "link-import", form_error(exc, LINKS_FORM),
+                            dataset={"id": dataset_id}, values=dict(form))
+    return imported(request, "datasets/_import_links.html", dataset_id, count=len(added),
+                    name=", ".join(c.name for c in added))
 
 
 @router.post("/datasets/{dataset_id}/import/website")
 async def import_website(request: Request, dataset_id: int, session: SessionDep, principal: UiPrincipal,
                          platform: PlatformDep) -> HTMLResponse:
     form = await request.form()
-    body = validated(WebsiteCollectionCreate, {
-        "url": str(form.get("url", "")).strip(), "max_pages": optional_int(form.get("max_pages")) or 50,
-        "max_depth": optional_int(form.get("max_depth")) or 0, "tags": words(str(form.get("tags", "")))})
-    added = await links.create_website_collection(session, principal, dataset_id, body, settings=platform.settings)
-    return done(request, "datasets.imported", count=1, name=added.name)
+    try:
+        body = validated(WebsiteCollectionCreate, {
+            "url": str(form.get("url", "")).strip(), "max_pages": optional_int(form.get("max_pages")) or 50,
+            "max_depth": optional_int(form.get("max_depth")) or 0, "tags": words(str(form.get("tags", "")))},
+            WEBSITE_FORM)
+        added = await links.create_website_collection(session, principal, dataset_id, body,
+                                                      settings=platform.settings)
+    except ZhikuError as exc:
+        return refused_form(request, "datasets/_import_website.html", "website-import",
+                            form_error(exc, WEBSITE_FORM), dataset={"id": dataset_id}, values=dict(form))
+    return imported(request, "datasets/_import_website.html", dataset_id, count=1, name=added.name)

@@ -15,12 +15,16 @@ from zhiku.retrieval.search import search
 from zhiku.retrieval.settings import MAX_QUERY_CHARS, SearchSettings
 from zhiku.web.deps import PlatformDep, SessionDep
 from zhiku.web.ui.deps import UiPrincipal
-from zhiku.web.ui.pages.datasets import own_collection, paged, validated
+from zhiku.web.ui.forms import FormError, FormFields, form_error, validated
+from zhiku.web.ui.pages.datasets import own_collection, paged
 from zhiku.web.ui.templating import render
 
 router = APIRouter(include_in_schema=False)
 MAX_SEARCH_TEXT_CHARS = 200  # of the chunk browser's filter box
 MAX_SEARCH_TOKENS = 100_000  # the search form's quote limit, in tokens
+# The chunk editor's inputs (datasets/_chunk.html): its index texts are one list, marked as one.
+CHUNK_FORM = FormFields(labels={"q": "datasets.chunk_q", "a": "datasets.chunk_a", "index_text": "datasets.index_texts"},
+                        inputs={"indexes": "index_text"})
 
 
 # --- chunk browser --------------------------------------------------------------------------------------
@@ -45,8 +49,8 @@ async def _own_chunk(session: SessionDep, principal: UiPrincipal, dataset_id: in
 
 
 def _chunk_fragment(request: Request, chunk: ChunkPublic, *, editing: bool = False,
-                    error: ZhikuError | None = None) -> HTMLResponse:
-    return render(request, "datasets/_chunk.html", chunk=chunk, editing=editing, error=error,
+                    error: FormError | None = None) -> HTMLResponse:
+    return render(request, "datasets/_chunk.html", chunk=chunk, editing=editing, form_error=error,
                   max_indexes=MAX_INDEXES, status_code=error.status if error else 200)
 
 
@@ -73,10 +77,10 @@ async def update_chunk(request: Request, dataset_id: int, chunk_id: int, session
     typed = {"q": str(form.get("q", "")), "a": str(form.get("a", "")), "indexes": _indexes_of(form)}
     try:
         changed = await chunks.update_chunk(session, principal, platform.embedders, chunk_id,
-                                            validated(ChunkUpdate, typed), vector_store=platform.vector_store)
+                                            validated(ChunkUpdate, typed, CHUNK_FORM), vector_store=platform.vector_store)
     except ZhikuError as exc:
         await session.rollback()
-        return _chunk_fragment(request, chunk.model_copy(update=typed), editing=True, error=exc)
+        return _chunk_fragment(request, chunk.model_copy(update=typed), editing=True, error=form_error(exc, CHUNK_FORM))
     return _chunk_fragment(request, changed)
 
 

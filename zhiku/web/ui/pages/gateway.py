@@ -15,14 +15,14 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
-from pydantic import ValidationError
 
-from zhiku.errors import InvalidInput, NotFound, ZhikuError
+from zhiku.errors import InvalidInput, NotFound
 from zhiku.gateway.admin import channels, logs, tokens
 from zhiku.gateway.domain import parse_model_list
 from zhiku.gateway.runtime import Gateway
 from zhiku.web.ui.charts import ERROR_COLOUR, bar_chart, column_chart
 from zhiku.web.ui.deps import get_ui_admin, get_ui_principal
+from zhiku.web.ui.forms import FormFields
 from zhiku.web.ui.templating import render, translator
 
 router = APIRouter(include_in_schema=False)
@@ -75,6 +75,12 @@ def names(text: str) -> list[str]:
     return parse_model_list(text.replace("\n", ","))
 
 
+def unreadable(field: str, message: str, code: str) -> InvalidInput:
+    """A field the page could not read; ``detail.field`` tells the form which input it was
+    (:meth:`zhiku.web.ui.forms.FormFields.error`)."""
+    return InvalidInput(message, code=code, detail={"field": field})
+
+
 def whole_number(form: Mapping[str, Any], field: str, default: int = 0) -> int:
     text = str(form.get(field) or "").strip()
     if not text:
@@ -82,7 +88,7 @@ def whole_number(form: Mapping[str, Any], field: str, default: int = 0) -> int:
     try:
         return int(text)
     except ValueError:
-        raise InvalidInput(f"{field}: {text!r} is not a whole number", code="invalid_number") from None
+        raise unreadable(field, f"{text!r} is not a whole number", "field_not_whole_number") from None
 
 
 def utc_datetime(text: str, field: str) -> datetime | None:
@@ -93,16 +99,8 @@ def utc_datetime(text: str, field: str) -> datetime | None:
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
-        raise InvalidInput(f"{field}: {text!r} is not a date and time", code="invalid_datetime") from None
+        raise unreadable(field, f"{text!r} is not a date and time", "invalid_datetime") from None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def problem(exc: ValidationError | ZhikuError) -> str:
-    """One readable line for a page: a domain error's message, or each invalid field and why."""
-    if isinstance(exc, ZhikuError):
-        return exc.message
-    return "; ".join(f"{'.'.join(str(p) for p in error['loc']) or 'input'}: {error['msg']}"
-                     for error in exc.errors())
 
 
 def pager(request: Request, page: int, size: int, total: int) -> dict[str, Any]:
@@ -154,7 +152,7 @@ def _date(text: str, field: str) -> date:
     try:
         return date.fromisoformat(text.strip())
     except ValueError:
-        raise InvalidInput(f"{field}: {text!r} is not a date (YYYY-MM-DD)", code="invalid_date") from None
+        raise unreadable(field, f"{text!r} is not a date (YYYY-MM-DD)", "invalid_date") from None
 
 
 def per_day(rows: list[dict[str, Any]], span: DayRange, value: str) -> list[tuple[str, float]]:
@@ -190,6 +188,10 @@ def dashboard_charts(by_day: list[dict[str, Any]], by_model: list[dict[str, Any]
     return {"charts": charts, "totals": totals}
 
 
+DASHBOARD_FORM = FormFields(labels={"days": "gateway.range", "since": "gateway.from", "until": "gateway.to"},
+                            codes={"invalid_range": "since"})
+
+
 @router.get("/gateway", response_class=HTMLResponse)
 async def dashboard(request: Request, admin: AdminDep, gateway: GatewayDep,
                     days: Annotated[int, Query(ge=1, le=MAX_RANGE_DAYS)] = 7, since: str = "",
@@ -197,28 +199,28 @@ async def dashboard(request: Request, admin: AdminDep, gateway: GatewayDep,
     try:
         span = day_range(days, since, until, datetime.now(UTC).date())
     except InvalidInput as exc:
-        span, error = day_range(7, "", "", datetime.now(UTC).date()), exc.message
+        span, error = day_range(7, "", "", datetime.now(UTC).date()), DASHBOARD_FORM.error(exc)
     else:
         error = None
     await gateway.flush()  # count what just happened, not what the next flush would write
     where = logs.LogFilter(since=span.since, until=span.until)
     by_day = await logs.usage_stats(gateway.store, "day", where)
     by_model = await logs.usage_stats(gateway.store, "model", where)
-    return render(request, "gateway/dashboard.html", span=span, days=days, since=since, until=until, error=error,
+    return render(request, "gateway/dashboard.html", span=span, days=days, since=since, until=until, form_error=error,
                   **dashboard_charts(by_day, by_model, span, translator(request)))
 
 
 # ---- logs ---------------------------------------------------------------------------------------
 
 
+LOGS_FORM = FormFields(labels={"token_id": "gateway.token", "model": "gateway.model", "channel_id": "gateway.channel",
+                               "type": "gateway.type", "status": "gateway.http_status", "since": "gateway.from_utc",
+                               "until": "gateway.to_utc"})
+
+
 def log_filter(query: Mapping[str, str]) -> logs.LogFilter:
     def number(field: str) -> int | None:
-        text = (query.get(field) or "").strip()
-        if not text:
-            return None
-        if not text.lstrip("-").isdigit():
-            raise InvalidInput(f"{field}: {text!r} is not a whole number", code="invalid_number")
-        return int(text)
+        return whole_number(query, field) if (query.get(field) or "").strip() else None
 
     return logs.LogFilter(token_id=number("token_id"), channel_id=number("channel_id"),
                           model=(query.get("model") or "").strip() or None,
@@ -234,12 +236,12 @@ async def log_page(request: Request, admin: AdminDep, gateway: GatewayDep,
     try:
         where = log_filter(request.query_params)
     except InvalidInput as exc:
-        where, error = logs.LogFilter(), exc.message
+        where, error = logs.LogFilter(), LOGS_FORM.error(exc)
     await gateway.flush()
     items, total = await logs.list_logs(gateway.store, where, page=page, size=LOG_PAGE_SIZE)
     token_list, _ = await tokens.list_tokens(gateway.store, size=1000)
     channel_list, _ = await channels.list_channels(gateway.store, size=1000)
     models = sorted({m for c in channel_list for m in c.models if m != "*"})
-    return render(request, "gateway/logs.html", items=items, error=error, filters=dict(request.query_params),
+    return render(request, "gateway/logs.html", items=items, form_error=error, filters=dict(request.query_params),
                   tokens=token_list, channels=channel_list, models=models,
                   pages=pager(request, page, LOG_PAGE_SIZE, total))

@@ -9,19 +9,27 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import ValidationError
 
-from zhiku.errors import InvalidInput, ZhikuError
+from zhiku.errors import ZhikuError
 from zhiku.gateway.admin import channels
 from zhiku.gateway.admin.schemas import ChannelCreate, ChannelPublic, ChannelTestResult, ChannelUpdate
 from zhiku.gateway.domain import ENABLED, MANUAL_DISABLED
 from zhiku.gateway.providers import channel_fields, channel_types
-from zhiku.web.ui.pages.gateway import AdminDep, GatewayDep, names, pager, problem, whole_number
+from zhiku.web.ui.forms import FormError, FormFields, form_error, validated
+from zhiku.web.ui.pages.gateway import AdminDep, GatewayDep, names, pager, unreadable, whole_number
 from zhiku.web.ui.templating import render
 
 router = APIRouter(include_in_schema=False)
 
 PAGE_SIZE = 50
+# The editor's inputs (gateway/channel_edit.html and each type's own config fields) and their labels.
+CHANNEL_FORM = FormFields(labels={
+    "type": "gateway.type", "name": "gateway.name", "base_url": "gateway.channel.base_url",
+    "key": "gateway.channel.key", "models": "gateway.models", "model_mapping": "gateway.channel.model_mapping",
+    "groups": "gateway.channel.groups", "priority": "gateway.channel.priority", "weight": "gateway.channel.weight",
+    "timeout_seconds": "gateway.channel.timeout",
+    **{f"config.{field.name}": f"gateway.channel.config.{field.name}"
+       for kind in channel_types() for field in channel_fields(kind).config}})
 
 
 def mapping(text: str) -> dict[str, str]:
@@ -33,8 +41,8 @@ def mapping(text: str) -> dict[str, str]:
     except ValueError:
         value = None
     if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-        raise InvalidInput('model mapping: a JSON object such as {"gpt-4o": "gpt-4o-2024-08-06"}',
-                           code="invalid_model_mapping")
+        raise unreadable("model_mapping", 'not a JSON object such as {"gpt-4o": "gpt-4o-2024-08-06"}',
+                         "invalid_model_mapping")
     return {str(k): v for k, v in value.items()}
 
 
@@ -51,7 +59,7 @@ def channel_values(form: Mapping[str, Any]) -> dict[str, Any]:
     try:
         timeout_seconds = float(timeout) if timeout else 0.0
     except ValueError:
-        raise InvalidInput(f"timeout: {timeout!r} is not a number", code="invalid_number") from None
+        raise unreadable("timeout_seconds", f"{timeout!r} is not a number", "field_not_number") from None
     return {"type": kind, "name": str(form.get("name") or "").strip(),
             "base_url": str(form.get("base_url") or "").strip(), "key": str(form.get("key") or "").strip(),
             "models": names(str(form.get("models") or "")), "groups": names(str(form.get("groups") or "")) or
@@ -60,13 +68,13 @@ def channel_values(form: Mapping[str, Any]) -> dict[str, Any]:
             "timeout_seconds": timeout_seconds}
 
 
-def editor(request: Request, channel: ChannelPublic | None, values: Mapping[str, Any], error: str | None = None,
-           status_code: int = 200) -> HTMLResponse:
+def editor(request: Request, channel: ChannelPublic | None, values: Mapping[str, Any],
+           error: FormError | None = None) -> HTMLResponse:
     kind = str(values.get("type") or "openai")
     response = render(request, "gateway/channel_edit.html", channel=channel, values=values,
                       types=channel_types(), fields=channel_fields(kind if kind in channel_types() else "openai"),
-                      error=error)
-    response.status_code = status_code
+                      form_error=error)
+    response.status_code = error.status if error else 200
     return response
 
 
@@ -81,8 +89,10 @@ def form_values(channel: ChannelPublic) -> dict[str, Any]:
 
 
 def row(request: Request, channel: ChannelPublic, *, test: ChannelTestResult | None = None,
-        error: str | None = None) -> HTMLResponse:
-    return render(request, "gateway/_channel_row.html", channel=channel, test=test, error=error)
+        error: FormError | None = None, typed: Mapping[str, Any] | None = None) -> HTMLResponse:
+    """A channel's row; after a refused priority or weight, what was typed (``typed``) and why."""
+    return render(request, "gateway/_channel_row.html", channel=channel, test=test, form_error=error,
+                  typed=typed or {})
 
 
 @router.get("/gateway/channels", response_class=HTMLResponse)
@@ -110,9 +120,10 @@ async def type_fields(request: Request, admin: AdminDep, type: str = "openai") -
 async def create_channel(request: Request, admin: AdminDep, gateway: GatewayDep) -> Response:
     form = await request.form()
     try:
-        await channels.create_channel(gateway.store, gateway.keybox, ChannelCreate(**channel_values(form)))
-    except (ValidationError, ZhikuError) as exc:
-        return editor(request, None, dict(form), problem(exc), status_code=422)
+        await channels.create_channel(gateway.store, gateway.keybox,
+                                      validated(ChannelCreate, channel_values(form), CHANNEL_FORM))
+    except ZhikuError as exc:
+        return editor(request, None, dict(form), form_error(exc, CHANNEL_FORM))
     await gateway.reload()
     return RedirectResponse("/gateway/channels", status_code=303)
 
@@ -131,9 +142,10 @@ async def update_channel(request: Request, channel_id: int, admin: AdminDep, gat
         values = channel_values(form)
         if not values["key"]:
             del values["key"]  # empty: keep the stored key
-        await channels.update_channel(gateway.store, gateway.keybox, channel_id, ChannelUpdate(**values))
-    except (ValidationError, ZhikuError) as exc:
-        return editor(request, channel, dict(form), problem(exc), status_code=422)
+        await channels.update_channel(gateway.store, gateway.keybox, channel_id,
+                                      validated(ChannelUpdate, values, CHANNEL_FORM))
+    except ZhikuError as exc:
+        return editor(request, channel, dict(form), form_error(exc, CHANNEL_FORM))
     await gateway.reload()
     return RedirectResponse("/gateway/channels", status_code=303)
 
@@ -160,10 +172,12 @@ async def order_channel(request: Request, channel_id: int, admin: AdminDep, gate
     """Priority and weight, edited in the list."""
     form = await request.form()
     try:
-        change = ChannelUpdate(priority=whole_number(form, "priority"), weight=whole_number(form, "weight", 1))
+        change = validated(ChannelUpdate, {"priority": whole_number(form, "priority"),
+                                           "weight": whole_number(form, "weight", 1)}, CHANNEL_FORM)
         updated = await channels.update_channel(gateway.store, gateway.keybox, channel_id, change)
-    except (ValidationError, ZhikuError) as exc:
-        return row(request, await channels.get_channel(gateway.store, channel_id), error=problem(exc))
+    except ZhikuError as exc:
+        return row(request, await channels.get_channel(gateway.store, channel_id), error=form_error(exc, CHANNEL_FORM),
+                   typed=form)
     await gateway.reload()
     return row(request, updated)
 
