@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
@@ -52,6 +53,16 @@ async def create_dataset(session: AsyncSession, principal: Principal, embedders:
 async def list_datasets(session: AsyncSession, principal: Principal) -> list[DatasetPublic]:
     rows = await session.execute(select(Dataset).where(Dataset.team_id == principal.team_id).order_by(Dataset.id))
     return [DatasetPublic.model_validate(d) for d in rows.scalars()]
+
+
+async def dataset_names(session: AsyncSession, principal: Principal, ids: Iterable[int]) -> dict[int, str]:
+    """The names of those of ``ids`` that are the team's datasets (a list naming a page's datasets)."""
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    rows = await session.execute(select(Dataset.id, Dataset.name)
+                                 .where(Dataset.team_id == principal.team_id, Dataset.id.in_(wanted)))
+    return {dataset_id: name for dataset_id, name in rows.all()}
 
 
 async def list_datasets_page(session: AsyncSession, principal: Principal, *, offset: int = 0,

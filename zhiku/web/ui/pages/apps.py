@@ -17,7 +17,7 @@ from zhiku.apps.workflow_apps import WORKFLOW_TYPE
 from zhiku.auth import service as auth
 from zhiku.auth.service import Principal
 from zhiku.errors import NotFound, ZhikuError
-from zhiku.knowledge.datasets import list_datasets
+from zhiku.knowledge.datasets import dataset_names, list_datasets
 from zhiku.retrieval.settings import SearchSettings
 from zhiku.web.deps import PlatformDep, SessionDep
 from zhiku.web.ui.deps import UiPrincipal
@@ -130,7 +130,7 @@ async def list_page(request: Request, session: SessionDep, principal: UiPrincipa
     """The apps a page at a time, the newest first as the datasets list."""
     listed, pager = await paged(lambda offset, limit: service.list_apps_page(
         session, principal, offset=offset, limit=limit), page)
-    names = {d.id: d.name for d in await list_datasets(session, principal)}
+    names = await dataset_names(session, principal, (i for app in listed.items for i in app.dataset_ids))
     return render(request, "apps/list.html", apps=listed.items, pager=pager,
                   dataset_names=names)
 
