@@ -51,6 +51,28 @@ def test_out_of_range_numbers_are_a_422_not_a_500(client: httpx.Client) -> None:
     assert r.status_code == 422, r.text
 
 
+def test_search_settings_of_the_wrong_type_or_out_of_range_are_a_400_naming_the_setting(
+        client: httpx.Client) -> None:
+    for search, field in (({"similarity": "high"}, "search.similarity"), ({"similarity": -5}, "search.similarity"),
+                          ({"limit": 10**30}, "search.max_tokens"), ({"max_tokens": 0}, "search.max_tokens"),
+                          ({"embeddingWeight": 1.5}, "search.embedding_weight"), ({"rerank": "yes"}, "search.rerank"),
+                          ({"rerankWeight": [1]}, "search.rerank_weight"), ({"mode": ["mixed"]}, "search.mode")):
+        r = client.post("/api/apps", json={"name": unique("search"), "search": search})
+        assert r.status_code == 400 and r.json()["detail"] == {"field": field}, (search, r.text)
+    r = client.post("/api/apps", json={"name": unique("search"), "search": {"similarity": "0.6", "limit": 3000,
+                                                                             "searchMode": "fullTextRecall"}})
+    assert r.status_code == 201, r.text
+    app = r.json()
+    assert app["search"]["similarity"] == 0.6 and app["search"]["mode"] == "fullText"
+    r = client.patch(f"/api/apps/{app['id']}", json={"search": {"limit": 1000}})  # the rest is kept
+    assert r.status_code == 200 and r.json()["search"] == {**app["search"], "max_tokens": 1000}, r.text
+    r = client.patch(f"/api/apps/{app['id']}", json={"search": {"similarity": 2}})
+    assert r.status_code == 400 and r.json()["code"] == "invalid_search_settings", r.text
+    dataset_id = create_dataset(client, unique("search"))
+    r = client.post(f"/api/datasets/{dataset_id}/search", json={"text": "tea", "similarity": 5})
+    assert r.status_code == 400 and r.json()["detail"] == {"field": "similarity"}, r.text
+
+
 def test_a_file_name_too_long_for_the_database_is_refused(client: httpx.Client) -> None:
     dataset_id = create_dataset(client, unique("longname"))
     r = client.post(f"/api/datasets/{dataset_id}/collections/file",

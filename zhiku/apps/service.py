@@ -41,7 +41,7 @@ async def _public(session: AsyncSession, app: App) -> AppPublic:
     datasets = await app_datasets_of(session, app.id)
     return AppPublic(id=app.id, name=app.name, type=app.type, system_prompt=app.system_prompt, model=app.model,
                      temperature=app.temperature, max_tokens=app.max_tokens, dataset_ids=[d.id for d in datasets],
-                     search=SearchSettings.from_dict(app.search).to_dict(),
+                     search=SearchSettings.from_dict(app.search, strict=False).to_dict(),
                      chat_config=ChatConfig.model_validate(app.chat_config or {}), created_at=app.created_at,
                      updated_at=app.updated_at)
 
@@ -56,7 +56,7 @@ async def _set_datasets(session: AsyncSession, principal: Principal, app_id: int
 
 
 async def create_app(session: AsyncSession, principal: Principal, data: AppCreate) -> AppPublic:
-    search = SearchSettings.from_dict(data.search).to_dict()  # validates the mode
+    search = SearchSettings.from_dict(data.search).to_dict()  # validates every setting
     app = App(team_id=principal.team_id, name=data.name.strip(), type="simple", system_prompt=data.system_prompt,
               model=data.model, temperature=data.temperature, max_tokens=data.max_tokens, search=search,
               chat_config=data.chat_config.stored())
@@ -82,7 +82,8 @@ async def update_app(session: AsyncSession, principal: Principal, app_id: int, d
     if data.name is not None:
         app.name = data.name.strip()
     if data.search is not None:
-        app.search = SearchSettings.from_dict({**app.search, **data.search}).to_dict()
+        app.search = SearchSettings.from_dict(data.search, base=SearchSettings.from_dict(app.search,
+                                                                                   strict=False)).to_dict()
     if data.chat_config is not None:
         app.chat_config = data.chat_config.stored()
     if data.dataset_ids is not None:

@@ -64,7 +64,7 @@ def simple_chat_config(chat_config: dict[str, Any]) -> dict[str, Any]:
 
 def simple_workflow(app: App, dataset_id_list: list[int]) -> dict[str, Any]:
     """The workflow a simple app runs as."""
-    search = SearchSettings.from_dict(app.search)
+    search = SearchSettings.from_dict(app.search, strict=False)
     nodes: list[dict[str, Any]] = [
         {"nodeId": "userGuide", "flowNodeType": "userGuide", "name": "System config", "inputs": [], "outputs": []},
         {"nodeId": "workflowStartNodeId", "flowNodeType": "workflowStart", "name": "Start",

@@ -66,7 +66,7 @@ async def search_test(dataset_id: int, body: SearchTest, session: SessionDep, pr
     raw = {k: v for k, v in {"mode": body.mode, "similarity": body.similarity, "limit": body.limit,
                               "embedding_weight": body.embedding_weight, "rerank": body.rerank,
                               "rerank_weight": body.rerank_weight}.items() if v is not None}
-    settings = SearchSettings.from_dict(raw)
+    settings = SearchSettings.from_dict(raw, where="")
     result = await search(platform.db.sessions, platform.embedders, [dataset], body.text, settings,
                           reranker=platform.reranker, vector_store=platform.vector_store,
                           collection_ids=body.collection_ids, tags=body.tags)

@@ -390,7 +390,7 @@ async def search_test(body: SearchTestBody, session: SessionDep, principal: Team
     settings = SearchSettings.from_dict(body.model_dump(
         by_alias=True, exclude_none=True, include={"search_mode", "similarity", "embedding_weight",
                                                    "using_rerank", "rerank_weight"})
-        | {"limit": min(body.limit, SEARCH_MAX_TOKENS)})
+        | {"limit": min(body.limit, SEARCH_MAX_TOKENS)}, where="")
     result = await search(platform.db.sessions, platform.embedders, [dataset], body.text, settings,
                           reranker=platform.reranker, vector_store=platform.vector_store)
     return ok({"list": [quote_item(quote_dict(q)) for q in result.quotes],

@@ -12,7 +12,7 @@ from zhiku.errors import NotFound, ZhikuError
 from zhiku.knowledge import chunks, datasets
 from zhiku.knowledge.schemas import MAX_INDEXES, ChunkPublic, ChunkUpdate
 from zhiku.retrieval.search import search
-from zhiku.retrieval.settings import MAX_QUERY_CHARS, SearchSettings
+from zhiku.retrieval.settings import MAX_QUERY_CHARS, MAX_SEARCH_TOKENS, SearchSettings
 from zhiku.web.deps import PlatformDep, SessionDep
 from zhiku.web.ui.deps import UiPrincipal
 from zhiku.web.ui.forms import FormError, FormFields, form_error, validated
@@ -21,7 +21,6 @@ from zhiku.web.ui.templating import render
 
 router = APIRouter(include_in_schema=False)
 MAX_SEARCH_TEXT_CHARS = 200  # of the chunk browser's filter box
-MAX_SEARCH_TOKENS = 100_000  # the search form's quote limit, in tokens
 # The chunk editor's inputs (datasets/_chunk.html): its index texts are one list, marked as one.
 CHUNK_FORM = FormFields(labels={"q": "datasets.chunk_q", "a": "datasets.chunk_a", "index_text": "datasets.index_texts"},
                         inputs={"indexes": "index_text"})
