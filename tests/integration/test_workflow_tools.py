@@ -166,16 +166,19 @@ def test_a_model_that_never_stops_calling_tools_hits_the_round_limit(private_ser
     assert last[-1] == {"role": "tool", "tool_call_id": "call_again", "content": "Hello, Bo! (warm)"}
 
 
-def test_a_tool_branch_that_asks_the_user_is_refused(private_server, private_client, fake) -> None:
+def test_a_tool_branch_that_asks_the_user_pauses_the_agent(private_server, private_client, fake) -> None:
+    # Once refused (422 tools_interactive); the pause and resume are test_workflow_tools_interactive's.
     graph = fixture("tools_agent.json")
     graph["nodes"].append(next(n for n in fixture("interactive_order.json")["nodes"] if n["flowNodeType"] == "userSelect"))
     stop = next(e for e in graph["edges"] if e["target"] == "stop")
     stop.update(target="sel", targetHandle="sel-target-left")
     key = app_key(private_client, "tools_agent", graph)
     fake.tool_call("finish", {"reason": "ask"}, call_id="call_ask")
-    r = post(private_server, key, "ask me")
-    assert r.status_code == 422 and r.json()["error"]["code"] == "tools_interactive", r.text
-    assert 'tool node "Say goodbye" (toolParams, id finish) asks the user a question' in r.json()["error"]["message"]
+    r = post(private_server, key, "ask me", chatId=unique("tools-ask"), detail=True)
+    assert r.status_code == 200, r.text
+    asked = r.json()["choices"][0]["message"]["content"][-1]["interactive"]
+    assert asked["type"] == "toolChildrenInteractive" and asked["params"]["toolParams"]["toolCallId"] == "call_ask"
+    assert asked["params"]["childrenResponse"]["entryNodeIds"] == ["sel"]
 
 
 def test_the_official_openai_client_streams_a_tools_app(private_server, private_client, target, fake) -> None:

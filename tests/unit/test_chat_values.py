@@ -76,3 +76,24 @@ def test_chat_file_urls_are_recognised_relative_or_full() -> None:
     assert full is not None and full.file_key == "k" and not full.relative
     assert parse_url("https://example.com/files/brew.md?token=abc") is None
     assert parse_url("/api/common/file/read/brew.md") is None
+
+
+def test_a_reply_to_a_tool_branch_is_recorded_in_the_branchs_interaction_and_its_call_gets_the_result() -> None:
+    select = {"type": "userSelect", "params": {"userSelectOptions": [{"key": "a", "value": "A"}]}}
+    paused = {"type": "toolChildrenInteractive", "entryNodeIds": ["agent"],
+              "params": {"childrenResponse": {"type": "toolChildrenInteractive",
+                                              "params": {"childrenResponse": select, "toolParams": {}}},
+                         "toolParams": {"toolCallId": "call_1"}}}
+    done = answered(paused, "A")
+    assert done["params"]["childrenResponse"]["params"]["childrenResponse"]["params"]["userSelectedVal"] == "A"
+    assert "userSelectedVal" not in select["params"] and done["params"]["toolParams"] == {"toolCallId": "call_1"}
+    resumed = AnswerItems()
+    resumed.add_tool(ToolActivity("toolResponse", "call_1", response="A chosen"))  # a call of the paused answer
+    resumed.add_text("Thanks.")
+    assert resumed.earlier_responses == {"call_1": "A chosen"}
+    before = [{"type": "tool", "tools": [{"id": "call_1", "response": ""}, {"id": "call_2", "response": "x"}]},
+              {"type": "interactive", "interactive": paused}]
+    merged = resumed_value(before, "A", resumed.value(None), resumed.earlier_responses)
+    assert merged[0]["tools"] == [{"id": "call_1", "response": "A chosen"}, {"id": "call_2", "response": "x"}]
+    assert before[0]["tools"][0]["response"] == ""
+    assert merged[2:] == [{"type": "text", "text": {"content": "Thanks."}}]

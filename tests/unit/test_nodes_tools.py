@@ -11,6 +11,9 @@ from zhiku.apps.nodes._mcp import _message
 from zhiku.apps.nodes.mcp_tool import expand_toolset, headers_of
 from zhiku.apps.nodes.tools import (
     PREVIEW_CHARS,
+    message_from_openai,
+    pause_payload,
+    paused_call,
     preview,
     result_text,
     tool_definition,
@@ -19,6 +22,7 @@ from zhiku.apps.nodes.tools import (
     with_arguments,
 )
 from zhiku.apps.workflow.graph import Node, parse_node, parse_workflow
+from zhiku.chat_model import ChatMessage, ToolCall
 from zhiku.errors import InvalidInput
 from zhiku.knowledge.fetch import FetchedPage
 
@@ -117,3 +121,29 @@ def test_the_json_rpc_answer_is_found_in_json_or_in_events() -> None:
     assert _message(_page(json.dumps([answer]).encode(), "application/json"), 7) == answer
     assert _message(_page(b"not json", "application/json"), 7) is None
     assert _message(_page(json.dumps(answer).encode(), "application/json"), 8) is None
+
+
+def test_a_paused_tool_call_is_stored_in_fastgpts_shape_and_read_back() -> None:
+    call = ToolCall("call_1", "order", '{"drink": "tea"}')
+    messages = [ChatMessage("system", "Be brief."), ChatMessage("user", "tea"),
+                ChatMessage("assistant", "", tool_calls=(call,)), ChatMessage("tool", "", tool_call_id="call_1")]
+    branch = {"type": "userSelect", "params": {}, "entryNodeIds": ["sel"], "memoryEdges": [], "nodeOutputs": []}
+    payload = json.loads(json.dumps(pause_payload(branch, "call_1", messages)))  # as stored: plain JSON
+    assert payload["type"] == "toolChildrenInteractive" and payload["params"]["childrenResponse"] == branch
+    assert payload["params"]["toolParams"]["toolCallId"] == "call_1"
+    assert payload["params"]["toolParams"]["memoryRequestMessages"][2] == {
+        "role": "assistant", "content": None,
+        "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "order", "arguments": '{"drink": "tea"}'}}]}
+    paused = paused_call(payload)
+    assert paused is not None and paused.call == call and paused.branch == branch
+    assert paused.messages == messages
+
+
+def test_a_stored_interaction_that_is_no_tool_pause_is_not_resumed_as_one() -> None:
+    assert paused_call(None) is None
+    assert paused_call({"type": "userSelect", "params": {}}) is None
+    assert paused_call({"type": "toolChildrenInteractive", "params": {"childrenResponse": "x"}}) is None
+    # the call it names is not in the conversation
+    assert paused_call({"type": "toolChildrenInteractive", "params": {
+        "childrenResponse": {}, "toolParams": {"toolCallId": "gone", "memoryRequestMessages": []}}}) is None
+    assert message_from_openai("text") is None and message_from_openai({"content": "no role"}) is None

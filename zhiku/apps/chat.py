@@ -322,7 +322,8 @@ async def _store_turn(sessions: async_sessionmaker[AsyncSession], turn: _Turn, a
     share = turn.env.principal.share
     async with sessions() as session:
         if turn.resume is not None and await _merge_resumed(session, turn, answer, value, quoted, usage, model,
-                                                            interactive, response_data, custom_feedbacks, variables):
+                                                            interactive, response_data, custom_feedbacks, variables,
+                                                            items.earlier_responses):
             await session.commit()
             return
         statement = pg_insert(Chat).values(
@@ -349,7 +350,8 @@ def _usage_json(usage: Usage | None) -> dict[str, int]:
 async def _merge_resumed(session: AsyncSession, turn: _Turn, answer: str, value: list[Any],
                          quotes: list[dict[str, Any]], usage: Usage | None, model: str,
                          interactive: dict[str, Any] | None,
-                         response_data: list[Any], custom_feedbacks: list[Any], variables: dict[str, Any]) -> bool:
+                         response_data: list[Any], custom_feedbacks: list[Any], variables: dict[str, Any],
+                         tool_responses: dict[str, str] | None = None) -> bool:
     """Append a resumed run to the chat's paused answer; False when there is none any more (deleted
     meanwhile: the turn is then stored as a new question and answer)."""
     paused = (await session.execute(
@@ -359,7 +361,7 @@ async def _merge_resumed(session: AsyncSession, turn: _Turn, answer: str, value:
     if paused is None or paused.interactive is None:
         return False
     before = stored_value(paused.content, paused.interactive, paused.value)
-    paused.value = resumed_value(before, turn.question, value)
+    paused.value = resumed_value(before, turn.question, value, tool_responses)
     paused.content = "\n".join(part for part in (paused.content, answer) if part)
     paused.interactive = interactive  # the run's new pause, if it paused again; else nothing is pending
     paused.response_data = [*(paused.response_data or []), *response_data]

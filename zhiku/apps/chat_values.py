@@ -19,6 +19,11 @@ from typing import Any
 from zhiku.apps.workflow.events import ToolActivity
 
 
+# Interactions that wrap the one of a nested run (a tool branch, a loop body, a child app) in
+# ``params.childrenResponse``.
+CHILD_INTERACTIONS = frozenset({"toolChildrenInteractive", "loopInteractive", "childrenInteractive"})
+
+
 def text_item(content: str) -> dict[str, Any]:
     return {"type": "text", "text": {"content": content}}
 
@@ -40,6 +45,9 @@ class AnswerItems:
         self._items: list[dict[str, Any]] = []
         self._calls: dict[str, dict[str, Any]] = {}
         self._open_round = False  # the last item holds calls of a model answer whose tools have not run yet
+        # Results of calls made before the run paused for the user (a resumed tool branch's result),
+        # by call id: they belong to the answer that paused.
+        self.earlier_responses: dict[str, str] = {}
 
     def add_text(self, text: str) -> None:
         if not text:
@@ -63,6 +71,8 @@ class AnswerItems:
             return
         call = self._calls.get(activity.call_id)
         if call is None:
+            if activity.event == "toolResponse":
+                self.earlier_responses[activity.call_id] = activity.response
             return
         if activity.event == "toolParams":
             call["params"] += activity.params
@@ -100,7 +110,10 @@ def answered(interactive: dict[str, Any], reply: str) -> dict[str, Any]:
     by label as FastGPT's page sends them) and ``params.submitted``."""
     done = copy.deepcopy(interactive)
     params = done.setdefault("params", {})
-    if done.get("type") == "userSelect":
+    child = params.get("childrenResponse")
+    if done.get("type") in CHILD_INTERACTIONS and isinstance(child, dict):  # the nested node that asked
+        params["childrenResponse"] = answered(child, reply)
+    elif done.get("type") == "userSelect":
         params["userSelectedVal"] = reply
     elif done.get("type") == "userInput":
         try:
@@ -119,13 +132,20 @@ def answered(interactive: dict[str, Any], reply: str) -> dict[str, Any]:
     return done
 
 
-def resumed_value(value: list[Any], reply: str, added: list[Any]) -> list[Any]:
-    """``value`` (an answer that paused) with the reply recorded in its last interaction and the resumed
-    run's items (``added``) appended."""
+def resumed_value(value: list[Any], reply: str, added: list[Any],
+                  responses: dict[str, str] | None = None) -> list[Any]:
+    """``value`` (an answer that paused) with the reply recorded in its last interaction, the results of
+    its tool calls that waited for the user (``responses`` by call id) filled in, and the resumed run's
+    items (``added``) appended."""
     merged = list(value)
     for i in range(len(merged) - 1, -1, -1):
         item = merged[i]
         if isinstance(item, dict) and item.get("type") == "interactive" and isinstance(item.get("interactive"), dict):
             merged[i] = {**item, "interactive": answered(item["interactive"], reply)}
             break
+    for i, item in enumerate(merged):
+        if responses and isinstance(item, dict) and item.get("type") == "tool" and isinstance(item.get("tools"), list):
+            merged[i] = {**item, "tools": [{**call, "response": responses[call["id"]]}
+                                           if isinstance(call, dict) and call.get("id") in responses else call
+                                           for call in item["tools"]]}
     return merged + added

@@ -1,6 +1,7 @@
 """A node's nested run (a loop's body, a tool's branch): its answer text reaches the user, its node
 responses are collected for the node's own responseData, every other event passes on to the caller but
-a pause for the user (a nested run cannot be resumed: the caller refuses it, from ``interactive``)."""
+a pause for the user: that is the nested run's ``interactive``, for the caller to refuse (a loop) or to
+wrap into its own pause and later hand back as ``resume`` (a tools node)."""
 
 from __future__ import annotations
 
@@ -15,12 +16,14 @@ from zhiku.apps.workflow.node import NodeContext, RunEnv
 
 
 async def run_nested(ctx: NodeContext, workflow: Workflow, env: RunEnv,
-                     entries: Sequence[str]) -> tuple[WorkflowFinished | None, list[dict[str, Any]]]:
-    """The nested run's end (None past the nesting limit, where nothing ran) and its node responses."""
+                     entries: Sequence[str], resume: dict[str, Any] | None = None,
+                     ) -> tuple[WorkflowFinished | None, list[dict[str, Any]]]:
+    """The nested run's end (None past the nesting limit, where nothing ran) and its node responses.
+    ``resume``: the nested run's own interaction it paused on earlier, to continue from."""
     assert ctx.registry is not None
     finished: WorkflowFinished | None = None
     responses: list[dict[str, Any]] = []
-    async with aclosing(run_workflow(workflow, ctx.registry, env, entries=entries)) as events:
+    async with aclosing(run_workflow(workflow, ctx.registry, env, resume=resume, entries=entries)) as events:
         async for event in events:
             if isinstance(event, WorkflowFinished):
                 finished = event

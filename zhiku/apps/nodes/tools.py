@@ -18,6 +18,14 @@
 A tool's result is what the last node of its branch produced (its user-added outputs, else its one
 output, else all of them), as JSON unless it is text; a tool branch that fails gives the model the error.
 Calls of one answer run one after another.
+
+A tool branch may pause for the user (a userSelect or formInput in it; FASTGPT-FORMATS.md §2.6): the
+answer's other calls still run, then the tools node pauses with FastGPT's ``toolChildrenInteractive``
+(``params.childrenResponse``: the branch's own interaction with its entry node, edges and outputs;
+``params.toolParams``: ``toolCallId`` and ``memoryRequestMessages``, the conversation with the model so
+far). The next message resumes the tools node, which resumes the branch with the user's reply; its
+result becomes that call's tool message and the model is asked again. One pause at a time: a second
+call of the same answer that asks the user gets an error as its result.
 """
 
 from __future__ import annotations
@@ -46,10 +54,11 @@ from zhiku.chat_model import (
 from zhiku.errors import ZhikuError
 
 TOOL_HANDLE = "selectedTools"
+PAUSE_TYPE = "toolChildrenInteractive"  # FastGPT's interaction of a tools node whose tool branch paused
 MAX_ROUNDS = 30  # model calls per run of a tools node (FastGPT's maxRunToolTimes)
 PREVIEW_CHARS = 5000  # a toolResponse event shows this much of the result's start and of its end
 # Kinds that cannot hang off a tools node: entries and exits, canvas-only kinds, loop parts, the agent
-# itself, and the interactive kinds (a tool call cannot pause for the user here).
+# itself, and the interactive kinds (they take no parameters; a branch may reach one after its tool).
 NOT_TOOLS = frozenset({"workflowStart", "userGuide", "pluginInput", "pluginOutput", "pluginConfig",
                        "globalVariable", "comment", "emptyNode", "loopStart", "loopEnd", "tools",
                        "userSelect", "formInput"})
@@ -166,12 +175,57 @@ def with_arguments(workflow: Workflow, node: Node, arguments: dict[str, Any]) ->
     return Workflow(nodes=nodes, edges=workflow.edges, chat_config=workflow.chat_config)
 
 
+def message_from_openai(item: Any) -> ChatMessage | None:
+    """A message of a stored conversation (OpenAI's shape, as ``ChatMessage.as_openai`` wrote it)."""
+    if not isinstance(item, dict) or not isinstance(item.get("role"), str):
+        return None
+    calls = tuple(ToolCall(id=str(c.get("id") or ""), name=str(c["function"].get("name") or ""),
+                           arguments=str(c["function"].get("arguments") or ""))
+                  for c in item.get("tool_calls") or [] if isinstance(c, dict) and isinstance(c.get("function"), dict))
+    call_id = item.get("tool_call_id")
+    return ChatMessage(item["role"], to_text(item.get("content")), tool_calls=calls,
+                       tool_call_id=str(call_id) if call_id is not None else None)
+
+
+@dataclasses.dataclass(frozen=True)
+class PausedCall:
+    """A tools node's pause, read back from its stored interaction: the tool branch's own interaction,
+    the call it answers and the conversation with the model up to it."""
+
+    branch: dict[str, Any]
+    call: ToolCall
+    messages: list[ChatMessage]
+
+
+def pause_payload(branch: dict[str, Any], call_id: str, messages: list[ChatMessage]) -> dict[str, Any]:
+    """FastGPT's ``toolChildrenInteractive`` (the executor adds the tools node's entry, edges, outputs)."""
+    return {"type": PAUSE_TYPE, "params": {"childrenResponse": branch, "toolParams": {
+        "memoryRequestMessages": [m.as_openai() for m in messages], "toolCallId": call_id}}}
+
+
+def paused_call(interaction: dict[str, Any] | None) -> PausedCall | None:
+    """The pause a resumed tools node continues from; None when the stored interaction is not one."""
+    if not isinstance(interaction, dict) or interaction.get("type") != PAUSE_TYPE:
+        return None
+    params = interaction.get("params")
+    if not isinstance(params, dict) or not isinstance(params.get("childrenResponse"), dict):
+        return None
+    tool_params = params.get("toolParams") if isinstance(params.get("toolParams"), dict) else {}
+    call_id = tool_params.get("toolCallId")
+    messages = [m for m in map(message_from_openai, tool_params.get("memoryRequestMessages") or []) if m is not None]
+    call = next((c for m in messages for c in m.tool_calls if c.id == call_id), None)
+    if call is None:
+        return None
+    return PausedCall(params["childrenResponse"], call, messages)
+
+
 @dataclasses.dataclass
 class _ToolRun:
     text: str  # for the model
     stopped: bool
     details: list[dict[str, Any]]
     usage: Usage
+    interactive: dict[str, Any] | None = None  # the branch paused for the user: its own interaction
 
 
 class _Agent:
@@ -187,6 +241,7 @@ class _Agent:
         self.calls: list[dict[str, Any]] = []
         self.finish = "stop"
         self.model = model_name(ctx)
+        self.pause: tuple[dict[str, Any], str] | None = None  # a tool branch's interaction and its call id
 
     async def ask(self, messages: list[ChatMessage], params: ChatParams) -> tuple[str, tuple[ToolCall, ...]]:
         """One model call: its text (streamed to the user as it comes) and the calls it made."""
@@ -236,22 +291,25 @@ class _Agent:
 
     async def run_tool(self, call: ToolCall) -> _ToolRun:
         """The call's node and its branch as a nested run; the result as the model will read it."""
-        ctx = self.ctx
         node = self.tools.get(call.name)
         if node is None:
             return _ToolRun(f"error: there is no tool named {call.name!r}", False, [], Usage())
-        workflow = with_arguments(ctx.workflow, node, _arguments(call.arguments))
+        return await self._branch(with_arguments(self.ctx.workflow, node, _arguments(call.arguments)),
+                                  [node.node_id], None)
+
+    async def _branch(self, workflow: Workflow, entries: list[str], resume: dict[str, Any] | None) -> _ToolRun:
+        """A tool branch run from its tool node, or resumed from where it paused for the user."""
+        ctx = self.ctx
         env = dataclasses.replace(ctx.env, depth=ctx.env.depth + 1, parent_lookup=ctx.lookup)
-        finished, details = await run_nested(ctx, workflow, env, [node.node_id])
+        finished, details = await run_nested(ctx, workflow, env, entries, resume=resume)
         if finished is None:  # the nesting limit: nothing ran
             return _ToolRun("none", False, details, Usage())
-        if finished.interactive is not None:
-            raise ZhikuError(f"{ctx.node.label}: tool {node.label} asks the user a question; interactive "
-                             "nodes cannot run as a tool here", code="tools_interactive", status=422)
         for node_id, values in finished.outputs.items():  # the branch's outputs stay readable after the agent
             for output_id, value in values.items():
                 ctx.set_output(node_id, output_id, value)
         stopped = any(item.get("moduleType") == "stopTool" for item in details)
+        if finished.interactive is not None and finished.error is None:
+            return _ToolRun("", False, details, finished.usage, interactive=finished.interactive)
         if finished.error is not None:
             text = f"error: {finished.error.message}"
         else:
@@ -264,6 +322,36 @@ class _Agent:
                     break
         return _ToolRun(text, stopped, details, finished.usage)
 
+    def _settle(self, call: ToolCall, ran: _ToolRun, started: float) -> str | None:
+        """Account for a call's run; the tool message's text, or None when the call now waits for the user."""
+        self.details.extend(ran.details)
+        self.child_usage = Usage(self.child_usage.prompt_tokens + ran.usage.prompt_tokens,
+                                 self.child_usage.completion_tokens + ran.usage.completion_tokens)
+        text = ran.text
+        if ran.interactive is not None:
+            if self.pause is None:
+                self.pause = (ran.interactive, call.id)
+                return None
+            text = "error: this tool asks the user a question while another tool already waits for the user's answer"
+        self.ctx.emit(ToolActivity("toolResponse", call.id, response=preview(text)))
+        node = self.tools.get(call.name)
+        self.calls.append({"id": call.id, "toolName": node.name if node else call.name,
+                           "functionName": call.name, "params": call.arguments, "response": preview(text),
+                           "runningTime": round(time.perf_counter() - started, 2)})
+        return text
+
+    async def resume(self, paused: PausedCall) -> bool:
+        """Continue the paused tool branch with the user's reply; True when the agent may go on (the
+        branch finished without reaching a stopTool)."""
+        started = time.perf_counter()
+        ran = await self._branch(self.ctx.workflow, [], paused.branch)
+        text = self._settle(paused.call, ran, started)
+        if text is not None:
+            for i, message in enumerate(paused.messages):
+                if message.role == "tool" and message.tool_call_id == paused.call.id:
+                    paused.messages[i] = dataclasses.replace(message, content=text)
+        return self.pause is None and not ran.stopped
+
     async def run(self, messages: list[ChatMessage], params: ChatParams) -> None:
         ctx = self.ctx
         for _ in range(MAX_ROUNDS):
@@ -275,17 +363,10 @@ class _Agent:
             for call in calls:
                 started = time.perf_counter()
                 ran = await self.run_tool(call)
-                messages.append(ChatMessage("tool", ran.text, tool_call_id=call.id))
-                ctx.emit(ToolActivity("toolResponse", call.id, response=preview(ran.text)))
-                node = self.tools.get(call.name)
-                self.calls.append({"id": call.id, "toolName": node.name if node else call.name,
-                                   "functionName": call.name, "params": call.arguments, "response": preview(ran.text),
-                                   "runningTime": round(time.perf_counter() - started, 2)})
-                self.details.extend(ran.details)
-                self.child_usage = Usage(self.child_usage.prompt_tokens + ran.usage.prompt_tokens,
-                                         self.child_usage.completion_tokens + ran.usage.completion_tokens)
+                result = self._settle(call, ran, started)
+                messages.append(ChatMessage("tool", result or "", tool_call_id=call.id))
                 stopped = stopped or ran.stopped
-            if stopped:
+            if stopped or self.pause is not None:
                 return
         raise ToolsRoundLimit(f"{ctx.node.label}: the model still called tools after {MAX_ROUNDS} rounds; "
                               "the tool loop was stopped")
@@ -298,23 +379,32 @@ async def run(ctx: NodeContext) -> NodeResult:
                          "(set OPENAI_BASE_URL and CHAT_API_KEY, or add a gateway channel)",
                          code="chat_model_required", status=422)
     agent = _Agent(ctx)
-    question = to_text(ctx.get("userChatInput")).strip() or ctx.env.query
-    history = history_messages(ctx, ctx.get("history"))
-    system = "\n\n".join([to_text(ctx.get("systemPrompt"))] + [m.content for m in history if m.role == "system"]).strip()
-    messages = ([ChatMessage("system", system)] if system else []) + \
-        [m for m in history if m.role in ("user", "assistant")] + [ChatMessage("user", question)]
+    paused = paused_call(ctx.interaction) if ctx.resumed else None
+    if paused is not None:  # the conversation goes on from where a tool branch paused for the user
+        messages = paused.messages
+        question = next((m.content for m in reversed(messages) if m.role == "user"), "")
+    else:
+        question = to_text(ctx.get("userChatInput")).strip() or ctx.env.query
+        history = history_messages(ctx, ctx.get("history"))
+        system = "\n\n".join([to_text(ctx.get("systemPrompt"))]
+                              + [m.content for m in history if m.role == "system"]).strip()
+        messages = ([ChatMessage("system", system)] if system else []) + \
+            [m for m in history if m.role in ("user", "assistant")] + [ChatMessage("user", question)]
     max_tokens = ctx.get("maxToken")
     definitions = tuple(tool_definition(n) for n in agent.tools.values())
     params = ChatParams(model=agent.model, temperature=temperature(ctx.get("temperature")),
                         max_tokens=int(max_tokens) if isinstance(max_tokens, (int, float)) and max_tokens > 0 else None,
                         tools=definitions, tool_choice="auto" if definitions else None)
-    await agent.run(messages, params)
+    if paused is None or await agent.resume(paused):
+        await agent.run(messages, params)
     answer = "".join(agent.answer)
     usage = Usage(agent.usage.prompt_tokens + agent.child_usage.prompt_tokens,
                   agent.usage.completion_tokens + agent.child_usage.completion_tokens)
     preview_messages = [m for m in messages if m.role in ("system", "user", "assistant") and m.content]
+    interactive = pause_payload(agent.pause[0], agent.pause[1], messages) if agent.pause is not None else None
     return NodeResult(
-        outputs={"answerText": answer}, usage=usage, model=agent.model, finish_reason=agent.finish,
+        outputs={} if interactive else {"answerText": answer}, usage=usage, interactive=interactive,
+        model=agent.model, finish_reason=agent.finish,
         response={"totalPoints": 0, "model": agent.model, "query": question,
                   "inputTokens": agent.usage.prompt_tokens, "outputTokens": agent.usage.completion_tokens,
                   "toolCallInputTokens": agent.usage.prompt_tokens,

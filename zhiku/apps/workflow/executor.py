@@ -309,7 +309,8 @@ class _Run:
                 self.emit(NodeStatus(node.name))
             ctx = NodeContext(node, inputs, self.env, self.workflow, self.emit,
                               lambda text, fast: self.answers.write(slot, text, fast), self.set_output,
-                              self.lookup, resumed=resumed, registry=self.registry)
+                              self.lookup, resumed=resumed, registry=self.registry,
+                              interaction=self.resume if resumed else None)
             result = await spec.run(ctx)
             return result, None, time.perf_counter() - started
         except asyncio.CancelledError:

@@ -87,7 +87,8 @@ class NodeContext:
     def __init__(self, node: Node, inputs: dict[str, Any], env: RunEnv, workflow: Workflow,
                  emit: Callable[[WorkflowEvent], None], answer: Callable[[str, bool], None],
                  set_output: Callable[[str, str, Any], None], lookup: Callable[[str, str], Any],
-                 resumed: bool = False, registry: Registry | None = None) -> None:
+                 resumed: bool = False, registry: Registry | None = None,
+                 interaction: dict[str, Any] | None = None) -> None:
         self.node = node
         self.inputs = inputs
         self.env = env
@@ -98,6 +99,9 @@ class NodeContext:
         self.lookup = lookup
         self.resumed = resumed  # this node is where an interactive run resumes
         self.registry = registry  # the kinds of this run, for nested runs (loops, child apps)
+        # When resumed: the interaction the run paused on, as stored (a tools node finds its paused tool
+        # branch's own interaction in it, FastGPT's toolChildrenInteractive).
+        self.interaction = interaction
 
     def get(self, key: str, default: Any = None) -> Any:
         value = self.inputs.get(key)
