@@ -76,6 +76,8 @@ def test_detail_returns_quote_list(server, fake, app_key) -> None:
     quote = search["quoteList"][0]
     assert {"id", "q", "a", "datasetId", "collectionId", "sourceName", "score", "chunkIndex"} <= quote.keys()
     assert "citric" in quote["q"]
+    # Zhiku's additions: the collection's type, and that pasted text has no document to open
+    assert quote["collectionType"] == "text" and quote["sourceKind"] is None
 
 
 def test_detail_stream_uses_named_events(server, fake, app_key) -> None:

@@ -132,6 +132,20 @@ def test_text_collection_has_no_source(client, kb) -> None:
     assert body["message"] and body["detail"] == {"type": "text"}
 
 
+def test_a_quote_says_what_its_source_route_answers(client, kb) -> None:
+    """Each quote carries its collection's type and ``sourceKind``, and the route agrees with it: a file
+    quote's source downloads, a text quote's is 404 ``no_source_file``."""
+    r = client.post(f"/api/datasets/{kb['dataset']}/search", json={"text": "Kettle descale 水壶 除垢 pasted text",
+                                                                     "searchMode": "fullText", "limit": 5000})
+    assert r.status_code == 200, r.text
+    by_collection = {int(q["collectionId"]): q for q in r.json()["quotes"]}
+    expected = {kb["html"]: ("file", "file"), kb["report"]: ("file", "file"), kb["text"]: ("text", None)}
+    assert {c: (by_collection[c]["collectionType"], by_collection[c]["sourceKind"]) for c in expected} == expected
+    for collection_id, (_, kind) in expected.items():
+        answer = client.get(f"/api/collections/{collection_id}/source")
+        assert answer.status_code == (200 if kind == "file" else 404), answer.text
+
+
 def test_other_team_and_no_credentials_are_refused(server, other_team, kb) -> None:
     refused(other_team.get(f"/api/collections/{kb['html']}/source"), 404, "collection_not_found")
     with anonymous(server) as nobody:

@@ -1,9 +1,14 @@
 """Opening a quote's source document in a real browser: the signed-in chat page's citation downloads the
 uploaded file, a pasted-text source gets no link, the dataset page lists the same link, and a share link's
-page offers it only when the link shows raw sources."""
+page offers it only when the link shows raw sources. The pages decide from the quote alone (its
+``sourceKind``): they never ask what a cited collection is."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -29,6 +34,36 @@ def new_app(api: httpx.Client, dataset_id: int) -> int:
     return r.json()["id"]
 
 
+def collection_lookups(page: Page) -> list[str]:
+    """The ``GET /api/collections/{id}`` requests the page sends from now on (its source route is not one)."""
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url)
+            if re.search(r"/api/collections/\d+(\?|$)", request.url) else None)
+    return asked
+
+
+def forget_source_kinds(database_url: str, collection_id: int) -> None:
+    """Stored answers quoting the collection as answers stored before quotes said their source kind (from a
+    thread of its own: Playwright's sync API keeps an event loop in this one)."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    async def run() -> None:
+        engine = create_async_engine(database_url)
+        try:
+            async with engine.begin() as conn:
+                changed = await conn.execute(text(
+                    "UPDATE chat_items SET quotes = (SELECT jsonb_agg(q - 'collectionType' - 'sourceKind') "
+                    "FROM jsonb_array_elements(quotes) AS q) WHERE quotes @> CAST(:quoting AS jsonb)"),
+                    {"quoting": json.dumps([{"collectionId": str(collection_id)}])})
+                assert changed.rowcount >= 1
+        finally:
+            await engine.dispose()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, run()).result()
+
+
 def ask_and_wait(page: Page, fake: FakeUpstream) -> None:
     fake.reply("Use step 4 [1].")
     page.fill("#question", QUESTION)
@@ -48,8 +83,9 @@ def guide(api: httpx.Client) -> dict:
 
 
 def test_chat_citation_opens_the_uploaded_file(logged_in: Page, api: httpx.Client, guide: dict, fake: FakeUpstream,
-                                               tmp_path: Path) -> None:
+                                               ui_server: ServerThread, tmp_path: Path) -> None:
     page = logged_in
+    lookups = collection_lookups(page)
     page.goto(f"/chat/{new_app(api, guide['dataset'])}")
     ask_and_wait(page, fake)
     citation = page.locator("#cite-1-1")
@@ -65,21 +101,52 @@ def test_chat_citation_opens_the_uploaded_file(logged_in: Page, api: httpx.Clien
     assert saved.read_bytes() == GUIDE
     expect(citation).to_be_visible()  # a download: the chat page stays
 
+    # the stored answer's quote says the same: the reopened chat offers the link too
+    page.reload()
+    expect(page.locator("#cite-1-1 a.cite-open")).to_have_attribute(
+        "href", f"/api/collections/{guide['collection']}/source")
+    assert lookups == []  # decided from the quote alone, streamed or stored
+
+    # an answer stored before quotes carried their source kind: no link, and still no lookup
+    forget_source_kinds(ui_server.settings.database_url, guide["collection"])
+    page.reload()
+    expect(page.locator("#cite-1-1 .cite-source")).to_have_text(GUIDE_NAME)
+    expect(page.locator("#cite-1-1 a.cite-open")).to_have_count(0)
+    assert lookups == []
+
     # the dataset page lists the same link for the collection
     page.goto(f"/datasets/{guide['dataset']}")
     row_link = page.locator(f"#collection-{guide['collection']} a.open-source")
     expect(row_link).to_have_attribute("href", f"/api/collections/{guide['collection']}/source")
 
 
-def test_pasted_text_source_gets_no_link(logged_in: Page, api: httpx.Client, fake: FakeUpstream) -> None:
+def test_pasted_text_source_gets_no_link(logged_in: Page, browser: Browser, ui_server: ServerThread,
+                                        api: httpx.Client, fake: FakeUpstream) -> None:
     page = logged_in
+    lookups = collection_lookups(page)
     dataset_id = create_dataset(api, unique("pasted"))
     add_text(api, dataset_id, "grinder note.md", GUIDE.decode())
-    page.goto(f"/chat/{new_app(api, dataset_id)}")
+    app_id = new_app(api, dataset_id)
+    page.goto(f"/chat/{app_id}")
     ask_and_wait(page, fake)
     expect(page.locator("#cite-1-1 .cite-source")).to_have_text("grinder note.md")
-    page.wait_for_load_state("networkidle")  # the page has asked what the collection is
+    page.wait_for_load_state("networkidle")
     expect(page.locator("#cite-1-1 a.cite-open")).to_have_count(0)
+    assert lookups == []
+
+    # nor on a share link's page that shows raw sources: the quote says there is nothing to open
+    share_id = api.post("/api/support/outLink/create", json={"appId": str(app_id), "type": "share",
+                                                              "name": unique("link"), "responseDetail": True,
+                                                              "showRawSource": True}).json()["data"]
+    context = new_context(browser, ui_server.base_url)
+    try:
+        visitor = context.new_page()
+        visitor.goto(f"/chat/share/{share_id}")
+        ask_and_wait(visitor, fake)
+        expect(visitor.locator("#cite-1-1 .cite-source")).to_have_text("grinder note.md")
+        expect(visitor.locator("#cite-1-1 a.cite-open")).to_have_count(0)
+    finally:
+        context.close()
 
 
 def test_share_page_offers_the_source_only_when_the_link_allows(browser: Browser, ui_server: ServerThread,

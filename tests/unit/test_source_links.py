@@ -9,13 +9,13 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pytest
 from cryptography.fernet import Fernet
 
+from zhiku.db.collection_types import has_source, source_kind
 from zhiku.errors import Forbidden, NotFound
 from zhiku.gateway.store.keybox import KeyBox
 from zhiku.knowledge.sources import (
     MEMBER_LINK_SECONDS,
     CollectionSource,
     token_claims,
-    has_source,
     source_link,
     source_of,
 )
@@ -73,6 +73,10 @@ def test_which_collections_have_a_source() -> None:
         assert missing.value.code == "no_source_file"
     assert [t for t in ("file", "qa_table", "link", "website", "text", "virtual") if has_source(t)] == \
         ["file", "qa_table", "link", "website"]
+    # what a quote says (sourceKind) is what the route opens: a download, a redirect, or nothing
+    assert [source_kind(t) for t in ("file", "qa_table", "link", "website", "text", "virtual", None)] == \
+        ["file", "file", "url", "url", None, None, None]
+    assert source_of(Row("qa_table", {"filename": "q.csv"})).kind == source_kind("qa_table")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("name", ["report.pdf", "报告 2024.docx", 'a "quoted"\\name;.txt', "line\r\nbreak.md",

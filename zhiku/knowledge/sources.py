@@ -6,6 +6,9 @@
 - Pasted text and hand-made collections (``text``, ``virtual``) have no document apart from their chunks:
   404 ``no_source_file``.
 
+Which types have a document is :func:`zhiku.db.collection_types.source_kind`, the function every quote's
+``sourceKind`` comes from too.
+
 A browser that cannot send credentials (a share-link visitor, a FastGPT client opening a URL) gets a
 **source link**: the native source route with a ``token`` that names the collection and its file and
 expires after a few minutes. The token is sealed by the server's secret (the :class:`Sealer` seam; the
@@ -19,19 +22,18 @@ import mimetypes
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Protocol
 from urllib.parse import quote
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from zhiku.auth.service import Principal
+from zhiku.db.collection_types import SourceKind, source_kind
 from zhiku.db.models import Collection
 from zhiku.errors import Forbidden, NotFound
 from zhiku.knowledge.collections import load_collection
 from zhiku.knowledge.files import BlobStore
 
-FILE_TYPES = frozenset({"file", "qa_table"})
-LINK_TYPES = frozenset({"link", "website"})
 # How long a source link opens its file: a share-link visitor's (FastGPT: 5 minutes) and a team member's.
 VISITOR_LINK_SECONDS = 5 * 60
 MEMBER_LINK_SECONDS = 30 * 60
@@ -53,7 +55,7 @@ class CollectionSource:
     """Where a collection's document is: a stored file (``file_id``) or a URL."""
 
     collection_id: int
-    kind: Literal["file", "url"]
+    kind: SourceKind
     name: str
     file_id: str | None = None
     url: str | None = None
@@ -63,16 +65,12 @@ class CollectionSource:
         return mimetypes.guess_type(self.name)[0] or "application/octet-stream"
 
 
-def has_source(collection_type: str) -> bool:
-    """Whether collections of this type have a document to open (pages ask before offering a link)."""
-    return collection_type in FILE_TYPES or collection_type in LINK_TYPES
-
-
 def source_of(collection: Collection) -> CollectionSource:
+    kind = source_kind(collection.type)
     url = (collection.meta or {}).get("url")
-    if collection.type in LINK_TYPES and isinstance(url, str) and url:
+    if kind == "url" and isinstance(url, str) and url:
         return CollectionSource(collection_id=collection.id, kind="url", name=collection.name, url=url)
-    if collection.type in FILE_TYPES and collection.file_id:
+    if kind == "file" and collection.file_id:
         name = (collection.meta or {}).get("filename") or collection.name
         return CollectionSource(collection_id=collection.id, kind="file", name=str(name), file_id=collection.file_id)
     raise NotFound(f"collection {collection.id} ({collection.type}) has no source document to open: its text is "

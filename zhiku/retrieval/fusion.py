@@ -40,6 +40,9 @@ class Candidate:
     scores: tuple[ScoreItem, ...] = ()
     # Where in its file the chunk came from: {"page": 12}, {"slide": 3}, {"sheet": "Q1"}, {"ocr": True}.
     meta: dict[str, Any] = field(default_factory=dict)
+    # Its collection's type ("file", "text", "link"…), loaded with source_name; None where it is not known
+    # (a candidate rebuilt from a quote item, which need not carry it).
+    collection_type: str | None = None
 
     @property
     def citation(self) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from zhiku.db.collection_types import source_kind
 from zhiku.db.models import Dataset
 from zhiku.embedding.base import Reranker
 from zhiku.embedding.registry import EmbedderRegistry
@@ -66,13 +67,15 @@ async def _load_candidates(session: AsyncSession, ranked: Sequence[tuple[int, fl
     if not ranked:
         return []
     result = await session.execute(text(
-        "SELECT c.id, c.q, c.a, c.dataset_id, c.collection_id, c.chunk_index, c.metadata, col.name, r.score "
+        "SELECT c.id, c.q, c.a, c.dataset_id, c.collection_id, c.chunk_index, c.metadata, col.name, "
+        "col.type AS collection_type, r.score "
         "FROM unnest(CAST(:ids AS bigint[]), CAST(:scores AS float8[])) "
         "WITH ORDINALITY AS r(id, score, pos) JOIN chunks c ON c.id = r.id "
         "JOIN collections col ON col.id = c.collection_id ORDER BY r.pos"),
         {"ids": [cid for cid, _ in ranked], "scores": [score for _, score in ranked]})
     return [Candidate(chunk_id=r.id, q=r.q, a=r.a, dataset_id=r.dataset_id, collection_id=r.collection_id,
-                      chunk_index=r.chunk_index, source_name=r.name, meta=r.metadata or {},
+                      chunk_index=r.chunk_index, source_name=r.name, collection_type=r.collection_type,
+                      meta=r.metadata or {},
                       scores=(ScoreItem(type=score_type, value=float(r.score), index=rank),))
             for rank, r in enumerate(result.all())]
 
@@ -252,8 +255,16 @@ async def search(sessions: async_sessionmaker[AsyncSession], embedders: Embedder
 def quote_dict(c: Candidate) -> dict[str, Any]:
     """A quote in FastGPT's quoteList shape, with the score breakdown, and where in its file it came
     from: ``page`` (PDF; None elsewhere), the chunk's ``metadata`` and the ``citation`` text
-    ("handbook.pdf p. 12")."""
+    ("handbook.pdf p. 12").
+
+    Two fields FastGPT's quote items lack (its ``SearchDataResponseItemType`` names no source type) tell a
+    page whether to offer "Open the source" without asking about the collection: ``collectionType``
+    (Zhiku's type, as ``GET /api/collections/{id}`` answers it) and ``sourceKind`` (``"file"``: its
+    document downloads; ``"url"``: a web page; ``None``: none to open), from
+    :func:`zhiku.db.collection_types.source_kind`. Whether the reader may open it is still the source
+    routes' call."""
     return {"id": str(c.chunk_id), "q": c.q, "a": c.a, "datasetId": str(c.dataset_id),
             "collectionId": str(c.collection_id), "sourceName": c.source_name, "chunkIndex": c.chunk_index,
+            "collectionType": c.collection_type, "sourceKind": source_kind(c.collection_type),
             "page": c.meta.get("page"), "metadata": c.meta, "citation": c.citation,
             "score": [{"type": s.type, "value": round(s.value, 6), "index": s.index} for s in c.scores]}

@@ -3,8 +3,9 @@
 Every template sees ``t`` (the translator of the request's language), ``lang``, ``user`` (a
 :class:`~zhiku.web.ui.deps.UiUser`, or None on pages without a login), ``csrf_token``, ``static(path)``
 (a URL under ``/static`` that changes with the release, so browsers never keep a stale file),
-``path`` (the page's own path and query, for ``next=`` links), ``languages`` and ``invalid(name)`` (marks
-an input the page's ``form_error`` refused; see :mod:`zhiku.web.ui.forms`).
+``path`` (the page's own path and query, for ``next=`` links), ``languages``, ``invalid(name)`` (marks
+an input the page's ``form_error`` refused; see :mod:`zhiku.web.ui.forms`) and ``source_kind(type)``
+(whether and how a collection's document opens: :mod:`zhiku.db.collection_types`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader
 
 from zhiku import __version__
+from zhiku.db.collection_types import source_kind
 from zhiku.web.ui.forms import invalid
 from zhiku.web.ui.i18n import LANG_COOKIE, LANGUAGE_NAMES, Translator, pick_language
 
@@ -27,7 +29,7 @@ def static(path: str) -> str:
     return f"/static/{path}?v={__version__}"
 
 
-_env.globals.update(static=static, languages=LANGUAGE_NAMES, invalid=invalid)
+_env.globals.update(static=static, languages=LANGUAGE_NAMES, invalid=invalid, source_kind=source_kind)
 
 
 def request_language(request: Request) -> str:

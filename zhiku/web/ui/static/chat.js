@@ -8,9 +8,11 @@
 // Who asks is the page's backend: a login (the session cookie and the CSRF header; history, feedback and the
 // stored chat through the chat pages' own routes, the history list drawn by htmx) or, on a share link's page,
 // the link's visitor (chat_share.js: FastGPT's share-link API, the history list drawn there).
-// A citation whose collection has a source document (an uploaded file, a web page) gets an "open source" link:
-// for a login, the collection's source route itself; for a visitor, only where the link shows raw sources,
-// through FastGPT's collection/read, which answers a short-lived link.
+// A citation whose quote says its collection has a source document (its `sourceKind`: "file", an upload that
+// downloads, or "url", a web page; decided on the server, zhiku.db.collection_types) gets an "open source"
+// link: for a login, the collection's source route itself; for a visitor, only where the link shows raw
+// sources, through FastGPT's collection/read, which answers a short-lived link. A quote stored before quotes
+// carried `sourceKind` gets no link: the page asks nothing about collections.
 
 // app.js is imported with this module's own ?v= so the page keeps a single instance of it.
 const version = new URL(import.meta.url).search;
@@ -36,27 +38,9 @@ function node(tag, className, text) {
   return element;
 }
 
-// Collection types with a document to open (zhiku.knowledge.sources: FILE_TYPES and LINK_TYPES).
-const FILE_SOURCES = new Set(["file", "qa_table"]);
-const LINK_SOURCES = new Set(["link", "website"]);
-
-/** How a login opens a collection's source: the file downloads, a page opens in a new tab; null when the
- *  collection has none (pasted text) or cannot be read. */
-async function collectionSource(collectionId) {
-  const id = encodeURIComponent(collectionId);
-  const response = await apiFetch(`/api/collections/${id}`);
-  if (!response.ok) return null;
-  const { type } = await response.json();
-  const href = `/api/collections/${id}/source`;
-  if (FILE_SOURCES.has(type)) return { href, download: true };
-  if (LINK_SOURCES.has(type)) return { href, newTab: true };
-  return null;
-}
-
 /** A logged-in user's chat: the app's chat API with the session, and the chat page's own routes. */
 function loginBackend() {
   const chatPath = `/chat/${data.appId}/${encodeURIComponent(data.chatId)}`;
-  const sources = new Map(); // collection id → its source, asked once per page
   return {
     chatId: data.chatId,
     chatPath,
@@ -78,11 +62,14 @@ function loginBackend() {
     saved() {
       document.body.dispatchEvent(new CustomEvent(CHAT_SAVED));
     },
+    /** How a login opens the quote's source: the file downloads, a page opens in a new tab; null when the
+     *  quote says there is none (pasted text) or does not say (a quote stored before it did). */
     sourceLink(quote) {
-      const id = quote.collectionId;
-      if (!id) return Promise.resolve(null);
-      if (!sources.has(id)) sources.set(id, collectionSource(id).catch(() => null));
-      return sources.get(id);
+      if (!quote.collectionId) return null;
+      const href = `/api/collections/${encodeURIComponent(quote.collectionId)}/source`;
+      if (quote.sourceKind === "file") return { href, download: true };
+      if (quote.sourceKind === "url") return { href, newTab: true };
+      return null;
     },
   };
 }
@@ -223,9 +210,9 @@ function showCitations(answer, quotes) {
   answer.bubble.append(section);
 }
 
-/** The citation's "open source" link, once the backend says its collection has a source. */
-async function showSourceLink(entry, quote) {
-  const source = await backend.sourceLink(quote);
+/** The citation's "open source" link, where the backend offers one for the quote. */
+function showSourceLink(entry, quote) {
+  const source = backend.sourceLink(quote);
   if (!source) return;
   const link = node("a", "cite-open", t("chat.open_source"));
   link.href = source.href || "#";

@@ -195,13 +195,14 @@ export function shareBackend(data) {
       showHistory().catch(() => {});
     },
 
-    /** Where the link shows raw sources: a source opened through FastGPT's collection/read (a short-lived
-     *  link to the file, or the page's address); the server checks the collection is one the app searches. */
+    /** Where the link shows raw sources and the quote has a document (its `sourceKind`): a source opened
+     *  through FastGPT's collection/read (a short-lived link to the file, or the page's address); the server
+     *  checks the collection is one the app searches. */
     sourceLink(quote) {
-      if (!data.share.showRawSource || !quote.collectionId) return Promise.resolve(null);
+      if (!data.share.showRawSource || !quote.collectionId || !quote.sourceKind) return null;
       const open = async () => (await envelope(await post("/api/core/dataset/collection/read",
                                                           { collectionId: quote.collectionId, chatId }))).value;
-      return Promise.resolve({ open });
+      return { open };
     },
   };
 }
