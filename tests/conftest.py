@@ -107,6 +107,33 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
+@pytest.fixture
+def other_team(server: ServerThread, pg_url: str) -> Iterator[httpx.Client]:
+    """A client holding an API key of a second team (its rows written here: no API makes teams)."""
+    import asyncio
+
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from zhiku.auth.secrets import hash_token, new_token
+
+    key = new_token("zk-")
+
+    async def make() -> None:
+        engine = create_async_engine(pg_url)
+        async with engine.begin() as conn:
+            team_id = (await conn.execute(text("INSERT INTO teams (name) VALUES (:n) RETURNING id"),
+                                          {"n": unique("team")})).scalar_one()
+            await conn.execute(text("INSERT INTO api_keys (team_id, name, key_hash, key_prefix) "
+                                    "VALUES (:t, 'other', :h, :p)"),
+                               {"t": team_id, "h": hash_token(key), "p": key[:8]})
+        await engine.dispose()
+
+    asyncio.run(make())
+    with httpx.Client(base_url=server.base_url, timeout=60, headers={"Authorization": f"Bearer {key}"}) as c:
+        yield c
+
+
 @contextmanager
 def new_database(pg_url: str) -> Iterator[str]:
     """A new, empty database on the embedded server, dropped afterwards; its URL."""

@@ -3,7 +3,6 @@ bodies (../shared/docs/FASTGPT-FORMATS.md §4), an API key as ``Authorization: B
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Iterator
@@ -13,7 +12,6 @@ import httpx
 import pytest
 
 from tests.conftest import unique
-from zhiku.auth.secrets import hash_token, new_token
 
 pytestmark = pytest.mark.integration
 
@@ -72,29 +70,6 @@ def http(server, client: httpx.Client) -> Iterator[httpx.Client]:
     r = client.post("/api/keys", json={"name": unique("fastgpt")})
     assert r.status_code == 201, r.text
     with new_key_client(server.base_url, r.json()["key"]) as c:
-        yield c
-
-
-@pytest.fixture
-def other_team(server, pg_url: str) -> Iterator[httpx.Client]:
-    """A client holding an API key of a second team (no API makes teams yet: its rows are written here)."""
-    from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    key = new_token("zk-")
-
-    async def make() -> None:
-        engine = create_async_engine(pg_url)
-        async with engine.begin() as conn:
-            team_id = (await conn.execute(text("INSERT INTO teams (name) VALUES (:n) RETURNING id"),
-                                          {"n": unique("team")})).scalar_one()
-            await conn.execute(text("INSERT INTO api_keys (team_id, name, key_hash, key_prefix) "
-                                    "VALUES (:t, 'other', :h, :p)"),
-                               {"t": team_id, "h": hash_token(key), "p": key[:8]})
-        await engine.dispose()
-
-    asyncio.run(make())
-    with new_key_client(server.base_url, key) as c:
         yield c
 
 

@@ -4,9 +4,7 @@ short-lived source links, and share links with and without ``showRawSource``."""
 
 from __future__ import annotations
 
-import asyncio
 import re
-from collections.abc import Iterator
 from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
@@ -14,7 +12,6 @@ import pytest
 
 from tests.conftest import login, unique
 from tests.integration.helpers import add_text, create_dataset, upload, wait_collection
-from zhiku.auth.secrets import hash_token, new_token
 from zhiku.gateway.store.keybox import open_keybox
 from zhiku.knowledge.sources import CollectionSource, source_link
 
@@ -66,29 +63,6 @@ def kb(server) -> dict[str, int]:
                 "link": r.json()[0]["id"], "other_dataset": other_dataset, "other": other.json()["id"]}
     finally:
         client.close()
-
-
-@pytest.fixture
-def other_team(server, pg_url: str) -> Iterator[httpx.Client]:
-    """A client holding an API key of a second team (its rows written here: no API makes teams)."""
-    from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    key = new_token("zk-")
-
-    async def make() -> None:
-        engine = create_async_engine(pg_url)
-        async with engine.begin() as conn:
-            team_id = (await conn.execute(text("INSERT INTO teams (name) VALUES (:n) RETURNING id"),
-                                          {"n": unique("team")})).scalar_one()
-            await conn.execute(text("INSERT INTO api_keys (team_id, name, key_hash, key_prefix) "
-                                    "VALUES (:t, 'other', :h, :p)"),
-                               {"t": team_id, "h": hash_token(key), "p": key[:8]})
-        await engine.dispose()
-
-    asyncio.run(make())
-    with httpx.Client(base_url=server.base_url, timeout=60, headers={"Authorization": f"Bearer {key}"}) as c:
-        yield c
 
 
 def anonymous(server) -> httpx.Client:
