@@ -13,10 +13,16 @@
 // link: for a login, the collection's source route itself; for a visitor, only where the link shows raw
 // sources, through FastGPT's collection/read, which answers a short-lived link. A quote stored before quotes
 // carried `sourceKind` gets no link: the page asks nothing about collections.
+// A workflow that pauses to ask the user (an `interactive` event, or a stored answer whose last item is an
+// unanswered interaction) shows its question in the answer (chat_interactive.js); the reply is the chat's next
+// message, as an API client sends it, and the resumed run streams on into the same answer, as the server
+// merges it into the same stored answer. While a question waits, a typed message answers it too (the server
+// takes the next message as the reply whatever it is).
 
 // app.js is imported with this module's own ?v= so the page keeps a single instance of it.
 const version = new URL(import.meta.url).search;
 const { t, apiFetch, copyText, randomId } = await import(`./app.js${version}`);
+const { interactionView, isAnswered } = await import(`./chat_interactive.js${version}`);
 
 const CHAT_SAVED = "chat-saved";
 const data = JSON.parse(document.getElementById("chat-data").textContent);
@@ -30,6 +36,7 @@ const stopButton = document.getElementById("stop");
 const welcome = document.getElementById("welcome");
 let answerCount = 0;
 let running = null; // the AbortController of the turn in flight
+let pending = null; // { answer, view }: the question the chat waits on; the next message answers it
 
 function node(tag, className, text) {
   const element = document.createElement(tag);
@@ -95,7 +102,8 @@ function addAnswer() {
   bubble.append(status, body);
   item.append(node("div", "message-role offscreen", t("chat.assistant")), bubble);
   messages.append(item);
-  return { item, bubble, status, body, number: answerCount, calls: new Map() };
+  // text: the answer's whole text (what copy copies); quotes: its citations; sentId: the id it was asked under
+  return { item, bubble, status, body, number: answerCount, calls: new Map(), text: "", quotes: [], sentId: null };
 }
 
 /** Text at the end of the answer: its last text part grows, or a new part starts after a tool call. */
@@ -142,6 +150,18 @@ function showToolEvent(answer, name, tool) {
     call.response.textContent = tool.response || "";
     call.block.classList.remove("running");
   }
+}
+
+/** A workflow's question at the end of the answer's body (before the streaming cursor); live: the chat's next
+ *  message answers it, else it is shown locked (answered, or asked again since). */
+function addInteraction(answer, interactive, live) {
+  const view = interactionView(interactive, { t, onReply: (reply) => replyTo(answer, view, reply) });
+  const last = answer.body.lastElementChild;
+  if (last?.classList.contains("answer-text") && !last.textContent) last.before(view.element);
+  else answer.body.append(view.element);
+  if (live && !isAnswered(interactive)) pending = { answer, view };
+  else if (!isAnswered(interactive)) view.lock(null);
+  return view;
 }
 
 /** The answer's text parts with each [n] that names a quote made a link to that citation. */
@@ -309,14 +329,20 @@ async function sendFeedback(answer, tools, button) {
 function showStored(item) {
   const answer = addAnswer();
   const quotes = item.quotes || [];
+  answer.text = item.content || "";
+  answer.quotes = quotes;
+  answer.sentId = item.dataId || null;
   const value = item.value?.length ? item.value : [{ type: "text", text: { content: item.content || "" } }];
-  for (const entry of value) {
+  value.forEach((entry, i) => {
     if (entry.type === "text" && entry.text?.content) appendText(answer, entry.text.content);
     else if (entry.type === "tool") for (const tool of entry.tools || []) addToolCall(answer, tool);
-  }
+    else if (entry.type === "interactive" && entry.interactive) {
+      addInteraction(answer, entry.interactive, i === value.length - 1); // only the last may still wait
+    }
+  });
   if (item.content) {
     linkCitations(answer, quotes);
-  } else if (!answer.calls.size) {
+  } else if (!answer.calls.size && !answer.body.querySelector(".interaction")) {
     answer.body.append(node("div", "answer-text muted", t("chat.no_answer")));
   }
   showCitations(answer, quotes);
@@ -398,23 +424,49 @@ function setRunning(controller) {
 
 async function ask(text) {
   await loaded;
+  if (running) return;
+  if (pending) { // the question the workflow waits on takes this message as its reply
+    replyTo(pending.answer, pending.view, text);
+    return;
+  }
   const vars = variables();
-  if (vars === null || running) return;
+  if (vars === null) return;
   welcome.hidden = true;
   addQuestion(text);
-  const answer = addAnswer();
+  await runTurn(addAnswer(), text, vars, null);
+}
+
+/** The reply to a workflow's question, sent as the chat's next message; false when it cannot go now. */
+function replyTo(answer, view, reply) {
+  if (running || !reply) return false;
+  const vars = variables();
+  if (vars === null) return false;
+  pending = null;
+  view.lock(reply);
+  runTurn(answer, reply, vars, view);
+  return true;
+}
+
+/** One turn streamed into `answer`: a new question's, or (`resumed`: the question's view) the reply to the
+ *  question the answer asked, which the server appends to the same stored answer. */
+async function runTurn(answer, text, vars, resumed) {
+  if (resumed) { // the whole answer's citations and tools come again at its end
+    for (const old of answer.bubble.querySelectorAll(":scope > .citations, :scope > .message-tools")) old.remove();
+  }
   answer.item.classList.add("streaming");
   answer.status.textContent = t("chat.thinking");
   appendText(answer, ""); // the part the text streams into (the cursor shows there)
   answer.item.scrollIntoView({ block: "end" });
   const controller = new AbortController();
-  const answerId = randomId();
+  const answerId = (resumed && answer.sentId) || randomId();
+  answer.sentId = answerId;
   setRunning(controller);
   let answerText = "";
   let quotes = [];
   let failure = null;
   let stopped = false;
   let reached = false; // the server took the turn (it keeps it from here on)
+  let asked = null; // the question this turn ends with
   try {
     const response = await backend.stream({ chatId, responseChatItemId: answerId, stream: true, detail: true,
                                             variables: vars, messages: [{ role: "user", content: text }] },
@@ -432,6 +484,8 @@ async function ask(text) {
           failure = failureText(event, event.message || t("chat.no_answer"));
         } else if (name === "toolCall" || name === "toolParams" || name === "toolResponse") {
           showToolEvent(answer, name, event.tool);
+        } else if (name === "interactive") {
+          if (event.interactive) asked = addInteraction(answer, event.interactive, true);
         } else if (name === "flowResponses") {
           quotes = quotesOf(event);
         } else if (name === "answer" || name === "fastAnswer" || name === null) { // fastAnswer: a fixed reply
@@ -447,15 +501,25 @@ async function ask(text) {
     if (error.name === "AbortError") stopped = true;
     else failure = t("chat.network_error");
   }
+  if (resumed && !reached) { // the reply never reached the server: the question still waits
+    resumed.unlock();
+    pending = { answer, view: resumed };
+  }
+  answer.text = [answer.text, answerText].filter(Boolean).join("\n"); // as the server joins a resumed answer
+  answer.quotes = [...answer.quotes, ...quotes];
   answer.item.classList.remove("streaming");
   answer.status.textContent = stopped ? t("chat.stopped") : "";
   for (const call of answer.calls.values()) call.block.classList.remove("running"); // stopped or failed meanwhile
-  if (answerText) linkCitations(answer, quotes);
-  showCitations(answer, quotes);
+  const cursor = answer.body.lastElementChild; // an empty last part, as the stored answer has none
+  if (cursor?.classList.contains("answer-text") && !cursor.textContent && answer.body.childElementCount > 1) {
+    cursor.remove();
+  }
+  if (answer.text) linkCitations(answer, answer.quotes);
+  showCitations(answer, answer.quotes);
   if (failure) showError(answer, failure);
-  else if (!answerText && !stopped) showError(answer, t("chat.no_answer"));
-  const itemId = answerText && !stopped && reached ? await backend.answerId(answerId) : null;
-  if (answerText) showTools(answer, answerText, itemId, null);
+  else if (!answerText && !asked && !stopped) showError(answer, t("chat.no_answer"));
+  const itemId = answer.text && !stopped && reached ? await backend.answerId(answerId) : null;
+  if (answer.text) showTools(answer, answer.text, itemId, null);
   if (reached || stopped) {
     const here = window.location.pathname + window.location.search;
     if (here !== backend.chatPath) window.history.replaceState(null, "", backend.chatPath);
@@ -478,6 +542,7 @@ async function showStoredChat() {
   try {
     const stored = await backend.load();
     for (const item of stored.items) {
+      pending = null; // only the last answer's question may still wait
       if (item.role === "user") addQuestion(item.content);
       else if (item.role === "assistant") showStored(item);
     }

@@ -166,6 +166,7 @@ export function shareBackend(data) {
       }
       const items = records.list.map((record) => ({
         id: record.dataId,
+        dataId: record.dataId, // a paused answer's reply is sent under it again
         role: record.obj === "Human" ? "user" : "assistant",
         content: (record.value || []).filter((v) => v.type === "text").map((v) => v.text.content).join(""),
         value: record.value || [], // text and tool calls in order (none when the link hides node status)
