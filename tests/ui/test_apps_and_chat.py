@@ -8,6 +8,7 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -283,6 +284,23 @@ def test_stop_generating_keeps_the_turn(logged_in: Page, api: httpx.Client, manu
     ask(page, "How many runs?")
     wait_answered(page)
     expect_answer(page, 2, "Twice.")
+
+
+def test_switching_language_after_the_first_turn_stays_in_the_chat(logged_in: Page, api: httpx.Client,
+                                                                     manual: dict, fake: FakeUpstream) -> None:
+    page = logged_in
+    app_id = new_app(api, manual["id"])
+    page.goto(f"/chat/{app_id}")
+    fake.reply("Use 18 grams.")
+    ask(page, "How much coffee?")
+    wait_answered(page)
+    chat_path = urlsplit(page.url).path
+    assert chat_path != f"/chat/{app_id}", "the new chat got no address of its own"
+    page.click(".lang-switch a[data-lang='zh-CN']")
+    page.wait_for_load_state()
+    assert urlsplit(page.url).path == chat_path
+    expect_answer(page, 1, "Use 18 grams.")
+    page.click(".lang-switch a[data-lang='en']")  # back, for the tests after this one
 
 
 @pytest.mark.parametrize("status", [500, 429])

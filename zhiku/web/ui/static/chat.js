@@ -522,10 +522,20 @@ async function runTurn(answer, text, vars, resumed) {
   if (answer.text) showTools(answer, answer.text, itemId, null);
   if (reached || stopped) {
     const here = window.location.pathname + window.location.search;
-    if (here !== backend.chatPath) window.history.replaceState(null, "", backend.chatPath);
+    if (here !== backend.chatPath) {
+      window.history.replaceState(null, "", backend.chatPath);
+      keepChatOnLanguageSwitch(backend.chatPath);
+    }
     backend.saved();
   }
   setRunning(null); // the turn is over once its answer has its tools
+}
+
+// The language links were written for the address the page loaded at; a new chat has its own address now.
+function keepChatOnLanguageSwitch(path) {
+  for (const link of document.querySelectorAll(".lang-switch a[data-lang]")) {
+    link.href = `/lang/${encodeURIComponent(link.dataset.lang)}?next=${encodeURIComponent(path)}`;
+  }
 }
 
 // ---- the page --------------------------------------------------------------------------------------
