@@ -5,14 +5,14 @@ past its deadline. Needs no database."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
 
+from tests.integration.helpers import serving
 from zhiku.errors import ZhikuError
 from zhiku.knowledge.fetch import FetchPolicy, StreamEvent, open_event_stream
 
@@ -63,10 +63,8 @@ class _Stream(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def base() -> Iterator[str]:
-    with ThreadingHTTPServer(("127.0.0.1", 0), _Stream) as httpd:
-        threading.Thread(target=httpd.serve_forever, daemon=True).start()
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-        httpd.shutdown()
+    with serving(_Stream) as url:
+        yield url
 
 
 async def test_events_come_one_at_a_time_as_the_server_sends_them(base: str) -> None:

@@ -6,9 +6,8 @@ reach them runs with ``allow_private_urls`` on, the shared one with it off."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -17,6 +16,7 @@ import pytest
 
 from tests.conftest import login, make_settings, unique
 from tests.integration.test_workflow_chat import app_key, chat, fixture, sse, streamed_text, without_error_branch
+from tests.integration.helpers import serving
 from zhiku.testing.server import ServerThread
 
 pytestmark = pytest.mark.integration
@@ -72,12 +72,8 @@ class _Echo(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def target() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(_Echo) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -10,15 +10,15 @@ same app."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.conftest import unique
+from tests.integration.helpers import serving
 from tests.integration.test_workflow_chat import app_key, chat, fixture, oa, sse, streamed_text
 from tests.integration.test_workflow_nodes_more import (  # noqa: F401
     _Echo,
@@ -340,10 +340,8 @@ class _Mcp(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def mcp_url() -> Iterator[str]:
-    with ThreadingHTTPServer(("127.0.0.1", 0), _Mcp) as httpd:
-        threading.Thread(target=httpd.serve_forever, daemon=True).start()
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/mcp"
-        httpd.shutdown()
+    with serving(_Mcp) as url:
+        yield f"{url}/mcp"
 
 
 def mcp_graph(url: str) -> dict[str, Any]:
