@@ -1,7 +1,8 @@
 """A node's nested run (a loop's body, a tool's branch): its answer text reaches the user, its node
 responses are collected for the node's own responseData, every other event passes on to the caller but
-a pause for the user: that is the nested run's ``interactive``, for the caller to refuse (a loop) or to
-wrap into its own pause and later hand back as ``resume`` (a tools node)."""
+a pause for the user: that is the nested run's ``interactive``, for the caller to wrap into its own
+pause (a tools node's ``toolChildrenInteractive``, a loop's ``loopInteractive``) and later hand back as
+``resume``."""
 
 from __future__ import annotations
 

@@ -6,8 +6,14 @@ from its ``loopStart``, which gives the element (``loopStartInput``) and its 1-b
 (``loopStartIndex``); the value the body's ``loopEnd`` receives is appended to ``loopArray`` (None when no
 ``loopEnd`` ran). Body nodes read the outer run's outputs; global variables changed in one iteration carry
 into the next and out of the loop. Answer text from the body reaches the user; the body's node responses
-are the loop's ``loopDetail``. A body node that fails fails the loop; an interactive node inside a body
-is refused.
+are the loop's ``loopDetail``. A body node that fails fails the loop.
+
+An iteration whose body pauses for the user (a userSelect or formInput) pauses the loop with FastGPT's
+``loopInteractive`` (``params``: ``childrenResponse``, the body's own interaction with its entry node,
+edges and outputs; ``currentIndex``, the 0-based index of the paused item; ``loopResult``, the values of
+the iterations before it). The next message resumes the loop node, which resumes that iteration's body
+with the user's reply, appends its ``loopEnd`` value and goes on with the remaining items; a later
+question pauses the loop again.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from zhiku.chat_model import Usage
 from zhiku.errors import InvalidInput, ZhikuError
 
 MAX_ITEMS = 50  # FastGPT's WORKFLOW_MAX_LOOP_TIMES
+PAUSE_TYPE = "loopInteractive"  # FastGPT's interaction of a loop whose body paused
 
 
 def body_ids(node: Node, workflow: Workflow) -> set[str]:
@@ -46,6 +53,34 @@ def items_of(value: Any) -> list[Any]:
     return [item for item in items if item]
 
 
+@dataclasses.dataclass(frozen=True)
+class PausedIteration:
+    """A loop's pause, read back from its stored interaction."""
+
+    body: dict[str, Any]  # the body's own interaction
+    index: int  # 0-based, of the item whose iteration paused
+    results: list[Any]  # of the iterations before it
+
+
+def pause_payload(body: dict[str, Any], index: int, results: list[Any]) -> dict[str, Any]:
+    """FastGPT's ``loopInteractive`` (the executor adds the loop node's entry, edges, outputs)."""
+    return {"type": PAUSE_TYPE, "params": {"loopResult": results, "childrenResponse": body, "currentIndex": index}}
+
+
+def paused_iteration(interaction: dict[str, Any] | None) -> PausedIteration | None:
+    """The pause a resumed loop continues from; None when the stored interaction is not one."""
+    if not isinstance(interaction, dict) or interaction.get("type") != PAUSE_TYPE:
+        return None
+    params = interaction.get("params")
+    if not isinstance(params, dict) or not isinstance(params.get("childrenResponse"), dict):
+        return None
+    index = params.get("currentIndex")
+    if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+        return None
+    results = params.get("loopResult")
+    return PausedIteration(params["childrenResponse"], index, list(results) if isinstance(results, list) else [])
+
+
 async def run_loop(ctx: NodeContext) -> NodeResult:
     items = items_of(ctx.get("loopInputArray"))
     if len(items) > MAX_ITEMS:
@@ -55,17 +90,23 @@ async def run_loop(ctx: NodeContext) -> NodeResult:
     if start is None:
         raise InvalidInput(f"{ctx.node.label}: the loop body has no loopStart node", code="loop_no_start")
     assert ctx.registry is not None
-    results: list[Any] = []
+    paused = paused_iteration(ctx.interaction) if ctx.resumed else None
+    results: list[Any] = list(paused.results) if paused is not None else []
     details: list[dict[str, Any]] = []
     prompt = completion = 0
-    for index, item in enumerate(items, start=1):
+    interactive: dict[str, Any] | None = None
+    for position in range(paused.index if paused is not None else 0, len(items)):
+        item, index = items[position], position + 1
+
         def lookup(node_id: str, output_id: str, item: Any = item, index: int = index) -> Any:
             if node_id == start and output_id in ("loopStartInput", "loopStartIndex"):
                 return item if output_id == "loopStartInput" else index
             return ctx.lookup(node_id, output_id)
 
         env = dataclasses.replace(ctx.env, depth=ctx.env.depth + 1, parent_lookup=lookup)
-        finished, responses = await run_nested(ctx, body, env, [start])
+        # the paused iteration goes on from its body's own interaction; the others start at loopStart
+        resume = paused.body if paused is not None and position == paused.index else None
+        finished, responses = await run_nested(ctx, body, env, [start], resume=resume)
         ended = [item.get("loopOutputValue") for item in responses if item.get("moduleType") == "loopEnd"]
         if finished is None:  # the nesting limit: nothing ran
             break
@@ -76,11 +117,13 @@ async def run_loop(ctx: NodeContext) -> NodeResult:
             raise ZhikuError(f"{ctx.node.label}: iteration {index} failed: {finished.error.message}",
                              code=finished.error.code, status=finished.error.status)
         if finished.interactive is not None:
-            raise InvalidInput(f"{ctx.node.label}: interactive nodes inside a loop are not supported",
-                               code="loop_interactive")
+            interactive = pause_payload(finished.interactive, position, list(results))
+            break
         results.append(ended[-1] if ended else None)
-    return NodeResult(outputs={"loopArray": results}, usage=Usage(prompt, completion) if prompt or completion else None,
-                      response={"totalPoints": 0, "loopInput": items, "loopResult": results, "loopDetail": details})
+    return NodeResult(outputs={} if interactive else {"loopArray": results}, interactive=interactive,
+                      usage=Usage(prompt, completion) if prompt or completion else None,
+                      response={"totalPoints": 0, "loopInput": items, "loopResult": results, "loopDetail": details,
+                                "mergeSignId": ctx.node.node_id})
 
 
 async def run_start(ctx: NodeContext) -> NodeResult:

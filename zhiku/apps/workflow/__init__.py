@@ -36,8 +36,8 @@ run=run, ...)`` (or ``SPECS`` for several no-op kinds); the package finds it by 
   passes that payload back as ``resume`` to :func:`executor.run_workflow`: the node runs again with
   ``ctx.resumed`` true, the user's reply in ``ctx.env.resume_reply`` and the stored payload in
   ``ctx.interaction``. A node whose nested run paused returns that run's interaction wrapped in its own
-  (``params.childrenResponse``, as the tools node's ``toolChildrenInteractive``) and, resumed, passes it
-  back as the nested run's ``resume``.
+  (``params.childrenResponse``, as the tools node's ``toolChildrenInteractive`` and the loop's
+  ``loopInteractive``) and, resumed, passes it back as the nested run's ``resume``.
 - **State**: ``ctx.env.variables`` (global variables; emit :class:`events.VariablesUpdated` after a
   change), ``ctx.env.histories`` / ``query`` / ``files``, ``ctx.set_output(nodeId, outputId, value)``.
 - **Other events**: ``ctx.emit(event)`` (e.g. :class:`events.QuotesFound` for citations,

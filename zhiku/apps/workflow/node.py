@@ -100,7 +100,8 @@ class NodeContext:
         self.resumed = resumed  # this node is where an interactive run resumes
         self.registry = registry  # the kinds of this run, for nested runs (loops, child apps)
         # When resumed: the interaction the run paused on, as stored (a tools node finds its paused tool
-        # branch's own interaction in it, FastGPT's toolChildrenInteractive).
+        # branch's own interaction in it, FastGPT's toolChildrenInteractive; a loop its paused iteration's,
+        # loopInteractive).
         self.interaction = interaction
 
     def get(self, key: str, default: Any = None) -> Any:
