@@ -100,6 +100,34 @@ def test_channel_token_user_crud_and_options(gateway_server: GatewayThread, admi
     assert admin.http.delete(f"/api/channel/{channel['id']}").status_code == 204
 
 
+def test_an_update_with_nulls_changes_only_what_may_be_empty(gateway_server: GatewayThread, admin: Admin,
+                                                             fakes: list[FakeUpstream]) -> None:
+    """Clients that send whole objects send nulls: a null clears what may be empty (a token's expiry, models
+    and subnets; a channel's model mapping) and leaves the rest as it was (was a 500: NOT NULL)."""
+    model = unique("m")
+    channel = admin.add_channel(fakes[0], [model], model_mapping={model: "upstream"})
+    r = admin.http.put(f"/api/channel/{channel['id']}", json={
+        "type": None, "name": None, "models": None, "status": None, "priority": None, "model_mapping": None})
+    assert r.status_code == 200, r.text
+    after = r.json()
+    assert (after["type"], after["name"], after["models"], after["status"]) == (
+        channel["type"], channel["name"], channel["models"], channel["status"])
+    assert not after["model_mapping"]
+    admin.add_token(name=unique("nulls"), models=[model], expires_at="2099-01-01T00:00:00+00:00")
+    token = admin.http.get("/api/token/").json()["items"][0]
+    r = admin.http.put(f"/api/token/{token['id']}", json={
+        "name": None, "unlimited_quota": None, "remain_quota": None, "status": None, "expires_at": None,
+        "models": None})
+    assert r.status_code == 200, r.text
+    after = r.json()
+    assert (after["name"], after["unlimited_quota"], after["status"]) == (
+        token["name"], token["unlimited_quota"], token["status"])
+    assert after["expires_at"] is None and after["models"] is None
+    user = admin.http.get("/api/user/").json()["items"][0]
+    r = admin.http.put(f"/api/user/{user['id']}", json={"display_name": None, "quota": None, "group": None})
+    assert r.status_code == 200 and r.json()["group"] == user["group"], r.text
+
+
 def test_logs_paging_filters_and_stats(gateway_server: GatewayThread, admin: Admin, fakes: list[FakeUpstream]) -> None:
     model = unique("m")
     channel = admin.add_channel(fakes[0], [model])

@@ -33,5 +33,9 @@ def test_no_generated_request_gets_a_server_error(fresh_db: str, tmp_path: Path,
              "--no-color"],
             capture_output=True, text=True, timeout=600, cwd=tmp_path)  # its reports stay out of the tree
     summary = result.stdout[-6000:]
-    assert result.returncode == 0, summary + result.stderr[-2000:]
+    # what went wrong is reported above the summary (its ERRORS / FAILURES sections): keep it in the message
+    sections = [result.stdout.find(f"= {name} =") for name in ("ERRORS", "FAILURES")]
+    found = min((i for i in sections if i >= 0), default=-1)
+    problems = result.stdout[found:found + 6000] if found >= 0 else ""
+    assert result.returncode == 0, problems + "\n…\n" + summary + result.stderr[-2000:]
     assert "generated" in summary and "Server error" not in summary, summary

@@ -69,7 +69,7 @@ async def get_channel(store: GatewayStore, channel_id: int) -> ChannelPublic:
 
 
 async def update_channel(store: GatewayStore, keybox: KeyBox, channel_id: int, data: ChannelUpdate) -> ChannelPublic:
-    changes: dict[str, Any] = data.model_dump(exclude_unset=True)
+    changes: dict[str, Any] = data.changes()
     async with store.sessions() as session:
         row = await _get(session, channel_id)
         key = changes.pop("key", None)

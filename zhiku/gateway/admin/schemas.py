@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -49,6 +49,19 @@ def _check_status(value: str | None) -> str | None:
     return value
 
 
+class Patch(BaseModel):
+    """A partial update: only the fields the client sent change. An explicit null clears a field that may be
+    empty (``NULLABLE``) and is taken as "unchanged" for the others, as clients that send whole objects with
+    nulls (OneAPI's UI) mean it."""
+
+    model_config = ConfigDict(extra="forbid")
+    NULLABLE: ClassVar[frozenset[str]] = frozenset()
+
+    def changes(self) -> dict[str, Any]:
+        return {name: value for name, value in self.model_dump(exclude_unset=True).items()
+                if value is not None or name in self.NULLABLE}
+
+
 class ChannelCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     type: str = "openai"
@@ -70,8 +83,8 @@ class ChannelCreate(BaseModel):
     _wire = field_validator("base_url", "key")(_check_wire_text)
 
 
-class ChannelUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ChannelUpdate(Patch):
+    NULLABLE = frozenset({"model_mapping", "config"})
     type: str | None = None
     name: str | None = Field(None, min_length=1, max_length=100)
     base_url: str | None = Field(None, max_length=2000)
@@ -129,8 +142,8 @@ class TokenCreate(BaseModel):
     _subnets = field_validator("subnets")(_check_subnets)
 
 
-class TokenUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class TokenUpdate(Patch):
+    NULLABLE = frozenset({"expires_at", "models", "subnets"})  # never expires; any model; any client
     name: str | None = Field(None, min_length=1, max_length=100)
     status: str | None = Field(None, pattern="^(enabled|disabled)$")
     expires_at: datetime | None = None
@@ -179,8 +192,7 @@ class UserCreate(BaseModel):
     quota: int = Field(0, ge=0)
 
 
-class UserUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class UserUpdate(Patch):
     display_name: str | None = None
     role: str | None = Field(None, pattern="^(admin|user)$")
     status: str | None = Field(None, pattern="^(enabled|disabled)$")

@@ -70,7 +70,7 @@ async def get_token(store: GatewayStore, token_id: int, owner_id: int | None = N
 
 async def update_token(store: GatewayStore, token_id: int, data: TokenUpdate,
                        owner_id: int | None = None) -> TokenPublic:
-    changes = data.model_dump(exclude_unset=True)
+    changes = data.changes()
     async with store.sessions() as session:
         row = await _get(session, token_id, owner_id)
         if changes.pop("clear_expiry", False):

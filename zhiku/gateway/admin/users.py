@@ -80,7 +80,7 @@ async def get_user(store: GatewayStore, user_id: int) -> UserPublic:
 
 
 async def update_user(store: GatewayStore, user_id: int, data: UserUpdate) -> UserPublic:
-    changes = data.model_dump(exclude_unset=True)
+    changes = data.changes()
     async with store.sessions() as session:
         row = await _get(session, user_id)
         if row.role == "root" and ("role" in changes or changes.get("status") == "disabled"):

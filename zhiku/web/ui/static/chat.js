@@ -19,6 +19,14 @@
 // merges it into the same stored answer. While a question waits, a typed message answers it too (the server
 // takes the next message as the reply whatever it is).
 
+// The history panel's toggle needs nothing else: wired before the imports below are awaited, so it works
+// from the moment the page shows (a module's top-level await lets the page finish loading without it).
+const toggle = document.getElementById("history-toggle");
+toggle.addEventListener("click", () => {
+  const open = document.getElementById("chat-page").classList.toggle("show-history");
+  toggle.setAttribute("aria-expanded", String(open));
+});
+
 // app.js is imported with this module's own ?v= so the page keeps a single instance of it.
 const version = new URL(import.meta.url).search;
 const { t, apiFetch, copyText, randomId } = await import(`./app.js${version}`);
@@ -591,11 +599,6 @@ stopButton.addEventListener("click", () => running?.abort());
 for (const button of document.querySelectorAll(".opening-question")) {
   button.addEventListener("click", () => ask(button.textContent.trim()));
 }
-const toggle = document.getElementById("history-toggle");
-toggle.addEventListener("click", () => {
-  const open = document.getElementById("chat-page").classList.toggle("show-history");
-  toggle.setAttribute("aria-expanded", String(open));
-});
 loaded.then(() => {
   sendButton.disabled = false; // disabled in the page until here, so nothing is sent before the chat is shown
   document.body.dataset.chatReady = "true";
