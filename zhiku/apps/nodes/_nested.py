@@ -35,3 +35,20 @@ async def run_nested(ctx: NodeContext, workflow: Workflow, env: RunEnv,
             elif not isinstance(event, InteractionRequested):
                 ctx.emit(event)
     return finished, responses
+
+
+def wrap_pause(kind: str, child: dict[str, Any], **params: Any) -> dict[str, Any]:
+    """The node's own pause of ``kind`` around its nested run's ``child`` interaction (FastGPT keeps the
+    child in ``params.childrenResponse``); the executor adds the node's entry, edges and outputs."""
+    return {"type": kind, "params": {**params, "childrenResponse": child}}
+
+
+def unwrap_pause(interaction: dict[str, Any] | None, kind: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The ``params`` and nested ``child`` interaction of a stored pause of ``kind`` (see :func:`wrap_pause`);
+    None when it is not one."""
+    if not isinstance(interaction, dict) or interaction.get("type") != kind:
+        return None
+    params = interaction.get("params")
+    if not isinstance(params, dict) or not isinstance(params.get("childrenResponse"), dict):
+        return None
+    return params, params["childrenResponse"]

@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from zhiku.apps.nodes._nested import run_nested
+from zhiku.apps.nodes._nested import run_nested, unwrap_pause, wrap_pause
 from zhiku.apps.workflow.graph import Node, Workflow
 from zhiku.apps.workflow.node import NodeContext, NodeResult, NodeSpec
 from zhiku.chat_model import Usage
@@ -64,21 +64,20 @@ class PausedIteration:
 
 def pause_payload(body: dict[str, Any], index: int, results: list[Any]) -> dict[str, Any]:
     """FastGPT's ``loopInteractive`` (the executor adds the loop node's entry, edges, outputs)."""
-    return {"type": PAUSE_TYPE, "params": {"loopResult": results, "childrenResponse": body, "currentIndex": index}}
+    return wrap_pause(PAUSE_TYPE, body, loopResult=results, currentIndex=index)
 
 
 def paused_iteration(interaction: dict[str, Any] | None) -> PausedIteration | None:
     """The pause a resumed loop continues from; None when the stored interaction is not one."""
-    if not isinstance(interaction, dict) or interaction.get("type") != PAUSE_TYPE:
+    unwrapped = unwrap_pause(interaction, PAUSE_TYPE)
+    if unwrapped is None:
         return None
-    params = interaction.get("params")
-    if not isinstance(params, dict) or not isinstance(params.get("childrenResponse"), dict):
-        return None
+    params, body = unwrapped
     index = params.get("currentIndex")
     if not isinstance(index, int) or isinstance(index, bool) or index < 0:
         return None
     results = params.get("loopResult")
-    return PausedIteration(params["childrenResponse"], index, list(results) if isinstance(results, list) else [])
+    return PausedIteration(body, index, list(results) if isinstance(results, list) else [])
 
 
 async def run_loop(ctx: NodeContext) -> NodeResult:

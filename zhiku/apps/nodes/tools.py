@@ -37,7 +37,7 @@ from contextlib import aclosing
 from typing import Any
 
 from zhiku.apps.nodes._llm import history_items, history_messages, model_name, temperature
-from zhiku.apps.nodes._nested import run_nested
+from zhiku.apps.nodes._nested import run_nested, unwrap_pause, wrap_pause
 from zhiku.apps.nodes.mcp_tool import expand_toolset, tool_data
 from zhiku.apps.workflow.events import ToolActivity
 from zhiku.apps.workflow.graph import Input, Node, Workflow
@@ -199,24 +199,23 @@ class PausedCall:
 
 def pause_payload(branch: dict[str, Any], call_id: str, messages: list[ChatMessage]) -> dict[str, Any]:
     """FastGPT's ``toolChildrenInteractive`` (the executor adds the tools node's entry, edges, outputs)."""
-    return {"type": PAUSE_TYPE, "params": {"childrenResponse": branch, "toolParams": {
-        "memoryRequestMessages": [m.as_openai() for m in messages], "toolCallId": call_id}}}
+    return wrap_pause(PAUSE_TYPE, branch, toolParams={
+        "memoryRequestMessages": [m.as_openai() for m in messages], "toolCallId": call_id})
 
 
 def paused_call(interaction: dict[str, Any] | None) -> PausedCall | None:
     """The pause a resumed tools node continues from; None when the stored interaction is not one."""
-    if not isinstance(interaction, dict) or interaction.get("type") != PAUSE_TYPE:
+    unwrapped = unwrap_pause(interaction, PAUSE_TYPE)
+    if unwrapped is None:
         return None
-    params = interaction.get("params")
-    if not isinstance(params, dict) or not isinstance(params.get("childrenResponse"), dict):
-        return None
+    params, branch = unwrapped
     tool_params = params.get("toolParams") if isinstance(params.get("toolParams"), dict) else {}
     call_id = tool_params.get("toolCallId")
     messages = [m for m in map(message_from_openai, tool_params.get("memoryRequestMessages") or []) if m is not None]
     call = next((c for m in messages for c in m.tool_calls if c.id == call_id), None)
     if call is None:
         return None
-    return PausedCall(params["childrenResponse"], call, messages)
+    return PausedCall(branch, call, messages)
 
 
 @dataclasses.dataclass
